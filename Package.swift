@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Alexandria",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "alexandria", targets: ["alexandria"]),
+        .library(name: "AlexandriaCore", targets: ["AlexandriaCore"]),
+        .library(name: "AlexandriaStore", targets: ["AlexandriaStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries from Debian's -dev packages (libzstd-dev, libsqlite3-dev).
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // Pure values: content hashes, the chunker, Merkle trees and proofs, named limits.
+        .target(
+            name: "AlexandriaCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // The chunk store on disk: pack files, the SQLite index, ingest, verified reads, scrub, GC.
+        .target(
+            name: "AlexandriaStore",
+            dependencies: ["AlexandriaCore", "CZstd", "CSQLite"]
+        ),
+        // The `alexandria` command line: a thin shell over the modules above.
+        .executableTarget(
+            name: "alexandria",
+            dependencies: [
+                "AlexandriaCore",
+                "AlexandriaStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(
+            name: "AlexandriaCoreTests",
+            dependencies: ["AlexandriaCore"]
+        ),
+        .testTarget(
+            name: "AlexandriaStoreTests",
+            dependencies: ["AlexandriaCore", "AlexandriaStore"]
+        ),
+        .testTarget(
+            name: "AlexandriaCLITests",
+            dependencies: ["AlexandriaCore"]
+        ),
+    ]
+)

@@ -1,0 +1,435 @@
+import AlexandriaCore
+import Crypto
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How hard the store works to survive a power loss (a process crash loses nothing in either mode).
+public enum Durability: String, Sendable, CaseIterable {
+    /// Pack bytes reach the page cache before the index commits; the kernel writes them out in its own time.
+    /// A power loss can lose the newest chunks: verify-on-read then reports them missing, never serves them.
+    case os
+    /// `fdatasync` the packs before every index commit, and SQLite `synchronous=FULL`.
+    case fsync
+}
+
+/// Settings of one open store.
+public struct StoreOptions: Sendable {
+    /// Largest total size of the pack files, in bytes; nil for no limit. An add that would pass it fails cleanly.
+    public var budgetBytes: UInt64?
+    public var durability: Durability = .os
+    /// How long to wait for another writer (process or thread) before giving up.
+    public var lockTimeoutSeconds: Double = 30
+    /// How long SQLite waits on a lock held by another process.
+    public var busyTimeoutMilliseconds: Int32 = 10_000
+    public var chunker: ChunkerParameters = .v1
+    /// The read size of the ingest pipeline.
+    public var segmentBytes = 8 << 20
+    /// Segments in flight in the ingest pipeline: bounds its memory at about this many times `segmentBytes`.
+    public var segmentsInFlight = 4
+
+    public init() {}
+}
+
+/// A content-addressed chunk store in one directory: pack files of chunk records and a SQLite index.
+///
+/// Layout: `<directory>/index.sqlite` (WAL mode), `<directory>/packs/%08d.pack`, `<directory>/write.lock`.
+/// Any number of threads and processes read; one writer at a time appends (a `flock` on `write.lock` plus an
+/// in-process mutex). Every chunk is hashed on every read and a mismatch is never returned.
+public final class ContentStore: Sendable {
+    public let directory: String
+    public let options: StoreOptions
+    let packs: PackFiles
+    let indexPath: String
+    /// The connection the writer uses. Readers never touch it.
+    let writerConnection: Mutex<SQLiteConnection>
+    /// Idle read connections, taken and returned by readers.
+    private let readConnections = Mutex<[SQLiteConnection]>([])
+    private let writeLockFile: FileLock
+    private let writeMutex = Mutex<Bool>(false)
+
+    /// Creates an empty store at `directory` (which may exist). Idempotent.
+    public static func initialize(at directory: String) throws(StoreError) {
+        try POSIX.makeDirectory(directory)
+        try POSIX.makeDirectory(directory + "/packs")
+        let store = try ContentStore(directory: directory, options: StoreOptions(), creating: true)
+        _ = store
+    }
+
+    /// Opens an existing store.
+    public convenience init(directory: String, options: StoreOptions = StoreOptions()) throws(StoreError) {
+        try self.init(directory: directory, options: options, creating: false)
+    }
+
+    private init(directory: String, options: StoreOptions, creating: Bool) throws(StoreError) {
+        self.directory = directory
+        self.options = options
+        self.indexPath = directory + "/index.sqlite"
+        self.packs = PackFiles(directory: directory + "/packs")
+        if !creating && !POSIX.exists(indexPath) {
+            throw StoreError(.notInitialized, "no store at \(directory); run `alexandria init` first")
+        }
+        writeLockFile = try FileLock(path: directory + "/write.lock")
+        let connection = try SQLiteConnection(
+            path: indexPath, readOnly: false, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
+        try connection.execute("PRAGMA journal_mode=WAL")
+        try connection.execute(options.durability == .fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
+        try Self.migrate(connection)
+        writerConnection = Mutex(connection)
+    }
+
+    static func migrate(_ db: SQLiteConnection) throws(StoreError) {
+        let stmt = try db.statement("PRAGMA user_version")
+        _ = try stmt.step()
+        let version = stmt.int(0)
+        stmt.reset()
+        if version > Schema.currentVersion {
+            throw StoreError(
+                .unsupportedVersion,
+                "the index \(db.path) has schema version \(version); this build knows up to \(Schema.currentVersion). "
+                    + "Upgrade alexandria")
+        }
+        if version == Schema.currentVersion { return }
+        try db.transaction { () throws(StoreError) in
+            for v in version..<Schema.currentVersion {
+                try db.execute(Schema.migrations[v])
+            }
+            try db.execute("PRAGMA user_version = \(Schema.currentVersion)")
+            try db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('next_sequence', '1')")
+        }
+    }
+
+    // MARK: - Read connections
+
+    func withReader<T>(_ body: (SQLiteConnection) throws(StoreError) -> T) throws(StoreError) -> T {
+        let pooled = readConnections.withLock { $0.popLast() }
+        let connection: SQLiteConnection
+        if let pooled {
+            connection = pooled
+        } else {
+            connection = try SQLiteConnection(
+                path: indexPath, readOnly: true, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
+        }
+        defer { readConnections.withLock { $0.append(connection) } }
+        return try body(connection)
+    }
+
+    // MARK: - The writer
+
+    /// Runs `body` as the store's only writer: in-process mutex first, then the cross-process `flock`.
+    func asWriter<T>(_ body: (SQLiteConnection) throws(StoreError) -> T) throws(StoreError) -> T {
+        let deadline = FileLock.now() + options.lockTimeoutSeconds
+        while !writeMutex.withLock({ busy in
+            if busy { return false }
+            busy = true
+            return true
+        }) {
+            if FileLock.now() > deadline {
+                throw StoreError(.indexLocked, "another writer in this process holds the store; try again")
+            }
+            usleep(5_000)
+        }
+        defer { writeMutex.withLock { $0 = false } }
+        try writeLockFile.lock(timeoutSeconds: max(0, deadline - FileLock.now()))
+        defer { writeLockFile.unlock() }
+        return try writerConnection.withLock { (db) throws(StoreError) -> T in try body(db) }
+    }
+
+    // MARK: - Lookups
+
+    /// Where a chunk's record is. Nil when the store does not hold it (or holds it only as a known-bad copy).
+    struct ChunkLocation: Sendable {
+        let id: ContentHash
+        let pack: Int
+        let offset: Int
+        let rawLength: Int
+        let storedLength: Int
+        let codec: ChunkCodec
+    }
+
+    func location(of id: ContentHash, in db: SQLiteConnection) throws(StoreError) -> ChunkLocation? {
+        let stmt = try db.statement(
+            "SELECT pack, offset, raw_length, stored_length, codec FROM chunks WHERE id = ? AND bad = 0")
+        stmt.bind(.blob(id.bytes))
+        guard try stmt.step() else { return nil }
+        guard let codec = ChunkCodec(rawValue: UInt8(truncatingIfNeeded: stmt.int(4))) else {
+            throw StoreError(.indexCorrupt, "the index names an unknown codec \(stmt.int(4)) for chunk \(id)")
+        }
+        let loc = ChunkLocation(
+            id: id, pack: stmt.int(0), offset: stmt.int(1), rawLength: stmt.int(2), storedLength: stmt.int(3),
+            codec: codec)
+        stmt.reset()
+        return loc
+    }
+
+    /// The recipe and Merkle root of a stored file, or nil if the store has no such file.
+    public func recipe(of address: ContentHash) throws(StoreError) -> FileRecipe? {
+        try withReader { (db) throws(StoreError) in try Self.recipe(of: address, in: db) }
+    }
+
+    static func recipe(of address: ContentHash, in db: SQLiteConnection) throws(StoreError) -> FileRecipe? {
+        let stmt = try db.statement("SELECT size, chunker, chunk_count, chunk_list FROM files WHERE address = ?")
+        stmt.bind(.blob(address.bytes))
+        guard try stmt.step() else { return nil }
+        defer { stmt.reset() }
+        let size = UInt64(stmt.int(0))
+        guard let chunker = ChunkerParameters(parsing: stmt.text(1)) else {
+            throw StoreError(.indexCorrupt, "the index names an unknown chunker '\(stmt.text(1))' for \(address)")
+        }
+        let count = stmt.int(2)
+        let chunks = try stmt.withBlob(3) { (blob) throws(StoreError) -> [ChunkRef] in
+            guard count >= 0, count <= Limits.maxChunksPerFile, blob.count == 36 * count else {
+                throw StoreError(.indexCorrupt, "the chunk list of \(address) in the index is damaged")
+            }
+            return ChunkList.decode(blob, count: count)
+        }
+        let recipe = FileRecipe(address: address, size: size, chunker: chunker, chunks: chunks)
+        do { try recipe.validateLayout() } catch {
+            throw StoreError(.indexCorrupt, "the chunk list of \(address) in the index is damaged: \(error)")
+        }
+        return recipe
+    }
+
+    /// Whether the store has a complete file at `address` (its row; chunk health is `verify`'s job).
+    public func contains(_ address: ContentHash) throws(StoreError) -> Bool {
+        try recipe(of: address) != nil
+    }
+
+    /// The stored Merkle root of a file.
+    public func merkleRoot(of address: ContentHash) throws(StoreError) -> ContentHash? {
+        try withReader { (db) throws(StoreError) -> ContentHash? in
+            let stmt = try db.statement("SELECT merkle_root FROM files WHERE address = ?")
+            stmt.bind(.blob(address.bytes))
+            guard try stmt.step() else { return nil }
+            defer { stmt.reset() }
+            return ContentHash(bytes: stmt.blob(0))
+        }
+    }
+
+    /// One row of `list()`.
+    public struct FileSummary: Sendable, Hashable {
+        public let address: ContentHash
+        public let size: UInt64
+        public let merkleRoot: ContentHash
+        public let chunkCount: Int
+    }
+
+    /// Every file in the store, by address.
+    public func list() throws(StoreError) -> [FileSummary] {
+        try withReader { (db) throws(StoreError) in
+            let stmt = try db.statement("SELECT address, size, merkle_root, chunk_count FROM files ORDER BY address")
+            var out: [FileSummary] = []
+            while try stmt.step() {
+                guard let a = ContentHash(bytes: stmt.blob(0)), let r = ContentHash(bytes: stmt.blob(2)) else {
+                    throw StoreError(.indexCorrupt, "a file row in the index is damaged")
+                }
+                out.append(FileSummary(address: a, size: UInt64(stmt.int(1)), merkleRoot: r, chunkCount: stmt.int(3)))
+            }
+            return out
+        }
+    }
+
+    /// Totals for `status`.
+    public struct Usage: Sendable, Hashable {
+        public let files: Int
+        public let chunks: Int
+        public let rawBytes: UInt64
+        public let storedBytes: UInt64
+        public let packBytes: UInt64
+    }
+
+    public func usage() throws(StoreError) -> Usage {
+        try withReader { (db) throws(StoreError) in
+            let c = try db.statement(
+                "SELECT count(*), coalesce(sum(raw_length), 0), coalesce(sum(stored_length + 56), 0) FROM chunks")
+            _ = try c.step()
+            let (chunks, raw, stored) = (c.int(0), c.int(1), c.int(2))
+            c.reset()
+            let f = try db.statement("SELECT count(*) FROM files")
+            _ = try f.step()
+            let files = f.int(0)
+            f.reset()
+            let p = try db.statement("SELECT coalesce(sum(committed_size), 0) FROM packs")
+            _ = try p.step()
+            let packBytes = p.int(0)
+            p.reset()
+            return Usage(
+                files: files, chunks: chunks, rawBytes: UInt64(raw), storedBytes: UInt64(stored),
+                packBytes: UInt64(packBytes))
+        }
+    }
+
+    // MARK: - Verified reads
+
+    /// Reads the chunk at `location`, checks its record header against the index, decodes it into `destination`
+    /// (exactly `rawLength` bytes) and checks its SHA-256. Throws `corruptChunk` naming the pack and offset.
+    func readVerified(
+        _ location: ChunkLocation, into destination: UnsafeMutableRawBufferPointer, context: ReadContext
+    ) throws(StoreError) {
+        let recordSize = PackRecordHeader.size + location.storedLength
+        let path = packs.path(location.pack)
+        context.ensureCapacity(recordSize)
+        let fd = try packs.readDescriptor(location.pack)
+        let record = UnsafeMutableRawBufferPointer(rebasing: context.record[0..<recordSize])
+        let n = try POSIX.pread(fd, record, at: location.offset, path: path)
+        func corrupt(_ why: String) -> StoreError {
+            StoreError(
+                .corruptChunk,
+                "chunk \(location.id) in \(path) at offset \(location.offset) is damaged: \(why); "
+                    + "it is treated as missing (re-add the file or fetch it from a peer)")
+        }
+        guard n == recordSize else { throw corrupt("the pack ends \(recordSize - n) bytes early") }
+        guard let header = PackRecordHeader(parsing: UnsafeRawBufferPointer(record)) else {
+            throw corrupt("the record header is not valid")
+        }
+        guard header.kind == .chunk, header.id == location.id, Int(header.rawLength) == location.rawLength,
+            Int(header.storedLength) == location.storedLength, header.codec == location.codec,
+            destination.count == location.rawLength
+        else { throw corrupt("the record header does not match the index") }
+        let payload = UnsafeRawBufferPointer(rebasing: record[PackRecordHeader.size..<recordSize])
+        guard context.coder.decode(location.codec, payload, into: destination) else {
+            throw corrupt("the stored bytes do not decode")
+        }
+        guard ContentHash.of(UnsafeRawBufferPointer(destination)) == location.id else {
+            throw corrupt("its bytes do not hash to its id")
+        }
+    }
+
+    /// Marks a chunk as bad so it is treated as missing until a good copy replaces it. Best effort.
+    func markBad(_ id: ContentHash) {
+        try? asWriter { (db) throws(StoreError) in
+            try db.statement("UPDATE chunks SET bad = 1 WHERE id = ?").bind(.blob(id.bytes)).run()
+        }
+    }
+
+    /// Returns one verified chunk's bytes.
+    public func chunk(_ id: ContentHash) throws(StoreError) -> [UInt8] {
+        guard let location = try withReader({ (db) throws(StoreError) in try location(of: id, in: db) }) else {
+            throw StoreError(.missingChunk, "this store does not hold chunk \(id)")
+        }
+        let context = ReadContext(maxChunk: location.rawLength)
+        var out = [UInt8](repeating: 0, count: location.rawLength)
+        do throws(StoreError) {
+            try out.withMutableBytes { (buffer) throws(StoreError) in
+                try readVerified(location, into: buffer, context: context)
+            }
+        } catch {
+            if error.code == .corruptChunk { markBad(id) }
+            throw error
+        }
+        return out
+    }
+
+    /// Streams the verified bytes of `range` (half-open; nil for the whole file) of the file at `address` to `sink`,
+    /// in order. Chunks are read and hashed on all cores, a few ahead of the one being written; nothing reaches
+    /// `sink` before its chunk's hash matched.
+    public func read(
+        _ address: ContentHash, range: Range<UInt64>? = nil,
+        to sink: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        guard let recipe = try recipe(of: address) else {
+            throw StoreError(.unknownAddress, "this store has no file \(address); `alexandria add` it or fetch it")
+        }
+        let wanted = range ?? 0..<recipe.size
+        guard wanted.lowerBound <= wanted.upperBound, wanted.upperBound <= recipe.size else {
+            throw StoreError(
+                .rangeNotSatisfiable,
+                "the range \(wanted.lowerBound)-\(wanted.upperBound) is outside \(address), which has \(recipe.size) bytes"
+            )
+        }
+        let indices = recipe.chunkIndices(covering: wanted)
+        if indices.isEmpty { return }
+        let locations = try withReader { (db) throws(StoreError) -> [ChunkLocation] in
+            var out: [ChunkLocation] = []
+            out.reserveCapacity(indices.count)
+            for i in indices {
+                let chunk = recipe.chunks[i]
+                guard let loc = try location(of: chunk.id, in: db), loc.rawLength == Int(chunk.length) else {
+                    throw StoreError(
+                        .missingChunk,
+                        "\(address) is incomplete here: chunk \(i) (\(chunk.id)) is missing or was found damaged; "
+                            + "fetch the file again")
+                }
+                out.append(loc)
+            }
+            return out
+        }
+        let window = ReadWindow(slots: 4, maxChunk: recipe.chunker.maxSize)
+        var next = 0
+        while next < locations.count {
+            let batch = min(window.slots.count, locations.count - next)
+            let base = next
+            let failure = Mutex<StoreError?>(nil)
+            DispatchQueue.concurrentPerform(iterations: batch) { i in
+                let slot = window.slots[i]
+                let loc = locations[base + i]
+                do throws(StoreError) {
+                    try readVerified(
+                        loc, into: UnsafeMutableRawBufferPointer(rebasing: slot.buffer[0..<loc.rawLength]),
+                        context: slot.context)
+                } catch {
+                    failure.withLock { if $0 == nil { $0 = error } }
+                }
+            }
+            if let error = failure.withLock({ $0 }) {
+                if error.code == .corruptChunk {
+                    markBadFromMessage(error, locations: Array(locations[base..<base + batch]))
+                }
+                throw error
+            }
+            for i in 0..<batch {
+                let chunk = recipe.chunks[indices.lowerBound + base + i]
+                let from = max(wanted.lowerBound, chunk.offset) - chunk.offset
+                let to = min(wanted.upperBound, chunk.end) - chunk.offset
+                try sink(UnsafeRawBufferPointer(rebasing: window.slots[i].buffer[Int(from)..<Int(to)]))
+            }
+            next += batch
+        }
+    }
+
+    private func markBadFromMessage(_ error: StoreError, locations: [ChunkLocation]) {
+        for loc in locations where error.message.contains(loc.id.description) { markBad(loc.id) }
+    }
+}
+
+/// Per-thread scratch for verified reads: the record buffer and a decoder.
+final class ReadContext: @unchecked Sendable {
+    var record: UnsafeMutableRawBufferPointer
+    let coder: ChunkCoder
+
+    init(maxChunk: Int) {
+        record = .allocate(byteCount: PackRecordHeader.size + maxChunk + maxChunk / 8 + 64, alignment: 64)
+        coder = ChunkCoder(maxChunk: max(maxChunk, 1))
+    }
+
+    func ensureCapacity(_ n: Int) {
+        if record.count < n {
+            record.deallocate()
+            record = .allocate(byteCount: n, alignment: 64)
+        }
+    }
+
+    deinit { record.deallocate() }
+}
+
+/// A few chunk-sized buffers with their contexts, for reading ahead in parallel.
+final class ReadWindow: @unchecked Sendable {
+    final class Slot: @unchecked Sendable {
+        let buffer: UnsafeMutableRawBufferPointer
+        let context: ReadContext
+        /// An encoded payload waiting to be appended (it lives in `context.coder`'s scratch space).
+        var stagedPayload: UnsafeRawBufferPointer?
+        init(maxChunk: Int) {
+            buffer = .allocate(byteCount: maxChunk, alignment: 64)
+            context = ReadContext(maxChunk: maxChunk)
+        }
+        deinit { buffer.deallocate() }
+    }
+
+    let slots: [Slot]
+
+    init(slots: Int, maxChunk: Int) { self.slots = (0..<slots).map { _ in Slot(maxChunk: maxChunk) } }
+}

@@ -1,0 +1,168 @@
+import AlexandriaCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The pack files of a store: a cache of read descriptors shared by all readers, and the path rules.
+///
+/// Readers `pread` at offsets the index gave them. A pack removed by GC stays readable through a descriptor
+/// opened before the removal (POSIX unlink semantics); a reader that finds the file gone looks the chunk up again.
+final class PackFiles: Sendable {
+    let directory: String
+    private let readers = Mutex<[Int: Int32]>([:])
+
+    init(directory: String) { self.directory = directory }
+
+    deinit {
+        readers.withLock { fds in
+            for fd in fds.values { close(fd) }
+        }
+    }
+
+    func path(_ pack: Int) -> String {
+        var digits = String(pack)
+        while digits.count < 8 { digits = "0" + digits }
+        return "\(directory)/\(digits).pack"
+    }
+
+    func readDescriptor(_ pack: Int) throws(StoreError) -> Int32 {
+        if let fd = readers.withLock({ $0[pack] }) { return fd }
+        let fd = try POSIX.open(path(pack), O_RDONLY)
+        return readers.withLock { fds in
+            if let existing = fds[pack] {
+                close(fd)
+                return existing
+            }
+            fds[pack] = fd
+            return fd
+        }
+    }
+
+    /// Drops the cached descriptor of a pack, after GC removed it.
+    func forget(_ pack: Int) {
+        readers.withLock { fds in
+            if let fd = fds.removeValue(forKey: pack) { close(fd) }
+        }
+    }
+
+    /// Pack ids present on disk, sorted.
+    func listOnDisk() -> [Int] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var ids: [Int] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name.hasSuffix(".pack"), name.count == 13, let id = Int(name.prefix(8)) { ids.append(id) }
+        }
+        return ids.sorted()
+    }
+}
+
+/// The append side of one pack. Owned by the single writer that holds the store's write lock.
+final class PackAppender {
+    let pack: Int
+    let path: String
+    private let fd: Int32
+    /// Where the next record goes.
+    private(set) var end: Int
+    /// A batch of records gathered before one `pwrite`, to keep system calls few for small chunks.
+    private var batch: UnsafeMutableRawBufferPointer
+    private var batchCount = 0
+    private var batchStart: Int
+    private var unsyncedBytes = 0
+    private let durable: Bool
+
+    /// Opens pack `pack` for appending at `committedSize`, cutting off anything past it (an unfinished write).
+    init(pack: Int, path: String, committedSize: Int, durable: Bool) throws(StoreError) {
+        self.pack = pack
+        self.path = path
+        self.durable = durable
+        fd = try POSIX.open(path, O_RDWR | O_CREAT, mode: 0o644)
+        let size = try POSIX.fileSize(fd, path: path)
+        if size != committedSize {
+            if size < committedSize {
+                close(fd)
+                throw StoreError(
+                    .corruptChunk,
+                    "pack \(path) is \(size) bytes but the index says \(committedSize) were written; "
+                        + "run `alexandria verify` to find what is missing")
+            }
+            if ftruncate(fd, off_t(committedSize)) != 0 {
+                let error = StoreError.posix("cannot cut back", path: path)
+                close(fd)
+                throw error
+            }
+        }
+        end = committedSize
+        batchStart = committedSize
+        batch = .allocate(byteCount: 4 << 20, alignment: 4096)
+    }
+
+    deinit {
+        batch.deallocate()
+        close(fd)
+    }
+
+    /// Appends one record; returns its offset. The bytes may sit in a batch until `flush()`.
+    func append(_ header: PackRecordHeader, payload: UnsafeRawBufferPointer) throws(StoreError) -> Int {
+        let offset = end
+        let size = PackRecordHeader.size + payload.count
+        if batchCount + size > batch.count { try flush() }
+        if size > batch.count {
+            var head = [UInt8](repeating: 0, count: PackRecordHeader.size)
+            head.withUnsafeMutableBytes { header.write(to: $0.baseAddress!) }
+            try head.withBytes { (h) throws(StoreError) in try POSIX.pwrite(fd, h, at: offset, path: path) }
+            try POSIX.pwrite(fd, payload, at: offset + PackRecordHeader.size, path: path)
+            end += size
+            batchStart = end
+            try noteWritten(size)
+            return offset
+        }
+        header.write(to: batch.baseAddress! + batchCount)
+        if payload.count > 0 {
+            (batch.baseAddress! + batchCount + PackRecordHeader.size).copyMemory(
+                from: payload.baseAddress!, byteCount: payload.count)
+        }
+        batchCount += size
+        end += size
+        return offset
+    }
+
+    /// Writes out the pending batch.
+    func flush() throws(StoreError) {
+        guard batchCount > 0 else { return }
+        try POSIX.pwrite(fd, UnsafeRawBufferPointer(rebasing: batch[0..<batchCount]), at: batchStart, path: path)
+        let written = batchCount
+        batchStart += batchCount
+        batchCount = 0
+        try noteWritten(written)
+    }
+
+    private func noteWritten(_ n: Int) throws(StoreError) {
+        guard durable else { return }
+        unsyncedBytes += n
+        // Start writeback early so the final fdatasync does not wait for all of it at once.
+        if unsyncedBytes >= 64 << 20 {
+            _ = c_sync_file_range(fd, Int64(end - unsyncedBytes), Int64(unsyncedBytes), SYNC_FILE_RANGE_WRITE_FLAG)
+            unsyncedBytes = 0
+        }
+    }
+
+    /// Flushes and, in durable mode, makes the bytes survive a power loss; call before committing the index.
+    func commitPoint() throws(StoreError) {
+        try flush()
+        if durable { try POSIX.fsync(fd, path: path) }
+    }
+
+    /// Throws away everything appended since `size` (after a failed add).
+    func rollBack(to size: Int) {
+        batchCount = 0
+        end = size
+        batchStart = size
+        _ = ftruncate(fd, off_t(size))
+    }
+}

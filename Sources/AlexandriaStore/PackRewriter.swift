@@ -1,0 +1,239 @@
+import AlexandriaCore
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Copies the live records of some packs into a new pack, verifying every chunk on the way and, when asked,
+/// storing each raw chunk in the cheapest form `ChunkCoder` finds. Used by GC for compaction and compression.
+final class PackRewriter {
+    let store: ContentStore
+    let db: SQLiteConnection
+    let compress: Bool
+    private var appender: PackAppender
+    private var created: [Int] = []
+    private var nextPack: Int
+    private(set) var chunksCompressed = 0
+    private(set) var bytesOffered: UInt64 = 0
+    private(set) var compressSeconds = 0.0
+
+    private struct Moved {
+        let id: ContentHash
+        let pack: Int
+        let offset: Int
+        let storedLength: Int
+        let codec: ChunkCodec
+    }
+
+    init(store: ContentStore, db: SQLiteConnection, compress: Bool) throws(StoreError) {
+        self.store = store
+        self.db = db
+        self.compress = compress
+        let maxStmt = try db.statement("SELECT coalesce(max(id), 0) FROM packs")
+        _ = try maxStmt.step()
+        nextPack = maxStmt.int(0) + 1
+        maxStmt.reset()
+        appender = try PackAppender(
+            pack: nextPack, path: store.packs.path(nextPack), committedSize: 0,
+            durable: store.options.durability == .fsync)
+        created.append(nextPack)
+    }
+
+    private func appendRecord(_ header: PackRecordHeader, _ payload: UnsafeRawBufferPointer) throws(StoreError)
+        -> (Int, Int)
+    {
+        if appender.end >= StoreLimits.packTargetBytes {
+            try appender.flush()
+            nextPack += 1
+            appender = try PackAppender(
+                pack: nextPack, path: store.packs.path(nextPack), committedSize: 0,
+                durable: store.options.durability == .fsync)
+            created.append(nextPack)
+        }
+        return (appender.pack, try appender.append(header, payload: payload))
+    }
+
+    func rewrite(packs: [Int]) throws(StoreError) {
+        var moved: [Moved] = []
+        var bad: [ContentHash] = []
+        var recipes: [(ContentHash, Int, Int)] = []
+        var removals: [(ContentHash, Int, Int)] = []
+        let window = ReadWindow(slots: 4, maxChunk: Limits.maxChunkBytes)
+        for pack in packs {
+            let rows = try db.statement(
+                """
+                SELECT id, offset, raw_length, stored_length, codec FROM chunks
+                WHERE pack = ? AND bad = 0 AND refs > 0 ORDER BY offset
+                """)
+            rows.bind(.int(pack))
+            var locations: [ContentStore.ChunkLocation] = []
+            while try rows.step() {
+                guard let id = ContentHash(bytes: rows.blob(0)),
+                    let codec = ChunkCodec(rawValue: UInt8(truncatingIfNeeded: rows.int(4)))
+                else { throw StoreError(.indexCorrupt, "a chunk row in the index is damaged") }
+                locations.append(
+                    .init(
+                        id: id, pack: pack, offset: rows.int(1), rawLength: rows.int(2), storedLength: rows.int(3),
+                        codec: codec))
+            }
+            rows.reset()
+            let chunkLocations = locations
+            var next = 0
+            while next < chunkLocations.count {
+                let batch = min(window.slots.count, chunkLocations.count - next)
+                let base = next
+                let results = Mutex<[Int: Result<(ChunkCodec, Int), StoreError>]>([:])
+                let started = FileLock.now()
+                let compress = self.compress
+                let store = self.store
+                DispatchQueue.concurrentPerform(iterations: batch) { i in
+                    let loc = chunkLocations[base + i]
+                    let slot = window.slots[i]
+                    do throws(StoreError) {
+                        let raw = UnsafeMutableRawBufferPointer(rebasing: slot.buffer[0..<loc.rawLength])
+                        try store.readVerified(loc, into: raw, context: slot.context)
+                        if compress && loc.codec == .raw {
+                            let (codec, payload) = slot.context.coder.encode(UnsafeRawBufferPointer(raw))
+                            results.withLock { $0[i] = .success((codec, codec == .raw ? loc.rawLength : payload.count)) }
+                            if codec != .raw { slot.stagedPayload = payload }
+                        } else {
+                            results.withLock { $0[i] = .success((loc.codec, -1)) }
+                        }
+                    } catch {
+                        results.withLock { $0[i] = .failure(error) }
+                    }
+                }
+                if compress { compressSeconds += FileLock.now() - started }
+                let outcome = results.withLock { $0 }
+                for i in 0..<batch {
+                    let loc = chunkLocations[base + i]
+                    let slot = window.slots[i]
+                    switch outcome[i]! {
+                    case .failure:
+                        bad.append(loc.id)
+                    case .success((let codec, let length)):
+                        if compress && loc.codec == .raw { bytesOffered += UInt64(loc.rawLength) }
+                        let payload: UnsafeRawBufferPointer
+                        let storedCodec: ChunkCodec
+                        if length == -1 {
+                            // Kept as it was stored: re-read the stored payload through the record buffer.
+                            payload = UnsafeRawBufferPointer(
+                                rebasing: slot.context.record[
+                                    PackRecordHeader.size..<PackRecordHeader.size + loc.storedLength])
+                            storedCodec = loc.codec
+                        } else if codec == .raw {
+                            payload = UnsafeRawBufferPointer(rebasing: slot.buffer[0..<loc.rawLength])
+                            storedCodec = .raw
+                        } else {
+                            payload = slot.stagedPayload!
+                            storedCodec = codec
+                            chunksCompressed += 1
+                        }
+                        let header = PackRecordHeader(
+                            kind: .chunk, codec: storedCodec, rawLength: UInt32(loc.rawLength),
+                            storedLength: UInt32(payload.count), sequence: 0, id: loc.id)
+                        let (newPack, offset) = try appendRecord(header, payload)
+                        moved.append(
+                            Moved(
+                                id: loc.id, pack: newPack, offset: offset, storedLength: payload.count,
+                                codec: storedCodec))
+                    }
+                    slot.stagedPayload = nil
+                }
+                next += batch
+            }
+            // Recipes and removals move as they are (same sequence numbers), after their header is checked.
+            for (table, isRecipe) in [("files", true), ("removals", false)] {
+                let sql =
+                    isRecipe
+                    ? "SELECT address, recipe_offset FROM files WHERE recipe_pack = ?"
+                    : "SELECT address, offset FROM removals WHERE pack = ?"
+                _ = table
+                let stmt = try db.statement(sql)
+                stmt.bind(.int(pack))
+                var items: [(ContentHash, Int)] = []
+                while try stmt.step() {
+                    if let a = ContentHash(bytes: stmt.blob(0)) { items.append((a, stmt.int(1))) }
+                }
+                stmt.reset()
+                for (address, offset) in items {
+                    let record = try readRecord(pack: pack, offset: offset)
+                    guard record.header.id == address,
+                        record.header.kind == (isRecipe ? .recipe : .removal)
+                    else {
+                        throw StoreError(
+                            .corruptChunk,
+                            "the \(isRecipe ? "recipe" : "removal") record of \(address) in "
+                                + "\(store.packs.path(pack)) at \(offset) is damaged; run `alexandria verify --repair`")
+                    }
+                    let (newPack, newOffset) = try record.payload.withBytes { (p) throws(StoreError) in
+                        try appendRecord(record.header, p)
+                    }
+                    if isRecipe { recipes.append((address, newPack, newOffset)) } else {
+                        removals.append((address, newPack, newOffset))
+                    }
+                }
+            }
+        }
+        try appender.commitPoint()
+        if store.options.durability == .fsync { POSIX.fsyncDirectory(store.packs.directory) }
+        try db.transaction { () throws(StoreError) in
+            let move = try db.statement(
+                "UPDATE chunks SET pack = ?, offset = ?, stored_length = ?, codec = ? WHERE id = ?")
+            for m in moved {
+                move.reset()
+                move.bind(.int(m.pack), .int(m.offset), .int(m.storedLength), .int(Int(m.codec.rawValue)), .blob(m.id.bytes))
+                try move.run()
+            }
+            let markBad = try db.statement("UPDATE chunks SET bad = 1 WHERE id = ?")
+            for id in bad {
+                markBad.reset()
+                markBad.bind(.blob(id.bytes))
+                try markBad.run()
+            }
+            let moveRecipe = try db.statement("UPDATE files SET recipe_pack = ?, recipe_offset = ? WHERE address = ?")
+            for (address, pack, offset) in recipes {
+                moveRecipe.reset()
+                moveRecipe.bind(.int(pack), .int(offset), .blob(address.bytes))
+                try moveRecipe.run()
+            }
+            let moveRemoval = try db.statement("UPDATE removals SET pack = ?, offset = ? WHERE address = ?")
+            for (address, pack, offset) in removals {
+                moveRemoval.reset()
+                moveRemoval.bind(.int(pack), .int(offset), .blob(address.bytes))
+                try moveRemoval.run()
+            }
+            let insert = try db.statement(
+                "INSERT INTO packs (id, committed_size, live_bytes, sealed, compressed) VALUES (?, ?, ?, 1, ?)")
+            for pack in created {
+                let size = pack == appender.pack ? appender.end : try IngestSession.fileSize(store.packs.path(pack))
+                insert.reset()
+                insert.bind(.int(pack), .int(size), .int(size), .int(compress ? 1 : 0))
+                try insert.run()
+            }
+        }
+    }
+
+    /// Reads one non-chunk record whole.
+    func readRecord(pack: Int, offset: Int) throws(StoreError) -> (header: PackRecordHeader, payload: [UInt8]) {
+        let fd = try store.packs.readDescriptor(pack)
+        let path = store.packs.path(pack)
+        var head = [UInt8](repeating: 0, count: PackRecordHeader.size)
+        let n = try head.withMutableBytes { (p) throws(StoreError) in try POSIX.pread(fd, p, at: offset, path: path) }
+        guard n == PackRecordHeader.size, let header = head.withUnsafeBytes({ PackRecordHeader(parsing: $0) }) else {
+            throw StoreError(.corruptChunk, "the record in \(path) at \(offset) is damaged")
+        }
+        var payload = [UInt8](repeating: 0, count: Int(header.storedLength))
+        let m = try payload.withMutableBytes { (p) throws(StoreError) in
+            try POSIX.pread(fd, p, at: offset + PackRecordHeader.size, path: path)
+        }
+        guard m == payload.count else { throw StoreError(.corruptChunk, "the record in \(path) at \(offset) is cut short") }
+        return (header, payload)
+    }
+
+    func rollBack() {
+        for pack in created { unlink(store.packs.path(pack)) }
+    }
+}
