@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "alexandria", targets: ["alexandria"]),
         .library(name: "AlexandriaCore", targets: ["AlexandriaCore"]),
         .library(name: "AlexandriaStore", targets: ["AlexandriaStore"]),
+        .library(name: "AlexandriaHome", targets: ["AlexandriaHome"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -28,12 +29,18 @@ let package = Package(
             name: "AlexandriaStore",
             dependencies: ["AlexandriaCore", "CZstd", "CSQLite"]
         ),
+        // A node's home directory: layout, config.toml, node identity key.
+        .target(
+            name: "AlexandriaHome",
+            dependencies: ["AlexandriaCore", "AlexandriaStore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // The `alexandria` command line: a thin shell over the modules above.
         .executableTarget(
             name: "alexandria",
             dependencies: [
                 "AlexandriaCore",
                 "AlexandriaStore",
+                "AlexandriaHome",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,6 +52,10 @@ let package = Package(
         .testTarget(
             name: "AlexandriaStoreTests",
             dependencies: ["AlexandriaCore", "AlexandriaStore"]
+        ),
+        .testTarget(
+            name: "AlexandriaHomeTests",
+            dependencies: ["AlexandriaHome"]
         ),
         .testTarget(
             name: "AlexandriaCLITests",

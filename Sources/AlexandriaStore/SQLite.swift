@@ -24,9 +24,13 @@ final class SQLiteConnection: @unchecked Sendable {
         sqlite3_extended_result_codes(db, 1)
     }
 
-    deinit {
+    deinit { close() }
+
+    /// Finalizes every cached statement and closes the connection. Further use fails.
+    func close() {
         cache.removeAll()
-        sqlite3_close_v2(handle)
+        if let handle { sqlite3_close_v2(handle) }
+        handle = nil
     }
 
     func execute(_ sql: String) throws(StoreError) {

@@ -1,0 +1,80 @@
+import AlexandriaHome
+import AlexandriaStore
+import ArgumentParser
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `alexandria`: one executable, a thin shell over the modules. Exit codes: 0 success, 1 a check failed,
+/// 2 a usage error, 3 any other failure (the message says what went wrong and what to do).
+@main
+struct Alexandria: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alexandria",
+        abstract: "A content-addressed, tamper-evident registry for ML model weights.",
+        discussion: """
+            Every byte is named by its SHA-256: a file's address is the same value as `sha256sum`, a Hugging Face \
+            LFS oid or an OCI blob digest. The home (--home, else $ALEXANDRIA_HOME, else ~/.alexandria) holds the \
+            store, the config and the keys.
+            """,
+        version: "0.1.0",
+        subcommands: [
+            Init.self, Add.self, Cat.self, List.self, Remove.self, Verify.self, GC.self, Status.self,
+        ]
+    )
+
+    static func main() {
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(with: error)
+        }
+    }
+
+    /// Prints `error` the way users should see it and exits with the documented code.
+    static func exit(with error: Error) -> Never {
+        switch error {
+        case let code as ExitCode:
+            Glibc.exit(code.rawValue)
+        case let failure as CommandFailure:
+            Output.error(failure.message)
+            Glibc.exit(failure.exitCode)
+        case let error as StoreError:
+            Output.error(error.message)
+            Glibc.exit(3)
+        case let error as HomeError:
+            Output.error(error.message)
+            Glibc.exit(3)
+        default:
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                Glibc.exit(0)
+            }
+            if code == .validationFailure {
+                Output.errorRaw(message)
+                Glibc.exit(2)
+            }
+            Output.error(message.isEmpty ? String(describing: error) : message)
+            Glibc.exit(3)
+        }
+    }
+}
+
+/// A failure with a message and a specific exit code.
+struct CommandFailure: Error {
+    let message: String
+    var exitCode: Int32 = 3
+}
+
+/// `--home DIR`, shared by every command.
+struct HomeOptions: ParsableArguments {
+    @Option(name: .long, help: "The node's home (default: $ALEXANDRIA_HOME, else ~/.alexandria).")
+    var home: String?
+
+    var resolved: Home { Home.resolve(home) }
+}
