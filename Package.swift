@@ -57,9 +57,10 @@ let package = Package(
             name: "AlexandriaHomeTests",
             dependencies: ["AlexandriaHome"]
         ),
+        // Runs the real `alexandria` binary as separate processes.
         .testTarget(
             name: "AlexandriaCLITests",
-            dependencies: ["AlexandriaCore"]
+            dependencies: ["AlexandriaCore", "alexandria"]
         ),
     ]
 )

@@ -292,6 +292,8 @@ def file_leaves(chunks):
 
 def covering_indices(chunks, a, b):
     """[first, last+1) of the chunks overlapping the half-open byte range [a, b): offset < b and offset+length > a."""
+    if a >= b:
+        return [0, 0]  # an empty range is covered by no chunks
     idx = [i for i, (_, off, ln) in enumerate(chunks) if off < b and off + ln > a]
     if not idx:
         return [0, 0]

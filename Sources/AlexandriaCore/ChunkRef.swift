@@ -57,7 +57,8 @@ public struct FileRecipe: Hashable, Sendable {
                 throw CoreError(.malformedRecipe, "chunk \(i) starts at \(chunk.offset), expected \(expected)")
             }
             guard chunk.length > 0, Int(chunk.length) <= chunker.maxSize else {
-                throw CoreError(.malformedRecipe, "chunk \(i) has length \(chunk.length) outside 1...\(chunker.maxSize)")
+                throw CoreError(
+                    .malformedRecipe, "chunk \(i) has length \(chunk.length) outside 1...\(chunker.maxSize)")
             }
             expected += UInt64(chunk.length)
         }

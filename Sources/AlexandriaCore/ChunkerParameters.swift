@@ -53,7 +53,8 @@ public struct ChunkerParameters: Hashable, Sendable, Codable, CustomStringConver
             avg.nonzeroBitCount == 1
         else { return nil }
         guard let p = ChunkerParameters(averageBits: avg.trailingZeroBitCount),
-            parts[1] == Substring(String(p.minSize)), parts[3] == Substring(String(p.maxSize))
+            parts[1] == Substring(String(p.minSize)), parts[2] == Substring(String(p.averageSize)),
+            parts[3] == Substring(String(p.maxSize))
         else { return nil }
         self = p
     }

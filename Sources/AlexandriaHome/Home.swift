@@ -3,7 +3,7 @@ import AlexandriaStore
 import Crypto
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A node's home directory: its store, config and keys. Several homes let several nodes share a machine.

@@ -86,7 +86,9 @@ final class ChunkCoder {
 
     /// Decodes `payload` stored with `codec` into `destination`, which must be exactly the original length.
     /// Returns false when the payload is malformed in any way; the caller then reports the chunk as corrupt.
-    func decode(_ codec: ChunkCodec, _ payload: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer)
+    func decode(
+        _ codec: ChunkCodec, _ payload: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer
+    )
         -> Bool
     {
         let n = destination.count
@@ -126,8 +128,10 @@ final class ChunkCoder {
         }
     }
 
-    static func split(_ raw: UnsafeRawBufferPointer, even: UnsafeMutableRawBufferPointer,
-                      odd: UnsafeMutableRawBufferPointer) {
+    static func split(
+        _ raw: UnsafeRawBufferPointer, even: UnsafeMutableRawBufferPointer,
+        odd: UnsafeMutableRawBufferPointer
+    ) {
         let src = raw.bindMemory(to: UInt8.self)
         let e = even.bindMemory(to: UInt8.self)
         let o = odd.bindMemory(to: UInt8.self)
@@ -141,8 +145,10 @@ final class ChunkCoder {
         if raw.count & 1 == 1 { e[pairs] = src[raw.count - 1] }
     }
 
-    static func interleave(even: UnsafeRawBufferPointer, odd: UnsafeRawBufferPointer,
-                           into destination: UnsafeMutableRawBufferPointer) {
+    static func interleave(
+        even: UnsafeRawBufferPointer, odd: UnsafeRawBufferPointer,
+        into destination: UnsafeMutableRawBufferPointer
+    ) {
         let d = destination.bindMemory(to: UInt8.self)
         let e = even.bindMemory(to: UInt8.self)
         let o = odd.bindMemory(to: UInt8.self)

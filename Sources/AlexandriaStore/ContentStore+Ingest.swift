@@ -4,7 +4,7 @@ import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What `add` did with one file.
@@ -107,6 +107,20 @@ final class IngestSession: @unchecked Sendable {
         appender = try PackAppender(
             pack: pack, path: store.packs.path(pack), committedSize: size, durable: store.options.durability == .fsync)
         touched.append((pack, size, isNew))
+        // One read transaction for all the dedup lookups: SQLite then takes its locks once, not once per chunk.
+        // Nobody else can write meanwhile (this session holds the write lock), so the snapshot stays current.
+        try db.execute("BEGIN DEFERRED")
+        inReadTransaction = true
+    }
+
+    private var inReadTransaction = false
+
+    /// Ends the lookup transaction before the commit's write transaction starts.
+    func endReadTransaction() {
+        if inReadTransaction {
+            try? db.execute("COMMIT")
+            inReadTransaction = false
+        }
     }
 
     /// The pack to append to: the newest unsealed one, or a new one.
@@ -189,7 +203,9 @@ final class IngestSession: @unchecked Sendable {
     }
 
     /// Reads, chunks and hashes the file, appending new chunks. Returns the address and the chunk list.
-    func run(fd: Int32, path: String, size: UInt64, progress: ((UInt64) -> Void)?) throws(StoreError)
+    func run(
+        fd: Int32, path: String, size: UInt64, progress: ((UInt64) -> Void)?
+    ) throws(StoreError)
         -> (ContentHash, [ChunkRef], Int, UInt64)
     {
         let options = store.options
@@ -370,6 +386,7 @@ final class IngestSession: @unchecked Sendable {
     /// Writes the recipe record, makes the packs durable as configured, and commits every row in one transaction.
     /// Returns true if the file was already in the store.
     func commit(recipe: FileRecipe, root: ContentHash) throws(StoreError) -> Bool {
+        endReadTransaction()
         let exists = try db.statement("SELECT 1 FROM files WHERE address = ?")
         exists.bind(.blob(recipe.address.bytes))
         let present = try exists.step()
@@ -488,6 +505,7 @@ final class IngestSession: @unchecked Sendable {
 
     /// Cuts every touched pack back to where it was. The index was not changed.
     func rollBack() {
+        endReadTransaction()
         appender.rollBack(to: touched.last!.startSize)
         for t in touched.dropLast() {
             let fd = open(store.packs.path(t.pack), O_RDWR | O_CLOEXEC)

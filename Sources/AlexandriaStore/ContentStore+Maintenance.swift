@@ -3,7 +3,7 @@ import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a scrub found.
@@ -56,7 +56,8 @@ extension ContentStore {
                 if line != "ok" { integrity.append(line) }
             }
             let stmt = try db.statement(
-                "SELECT id, pack, offset, raw_length, stored_length, codec FROM chunks WHERE bad = 0 ORDER BY pack, offset")
+                "SELECT id, pack, offset, raw_length, stored_length, codec FROM chunks WHERE bad = 0 ORDER BY pack, offset"
+            )
             var out: [ChunkLocation] = []
             var total: UInt64 = 0
             while try stmt.step() {
@@ -153,12 +154,14 @@ extension ContentStore {
 
     // MARK: - Garbage collection, compaction and compression
 
-    /// Drops chunks nothing references, then rewrites packs that are mostly dead or whose chunks were never offered
-    /// to the compressor. Every record copied is verified first; a damaged one is left behind and flagged.
+    /// Drops chunks nothing references, then rewrites packs with more than `1 - minimumLiveFraction` dead bytes or
+    /// whose chunks were never offered to the compressor. Every record copied is verified first; a damaged one is left behind and flagged.
     ///
     /// Readers go on throughout: rows move to the new pack in one transaction, and the old pack is unlinked only
     /// after it, so a reader holding an old location either still has the file open or looks the chunk up again.
-    public func collectGarbage(compress: Bool = true, minimumLiveFraction: Double = 0.5) throws(StoreError)
+    public func collectGarbage(
+        compress: Bool = true, minimumLiveFraction: Double = 0.8
+    ) throws(StoreError)
         -> GCReport
     {
         try asWriter { (db) throws(StoreError) -> GCReport in
@@ -242,6 +245,7 @@ extension ContentStore {
 extension IngestSession {
     /// Appends a removal record and, in one transaction, deletes the file row and lowers its chunks' counts.
     func commitRemoval(recipe: FileRecipe) throws(StoreError) {
+        endReadTransaction()
         let sequence = try nextSequence()
         let header = PackRecordHeader(
             kind: .removal, codec: .raw, rawLength: 0, storedLength: 0, sequence: UInt64(sequence),

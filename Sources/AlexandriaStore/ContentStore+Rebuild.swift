@@ -1,7 +1,7 @@
 import AlexandriaCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What an index rebuild found in the packs.

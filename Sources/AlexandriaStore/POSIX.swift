@@ -1,13 +1,15 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Small wrappers that retry on EINTR and loop over short reads and writes.
 enum POSIX {
     /// Reads up to `buffer.count` bytes at `offset`; returns how many were read (less only at end of file).
-    static func pread(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String)
+    static func pread(
+        _ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String
+    )
         throws(StoreError) -> Int
     {
         var done = 0
@@ -23,7 +25,9 @@ enum POSIX {
         return done
     }
 
-    static func pwrite(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: Int, path: String)
+    static func pwrite(
+        _ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: Int, path: String
+    )
         throws(StoreError)
     {
         var done = 0
@@ -124,7 +128,9 @@ extension Array where Element == UInt8 {
     }
 
     /// `withUnsafeMutableBytes` that keeps the closure's typed error.
-    mutating func withMutableBytes<T>(_ body: (UnsafeMutableRawBufferPointer) throws(StoreError) -> T)
+    mutating func withMutableBytes<T>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(StoreError) -> T
+    )
         throws(StoreError) -> T
     {
         let result: Result<T, StoreError> = withUnsafeMutableBytes { p in

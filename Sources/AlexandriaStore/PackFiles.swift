@@ -2,7 +2,7 @@ import AlexandriaCore
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The pack files of a store: a cache of read descriptors shared by all readers, and the path rules.

@@ -3,7 +3,7 @@ import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Copies the live records of some packs into a new pack, verifying every chunk on the way and, when asked,
@@ -41,7 +41,9 @@ final class PackRewriter {
         created.append(nextPack)
     }
 
-    private func appendRecord(_ header: PackRecordHeader, _ payload: UnsafeRawBufferPointer) throws(StoreError)
+    private func appendRecord(
+        _ header: PackRecordHeader, _ payload: UnsafeRawBufferPointer
+    ) throws(StoreError)
         -> (Int, Int)
     {
         if appender.end >= StoreLimits.packTargetBytes {
@@ -96,7 +98,9 @@ final class PackRewriter {
                         try store.readVerified(loc, into: raw, context: slot.context)
                         if compress && loc.codec == .raw {
                             let (codec, payload) = slot.context.coder.encode(UnsafeRawBufferPointer(raw))
-                            results.withLock { $0[i] = .success((codec, codec == .raw ? loc.rawLength : payload.count)) }
+                            results.withLock {
+                                $0[i] = .success((codec, codec == .raw ? loc.rawLength : payload.count))
+                            }
                             if codec != .raw { slot.stagedPayload = payload }
                         } else {
                             results.withLock { $0[i] = .success((loc.codec, -1)) }
@@ -171,7 +175,9 @@ final class PackRewriter {
                     let (newPack, newOffset) = try record.payload.withBytes { (p) throws(StoreError) in
                         try appendRecord(record.header, p)
                     }
-                    if isRecipe { recipes.append((address, newPack, newOffset)) } else {
+                    if isRecipe {
+                        recipes.append((address, newPack, newOffset))
+                    } else {
                         removals.append((address, newPack, newOffset))
                     }
                 }
@@ -184,7 +190,8 @@ final class PackRewriter {
                 "UPDATE chunks SET pack = ?, offset = ?, stored_length = ?, codec = ? WHERE id = ?")
             for m in moved {
                 move.reset()
-                move.bind(.int(m.pack), .int(m.offset), .int(m.storedLength), .int(Int(m.codec.rawValue)), .blob(m.id.bytes))
+                move.bind(
+                    .int(m.pack), .int(m.offset), .int(m.storedLength), .int(Int(m.codec.rawValue)), .blob(m.id.bytes))
                 try move.run()
             }
             let markBad = try db.statement("UPDATE chunks SET bad = 1 WHERE id = ?")
@@ -229,7 +236,9 @@ final class PackRewriter {
         let m = try payload.withMutableBytes { (p) throws(StoreError) in
             try POSIX.pread(fd, p, at: offset + PackRecordHeader.size, path: path)
         }
-        guard m == payload.count else { throw StoreError(.corruptChunk, "the record in \(path) at \(offset) is cut short") }
+        guard m == payload.count else {
+            throw StoreError(.corruptChunk, "the record in \(path) at \(offset) is cut short")
+        }
         return (header, payload)
     }
 

@@ -11,7 +11,8 @@ final class SQLiteConnection: @unchecked Sendable {
     init(path: String, readOnly: Bool, busyTimeoutMilliseconds: Int32) throws(StoreError) {
         self.path = path
         var db: OpaquePointer?
-        let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE))
+        let flags =
+            (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE))
             | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
@@ -85,7 +86,8 @@ final class SQLiteConnection: @unchecked Sendable {
         case SQLITE_CORRUPT, SQLITE_NOTADB:
             return StoreError(
                 .indexCorrupt,
-                "the index \(path) is damaged (\(message)); run `alexandria verify --repair` to rebuild it from the packs")
+                "the index \(path) is damaged (\(message)); run `alexandria verify --repair` to rebuild it from the packs"
+            )
         case SQLITE_FULL:
             return StoreError(.diskFull, "the disk holding \(path) is full (\(message)); free space and retry")
         case SQLITE_CANTOPEN:
@@ -160,7 +162,8 @@ final class SQLiteStatement {
         return Array(UnsafeRawBufferPointer(start: p, count: count))
     }
 
-    func withBlob<T>(_ column: Int32, _ body: (UnsafeRawBufferPointer) throws(StoreError) -> T) throws(StoreError) -> T {
+    func withBlob<T>(_ column: Int32, _ body: (UnsafeRawBufferPointer) throws(StoreError) -> T) throws(StoreError) -> T
+    {
         let count = Int(sqlite3_column_bytes(stmt, column))
         let p = sqlite3_column_blob(stmt, column)
         return try body(UnsafeRawBufferPointer(start: p, count: p == nil ? 0 : count))

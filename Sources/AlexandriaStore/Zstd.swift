@@ -35,7 +35,8 @@ final class ZstdDecompressor {
         // The frame must declare its content size and it must be what the index says, before anything is written.
         let declared = ZSTD_getFrameContentSize(source.baseAddress, source.count)
         guard declared == UInt64(destination.count) else { return false }
-        let n = ZSTD_decompressDCtx(context, destination.baseAddress, destination.count, source.baseAddress, source.count)
+        let n = ZSTD_decompressDCtx(
+            context, destination.baseAddress, destination.count, source.baseAddress, source.count)
         return ZSTD_isError(n) == 0 && n == destination.count
     }
 }

@@ -4,12 +4,13 @@ import AlexandriaStore
 import ArgumentParser
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Add: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Add files (folders recursively) to the local store; print each file's address, size and Merkle root.")
+        abstract: "Add files (folders recursively) to the local store; print each file's address, size and Merkle root."
+    )
 
     @OptionGroup var options: HomeOptions
 

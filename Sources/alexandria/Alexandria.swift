@@ -3,7 +3,7 @@ import AlexandriaStore
 import ArgumentParser
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `alexandria`: one executable, a thin shell over the modules. Exit codes: 0 success, 1 a check failed,

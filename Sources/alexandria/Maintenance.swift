@@ -72,7 +72,7 @@ struct Verify: ParsableCommand {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct GC: ParsableCommand {

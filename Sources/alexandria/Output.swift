@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What commands print: facts on stdout (plain or `--json`), errors and progress on stderr.
@@ -74,7 +74,8 @@ final class ProgressBar {
         let fraction = total == 0 ? 1 : Double(done) / Double(total)
         let width = 28
         let filled = Int(fraction * Double(width))
-        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "")
+        let bar =
+            String(repeating: "=", count: filled) + (filled < width ? ">" : "")
             + String(repeating: " ", count: max(0, width - filled - 1))
         let eta = rate > 0 ? Double(total - min(done, total)) / rate : 0
         let text = String(

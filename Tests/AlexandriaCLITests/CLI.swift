@@ -1,0 +1,103 @@
+import AlexandriaCore
+import Foundation
+
+/// Runs the built `alexandria` binary in a home of its own.
+struct CLI {
+    let home: String
+
+    static let binary: String = {
+        // Tests run from the build folder that also holds the executable.
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("alexandria").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug/alexandria").path
+    }()
+
+    init() {
+        home = FileManager.default.temporaryDirectory.path + "/alexandria-cli-\(UUID().uuidString)"
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(atPath: home) }
+
+    struct Result {
+        let status: Int32
+        let stdout: Data
+        let stderr: String
+        var text: String { String(decoding: stdout, as: UTF8.self) }
+    }
+
+    @discardableResult
+    func run(_ arguments: [String], stdin: FileHandle? = nil) throws -> Result {
+        let process = try start(arguments)
+        let out = process.outPipe.fileHandleForReading.readDataToEndOfFile()
+        let err = process.errPipe.fileHandleForReading.readDataToEndOfFile()
+        process.process.waitUntilExit()
+        return Result(
+            status: process.process.terminationStatus, stdout: out, stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    struct Running {
+        let process: Process
+        let outPipe: Pipe
+        let errPipe: Pipe
+    }
+
+    func start(_ arguments: [String]) throws -> Running {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["--home", home] + arguments
+        var env = ProcessInfo.processInfo.environment
+        env["ALEXANDRIA_HOME"] = nil
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        return Running(process: process, outPipe: out, errPipe: err)
+    }
+
+    /// `alexandria` puts its subcommand first; `--home` is accepted after it.
+    func run(_ command: String, _ rest: String...) throws -> Result {
+        try runCommand([command] + rest)
+    }
+
+    func runCommand(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments + ["--home", home]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: o, stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func write(_ bytes: [UInt8], to name: String) throws -> String {
+        let path = home + "-data/" + name
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+}
+
+func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+    var state = (seed &+ 1) &* 0x9E37_79B9_7F4A_7C15 | 1
+    return (0..<count).map { _ in
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
+        return UInt8(truncatingIfNeeded: (state &* 2_685_821_657_736_338_717) >> 56)
+    }
+}

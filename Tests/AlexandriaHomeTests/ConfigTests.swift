@@ -1,0 +1,31 @@
+import AlexandriaHome
+import AlexandriaStore
+import Testing
+
+@Suite struct ConfigTests {
+    @Test func defaultConfigParses() throws {
+        let config = try HomeConfig(toml: TOMLSubset(parsing: HomeConfig.defaultText))
+        #expect(config.storeBudget == nil && config.durability == .os && config.lockTimeoutSeconds == 30)
+    }
+
+    @Test func valuesAndSizes() throws {
+        let toml = try TOMLSubset(parsing: "[store]\nbudget = \"1.5 GiB\" # comment\ndurability = \"fsync\"\n")
+        let config = try HomeConfig(toml: toml)
+        #expect(config.storeBudget == 1_610_612_736)
+        #expect(config.durability == .fsync)
+        #expect(ByteSize.parse("2TB") == 2_000_000_000_000)
+        #expect(ByteSize.parse("12 parsecs") == nil)
+        let arrays = try TOMLSubset(parsing: "peers = [\"a:1\", \"b:2\",]\nn = 1_000\nflag = true")
+        #expect(arrays["", "peers"] == .array([.string("a:1"), .string("b:2")]))
+        #expect(arrays["", "n"] == .integer(1000))
+        #expect(arrays["", "flag"] == .boolean(true))
+    }
+
+    @Test(arguments: [
+        "x = ", "x = 1\nx = 2", "[a]\n[a]", "x = 'single'", "x = \"unterminated", "x = 1.5", "x = {a = 1}",
+        "a.b = 1", "x = 1 2", "x = [[[[[1]]]]]", "x = \"bad \\q escape\"", "x = 1__0", "[store]\nbudget = -5",
+    ])
+    func malformedConfigsAreErrors(text: String) {
+        #expect(throws: (any Error).self) { try HomeConfig(toml: TOMLSubset(parsing: text)) }
+    }
+}
