@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "AlexandriaCore", targets: ["AlexandriaCore"]),
         .library(name: "AlexandriaStore", targets: ["AlexandriaStore"]),
         .library(name: "AlexandriaHome", targets: ["AlexandriaHome"]),
+        .library(name: "AlexandriaManifest", targets: ["AlexandriaManifest"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -28,6 +29,12 @@ let package = Package(
         .target(
             name: "AlexandriaStore",
             dependencies: ["AlexandriaCore", "CZstd", "CSQLite"]
+        ),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // Manifests, DSSE envelopes, publisher keys and logs, checkpoints, equivocation proofs: values, no I/O.
+        .target(
+            name: "AlexandriaManifest",
+            dependencies: ["AlexandriaCore", "COpenSSL", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // A node's home directory: layout, config.toml, node identity key.
         .target(

@@ -1,3 +1,4 @@
+import AlexandriaCore
 import AlexandriaStore
 
 /// The settings in `<home>/config.toml`. Unknown tables or keys are errors, so a typo never passes silently.
@@ -8,6 +9,9 @@ public struct HomeConfig: Sendable {
     public var durability: Durability = .os
     /// `[store] lock_timeout`: seconds to wait for another writer.
     public var lockTimeoutSeconds = 30
+    /// `[store] chunk_average`: the chunker's average size, a power of two from 4 KiB to 4 MiB. Files are cut with
+    /// the chunker in force when they are added; chunks only deduplicate against files cut the same way.
+    public var chunker: ChunkerParameters = .v1
 
     public init() {}
 
@@ -23,11 +27,16 @@ public struct HomeConfig: Sendable {
         durability = "os"
         # Seconds to wait for another process that is writing to the store.
         lock_timeout = 30
+        # Average chunk size (a power of two, 4 KiB to 4 MiB). Changing it stops new files deduplicating against
+        # files already stored; the default is what the network uses.
+        chunk_average = "256 KiB"
 
         """
 
     public init(toml: TOMLSubset) throws {
-        let known: [String: Set<String>] = ["": [], "store": ["budget", "durability", "lock_timeout"]]
+        let known: [String: Set<String>] = [
+            "": [], "store": ["budget", "durability", "lock_timeout", "chunk_average"],
+        ]
         for (table, values) in toml.tables {
             guard let keys = known[table] else { throw HomeError("unknown table [\(table)]") }
             for key in values.keys where !keys.contains(key) {
@@ -52,6 +61,17 @@ public struct HomeConfig: Sendable {
             durability = d
         default: throw HomeError("[store] durability must be \"os\" or \"fsync\"")
         }
+        switch toml["store", "chunk_average"] {
+        case nil: break
+        case .string(let text)?:
+            guard let bytes = ByteSize.parse(text), bytes > 0, bytes.nonzeroBitCount == 1,
+                let parameters = ChunkerParameters(averageBits: bytes.trailingZeroBitCount)
+            else {
+                throw HomeError("[store] chunk_average must be a power of two from 4 KiB to 4 MiB, not \"\(text)\"")
+            }
+            chunker = parameters
+        default: throw HomeError("[store] chunk_average must be a size such as \"256 KiB\"")
+        }
         switch toml["store", "lock_timeout"] {
         case nil: break
         case .integer(let n)? where n >= 0 && n <= 86400: lockTimeoutSeconds = n
@@ -64,6 +84,7 @@ public struct HomeConfig: Sendable {
         options.budgetBytes = storeBudget
         options.durability = durability
         options.lockTimeoutSeconds = Double(lockTimeoutSeconds)
+        options.chunker = chunker
         options.busyTimeoutMilliseconds = Int32(min(lockTimeoutSeconds * 1000, Int(Int32.max)))
         return options
     }

@@ -267,6 +267,9 @@ ALX_SHANI static void sha256_blocks_shani(uint32_t state[8], const uint8_t *data
 #define Q2_M1(c, p)                                                          \
     QMSG1(MA##p, MA##c) QMSG1(MB##p, MB##c)
 
+/* Prefetch distance in bytes for the two-stream loop. */
+#define ALX_X2_PREFETCH 1024
+
 #define Q2_PLAIN(q, c)      Q2_LO(q, c) Q2_HI()
 #define Q2_MSG1(q, c, p)    Q2_LO(q, c) Q2_HI() Q2_M1(c, p)
 #define Q2_FULL(q, c, p, n) Q2_LO(q, c) Q2_M2(c, p, n) Q2_HI() Q2_M1(c, p)
@@ -283,6 +286,13 @@ ALX_SHANI static void sha256_blocks_shani_x2(uint32_t stateA[8], const uint8_t *
 
     while (nblocks--) {
         const __m128i abefA = SA0, cdghA = SA1, abefB = SB0, cdghB = SB1;
+        /* Software prefetch 16 blocks ahead on both streams. With two
+         * streams from DRAM the hardware prefetcher alone lets loads stall
+         * the chains (measured ~2.95 vs ~3.3 GB/s aggregate on Zen 3);
+         * prefetches never fault, so running past the end is harmless (the
+         * address is formed as an integer, not by pointer arithmetic). */
+        _mm_prefetch((const char *)((uintptr_t)dataA + ALX_X2_PREFETCH), _MM_HINT_T0);
+        _mm_prefetch((const char *)((uintptr_t)dataB + ALX_X2_PREFETCH), _MM_HINT_T0);
         /* W[0..15] of both blocks, byte-swapped to big-endian words. */
         MA0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(dataA + 0)), mask);
         MB0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(dataB + 0)), mask);
