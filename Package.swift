@@ -20,10 +20,12 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
+        // SHA-256 with SHA-NI, one stream or two interleaved on one core (portable C fallback).
+        .target(name: "CSHA256x2"),
         // Pure values: content hashes, the chunker, Merkle trees and proofs, named limits.
         .target(
             name: "AlexandriaCore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CSHA256x2", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The chunk store on disk: pack files, the SQLite index, ingest, verified reads, scrub, GC.
         .target(
@@ -35,6 +37,11 @@ let package = Package(
         .target(
             name: "AlexandriaManifest",
             dependencies: ["AlexandriaCore", "COpenSSL", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // What a node knows about releases: publishers, logs, manifests, checkpoints, bindings, equivocations.
+        .target(
+            name: "AlexandriaCatalog",
+            dependencies: ["AlexandriaCore", "AlexandriaManifest", "AlexandriaStore"]
         ),
         // A node's home directory: layout, config.toml, node identity key.
         .target(

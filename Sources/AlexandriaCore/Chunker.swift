@@ -30,17 +30,37 @@ public struct Chunker: Sendable {
             let bytes = data.bindMemory(to: UInt8.self)
             var h: UInt64 = 0
             var i = minSize
-            while i < normal {
-                h = (h &<< 1) &+ gear[Int(bytes[i])]
-                if h & maskS == 0 { return i + 1 }
-                i += 1
+            // Four positions per step, each computed from the same `h`, so the loop-carried dependency is one
+            // shift and one add per four bytes instead of per byte; one combined test covers all four (cuts are
+            // rare), and the exact position is found only when it fires. Same cut points as the byte-wise rule.
+            func scan(until limit: Int, mask: UInt64) -> Int? {
+                while i + 4 <= limit {
+                    let g0 = gear[Int(bytes[i])]
+                    let g1 = gear[Int(bytes[i + 1])]
+                    let g2 = gear[Int(bytes[i + 2])]
+                    let g3 = gear[Int(bytes[i + 3])]
+                    let h1 = (h &<< 1) &+ g0
+                    let h2 = (h &<< 2) &+ ((g0 &<< 1) &+ g1)
+                    let h3 = (h &<< 3) &+ ((g0 &<< 2) &+ (g1 &<< 1) &+ g2)
+                    let h4 = (h &<< 4) &+ ((g0 &<< 3) &+ (g1 &<< 2) &+ (g2 &<< 1) &+ g3)
+                    if (h1 & mask) == 0 || (h2 & mask) == 0 || (h3 & mask) == 0 || (h4 & mask) == 0 {
+                        if (h1 & mask) == 0 { return i + 1 }
+                        if (h2 & mask) == 0 { return i + 2 }
+                        if (h3 & mask) == 0 { return i + 3 }
+                        return i + 4
+                    }
+                    h = h4
+                    i += 4
+                }
+                while i < limit {
+                    h = (h &<< 1) &+ gear[Int(bytes[i])]
+                    i += 1
+                    if h & mask == 0 { return i }
+                }
+                return nil
             }
-            while i < end {
-                h = (h &<< 1) &+ gear[Int(bytes[i])]
-                if h & maskL == 0 { return i + 1 }
-                i += 1
-            }
-            return nil
+            if let cut = scan(until: normal, mask: maskS) { return cut }
+            return scan(until: end, mask: maskL)
         }
         if let found { return found }
         if end == maxSize || isFinal { return end }

@@ -370,3 +370,12 @@ public struct SignedManifest: Sendable, Equatable {
         self.id = ContentHash.of(envelope.payload)
     }
 }
+
+extension SignedManifest {
+    /// For a manifest signed by a key the publisher's log rotated to: the caller has checked that signature.
+    public init(rotatedEnvelope envelope: DSSEEnvelope, manifest: Manifest) throws {
+        self.envelope = envelope
+        self.manifest = manifest
+        self.id = ContentHash.of(envelope.payload)
+    }
+}

@@ -163,9 +163,25 @@ final class IngestSession: @unchecked Sendable {
             hashes.deallocate()
         }
 
-        func hashChunk(_ i: Int) {
-            let cut = cuts[i]
-            hashes[i] = ContentHash.of(UnsafeRawBufferPointer(rebasing: buffer[cut.start..<cut.start + cut.length]))
+        /// Bytes read for this segment (after the carried-over ones); the whole-file hash covers exactly these.
+        var freshCount = 0
+
+        /// Hashes every cut chunk, advancing `file` over this segment's new bytes at the same time.
+        func hashChunks(pairedWith file: inout SHA256Stream) {
+            let fresh = UnsafeRawBufferPointer(rebasing: buffer[count - freshCount..<count])
+            var filePosition = 0
+            for (i, cut) in cuts.enumerated() {
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[cut.start..<cut.start + cut.length])
+                let take = min(cut.length, fresh.count - filePosition)
+                var stream = SHA256Stream()
+                SHA256Stream.update(
+                    &file, UnsafeRawBufferPointer(rebasing: fresh[filePosition..<filePosition + take]), &stream, chunk)
+                filePosition += take
+                hashes[i] = stream.finalize()
+            }
+            if filePosition < fresh.count {
+                file.update(UnsafeRawBufferPointer(rebasing: fresh[filePosition...]))
+            }
         }
     }
 
@@ -213,11 +229,11 @@ final class IngestSession: @unchecked Sendable {
         let pool = SegmentPool(
             count: options.segmentsInFlight, capacity: options.segmentBytes + maxChunk,
             minChunk: chunker.parameters.minSize)
-        let fileHashQueue = DispatchQueue(label: "alexandria.ingest.filehash")
+        let hashQueue = DispatchQueue(label: "alexandria.ingest.hash")
         let writerQueue = DispatchQueue(label: "alexandria.ingest.writer")
         let all = DispatchGroup()
         let failure = Mutex<StoreError?>(nil)
-        let fileHasher = Mutex(SHA256())
+        let fileHasher = Mutex(SHA256Stream())
         // Chunk ids per segment, assembled in order at the end.
         let perSegment = Mutex<[Int: [(ContentHash, Int)]]>([:])
         let writtenChunks = Mutex(0)
@@ -231,8 +247,8 @@ final class IngestSession: @unchecked Sendable {
         func fail(_ error: StoreError) { failure.withLock { if $0 == nil { $0 = error } } }
 
         while failure.withLock({ $0 == nil }) {
-            // Holders: the file hasher, the chunk writer, and this loop until it copied the carry-over.
-            let segment = pool.take(holders: 3)
+            // Holders: the chunk writer, and this loop until it copied the carry-over.
+            let segment = pool.take(holders: 2)
             segment.index = segmentIndex
             segmentIndex += 1
             if let previous {
@@ -249,7 +265,6 @@ final class IngestSession: @unchecked Sendable {
             do { got = try POSIX.pread(fd, fresh, at: Int(fileOffset), path: path) } catch {
                 fail(error)
                 pool.release(segment)
-                pool.release(segment)
                 previous = segment
                 break
             }
@@ -260,22 +275,12 @@ final class IngestSession: @unchecked Sendable {
                         "\(path) shrank while it was being added; nothing was recorded for it. Add it again once it "
                             + "is no longer being written"))
                 pool.release(segment)
-                pool.release(segment)
                 previous = segment
                 break
             }
             segment.count = carryCount + got
             fileOffset += UInt64(got)
             let isFinal = fileOffset == size
-
-            let carried = carryCount
-            all.enter()
-            fileHashQueue.async {
-                let newBytes = UnsafeRawBufferPointer(rebasing: segment.buffer[carried..<carried + got])
-                fileHasher.withLock { $0.update(bufferPointer: newBytes) }
-                pool.release(segment)
-                all.leave()
-            }
 
             // Cut points, in order, on this thread.
             var position = 0
@@ -288,14 +293,14 @@ final class IngestSession: @unchecked Sendable {
             carryStart = position
             carryCount = segment.count - position
 
-            // Chunk hashes, on any core; then the writer appends the new ones.
+            // One hash stage per segment, in file order: the whole-file stream advances over the new bytes while
+            // each finished chunk's stream advances beside it, two messages interleaved on one core.
+            segment.freshCount = got
             let hashed = DispatchGroup()
-            for i in segment.cuts.indices {
-                hashed.enter()
-                DispatchQueue.global().async {
-                    segment.hashChunk(i)
-                    hashed.leave()
-                }
+            hashed.enter()
+            hashQueue.async {
+                fileHasher.withLock { file in segment.hashChunks(pairedWith: &file) }
+                hashed.leave()
             }
             all.enter()
             hashed.notify(queue: writerQueue) {
@@ -314,6 +319,8 @@ final class IngestSession: @unchecked Sendable {
                             rebasing: segment.buffer[cut.start..<cut.start + cut.length])
                         if try self.write(id: id, bytes: bytes) { writtenChunks.withLock { $0 += 1 } }
                     }
+                    // The segment's bytes are lent to the pack writer only until here.
+                    try self.flushPack()
                 } catch {
                     failure.withLock { if $0 == nil { $0 = error } }
                 }
@@ -327,7 +334,7 @@ final class IngestSession: @unchecked Sendable {
         all.wait()
         if let error = failure.withLock({ $0 }) { throw error }
 
-        let address = ContentHash(fileHasher.withLock { $0.finalize() })
+        let address = fileHasher.withLock { $0.finalize() }
         var chunks: [ChunkRef] = []
         var offset: UInt64 = 0
         let segments = perSegment.withLock { $0 }
@@ -363,7 +370,7 @@ final class IngestSession: @unchecked Sendable {
         let header = PackRecordHeader(
             kind: .chunk, codec: .raw, rawLength: UInt32(bytes.count), storedLength: UInt32(bytes.count), sequence: 0,
             id: id)
-        let offset = try appender.append(header, payload: bytes)
+        let offset = try appender.appendBorrowing(header, payload: bytes)
         pendingBytes += recordSize
         newBytes += UInt64(bytes.count)
         pendingIDs.insert(id)
@@ -373,6 +380,8 @@ final class IngestSession: @unchecked Sendable {
                 codec: .raw))
         return true
     }
+
+    func flushPack() throws(StoreError) { try appender.flush() }
 
     private func rollOver() throws(StoreError) {
         try appender.flush()

@@ -104,11 +104,65 @@ final class PackAppender {
 
     deinit {
         batch.deallocate()
+        headers.deallocate()
         close(fd)
+    }
+
+    /// Records whose payload the caller lends until the next `flush()` (no copy), gathered for one `pwritev`.
+    private var headers = UnsafeMutableRawBufferPointer.allocate(
+        byteCount: PackRecordHeader.size * PackAppender.maxVectors / 2, alignment: 64)
+    private var vectors: [iovec] = []
+    private var vectorBytes = 0
+    static let maxVectors = 512
+
+    /// Appends one record whose payload stays valid, unchanged, until the next `flush()`; returns its offset.
+    /// Saves the copy into the batch buffer: ingest lends chunk bytes straight from its read segments.
+    func appendBorrowing(_ header: PackRecordHeader, payload: UnsafeRawBufferPointer) throws(StoreError) -> Int {
+        if batchCount > 0 { try flush() }
+        if vectors.count + 2 > Self.maxVectors { try flush() }
+        let offset = end
+        let slot = headers.baseAddress! + PackRecordHeader.size * (vectors.count / 2)
+        header.write(to: slot)
+        vectors.append(iovec(iov_base: slot, iov_len: PackRecordHeader.size))
+        vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count))
+        vectorBytes += PackRecordHeader.size + payload.count
+        end += PackRecordHeader.size + payload.count
+        return offset
+    }
+
+    private func flushVectors() throws(StoreError) {
+        guard !vectors.isEmpty else { return }
+        var start = end - vectorBytes
+        var index = 0
+        var skip = 0
+        while index < vectors.count {
+            var batch = Array(vectors[index..<min(vectors.count, index + 1024)])
+            batch[0].iov_base = batch[0].iov_base.map { $0 + skip }
+            batch[0].iov_len -= skip
+            let n = batch.withUnsafeBufferPointer { pwritev(fd, $0.baseAddress, Int32($0.count), off_t(start)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StoreError.posix("cannot write", path: path)
+            }
+            start += n
+            var left = n + skip
+            skip = 0
+            while index < vectors.count, left >= vectors[index].iov_len {
+                left -= vectors[index].iov_len
+                index += 1
+            }
+            skip = left
+        }
+        let written = vectorBytes
+        vectors.removeAll(keepingCapacity: true)
+        vectorBytes = 0
+        batchStart = end
+        try noteWritten(written)
     }
 
     /// Appends one record; returns its offset. The bytes may sit in a batch until `flush()`.
     func append(_ header: PackRecordHeader, payload: UnsafeRawBufferPointer) throws(StoreError) -> Int {
+        if !vectors.isEmpty { try flushVectors() }
         let offset = end
         let size = PackRecordHeader.size + payload.count
         if batchCount + size > batch.count { try flush() }
@@ -132,8 +186,9 @@ final class PackAppender {
         return offset
     }
 
-    /// Writes out the pending batch.
+    /// Writes out the pending batch and any lent records.
     func flush() throws(StoreError) {
+        try flushVectors()
         guard batchCount > 0 else { return }
         try POSIX.pwrite(fd, UnsafeRawBufferPointer(rebasing: batch[0..<batchCount]), at: batchStart, path: path)
         let written = batchCount
@@ -161,6 +216,8 @@ final class PackAppender {
     /// Throws away everything appended since `size` (after a failed add).
     func rollBack(to size: Int) {
         batchCount = 0
+        vectors.removeAll()
+        vectorBytes = 0
         end = size
         batchStart = size
         _ = ftruncate(fd, off_t(size))

@@ -3,12 +3,12 @@ import CSQLite
 /// A thin wrapper over one SQLite connection: prepared, cached statements and errors mapped to `StoreError`.
 ///
 /// Not thread-safe by itself: each connection is used by one thread at a time (the store guards it with a lock).
-final class SQLiteConnection: @unchecked Sendable {
+package final class SQLiteConnection: @unchecked Sendable {
     private(set) var handle: OpaquePointer?
-    let path: String
+    package let path: String
     private var cache: [String: SQLiteStatement] = [:]
 
-    init(path: String, readOnly: Bool, busyTimeoutMilliseconds: Int32) throws(StoreError) {
+    package init(path: String, readOnly: Bool, busyTimeoutMilliseconds: Int32) throws(StoreError) {
         self.path = path
         var db: OpaquePointer?
         let flags =
@@ -28,13 +28,13 @@ final class SQLiteConnection: @unchecked Sendable {
     deinit { close() }
 
     /// Finalizes every cached statement and closes the connection. Further use fails.
-    func close() {
+    package func close() {
         cache.removeAll()
         if let handle { sqlite3_close_v2(handle) }
         handle = nil
     }
 
-    func execute(_ sql: String) throws(StoreError) {
+    package func execute(_ sql: String) throws(StoreError) {
         var message: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &message)
         if rc != SQLITE_OK {
@@ -45,7 +45,7 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// A cached prepared statement, reset and with its bindings cleared.
-    func statement(_ sql: String) throws(StoreError) -> SQLiteStatement {
+    package func statement(_ sql: String) throws(StoreError) -> SQLiteStatement {
         if let cached = cache[sql] {
             cached.reset()
             return cached
@@ -61,7 +61,7 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction, committing on success and rolling back on error.
-    func transaction<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+    package func transaction<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
@@ -73,9 +73,11 @@ final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
-    var changes: Int { Int(sqlite3_changes(handle)) }
+    package var changes: Int { Int(sqlite3_changes(handle)) }
 
-    func lastError(_ rc: Int32) -> StoreError { Self.error(rc, String(cString: sqlite3_errmsg(handle)), path: path) }
+    package func lastError(_ rc: Int32) -> StoreError {
+        Self.error(rc, String(cString: sqlite3_errmsg(handle)), path: path)
+    }
 
     static func error(_ rc: Int32, _ message: String, path: String) -> StoreError {
         switch rc & 0xff {
@@ -101,24 +103,24 @@ final class SQLiteConnection: @unchecked Sendable {
 }
 
 /// One prepared statement. Bind with 1-based indices, step, read columns with 0-based indices.
-final class SQLiteStatement {
+package final class SQLiteStatement {
     private let stmt: OpaquePointer
     private unowned let connection: SQLiteConnection
 
-    init(_ stmt: OpaquePointer, connection: SQLiteConnection) {
+    package init(_ stmt: OpaquePointer, connection: SQLiteConnection) {
         self.stmt = stmt
         self.connection = connection
     }
 
     deinit { sqlite3_finalize(stmt) }
 
-    func reset() {
+    package func reset() {
         sqlite3_reset(stmt)
         sqlite3_clear_bindings(stmt)
     }
 
     @discardableResult
-    func bind(_ values: SQLiteValue...) -> SQLiteStatement {
+    package func bind(_ values: SQLiteValue...) -> SQLiteStatement {
         for (i, value) in values.enumerated() {
             let index = Int32(i + 1)
             switch value {
@@ -135,7 +137,7 @@ final class SQLiteStatement {
     }
 
     /// Steps once; true when a row is available.
-    func step() throws(StoreError) -> Bool {
+    package func step() throws(StoreError) -> Bool {
         let rc = sqlite3_step(stmt)
         switch rc {
         case SQLITE_ROW: return true
@@ -145,34 +147,35 @@ final class SQLiteStatement {
     }
 
     /// Steps to completion, ignoring rows.
-    func run() throws(StoreError) {
+    package func run() throws(StoreError) {
         while try step() {}
     }
 
-    func int(_ column: Int32) -> Int { Int(sqlite3_column_int64(stmt, column)) }
+    package func int(_ column: Int32) -> Int { Int(sqlite3_column_int64(stmt, column)) }
 
-    func text(_ column: Int32) -> String {
+    package func text(_ column: Int32) -> String {
         guard let p = sqlite3_column_text(stmt, column) else { return "" }
         return String(cString: p)
     }
 
-    func blob(_ column: Int32) -> [UInt8] {
+    package func blob(_ column: Int32) -> [UInt8] {
         let count = Int(sqlite3_column_bytes(stmt, column))
         guard count > 0, let p = sqlite3_column_blob(stmt, column) else { return [] }
         return Array(UnsafeRawBufferPointer(start: p, count: count))
     }
 
-    func withBlob<T>(_ column: Int32, _ body: (UnsafeRawBufferPointer) throws(StoreError) -> T) throws(StoreError) -> T
-    {
+    package func withBlob<T>(
+        _ column: Int32, _ body: (UnsafeRawBufferPointer) throws(StoreError) -> T
+    ) throws(StoreError) -> T {
         let count = Int(sqlite3_column_bytes(stmt, column))
         let p = sqlite3_column_blob(stmt, column)
         return try body(UnsafeRawBufferPointer(start: p, count: p == nil ? 0 : count))
     }
 
-    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(stmt, column) == SQLITE_NULL }
+    package func isNull(_ column: Int32) -> Bool { sqlite3_column_type(stmt, column) == SQLITE_NULL }
 }
 
-enum SQLiteValue {
+package enum SQLiteValue {
     case int(Int)
     case text(String)
     case blob([UInt8])

@@ -103,8 +103,10 @@ static void sha256_blocks_portable(uint32_t state[8], const uint8_t *data, size_
 /* CPU feature detection and kernel selection                               */
 /* ------------------------------------------------------------------------ */
 
-static int g_ni_cached = -1;     /* -1: not probed yet; else 0/1 */
 static int g_force_portable = 0; /* set by alx_sha256_force_portable() */
+#if ALX_HAVE_X86
+static int g_ni_cached = -1;     /* -1: not probed yet; else 0/1 */
+#endif
 
 int alx_sha256_ni_available(void) {
 #if ALX_HAVE_X86
@@ -131,9 +133,12 @@ void alx_sha256_force_portable(int force) {
     __atomic_store_n(&g_force_portable, force ? 1 : 0, __ATOMIC_RELAXED);
 }
 
+#if ALX_HAVE_X86
+/* The kernel choice made on every call: SHA-NI unless absent or overridden. */
 static inline int use_shani(void) {
     return !__atomic_load_n(&g_force_portable, __ATOMIC_RELAXED) && alx_sha256_ni_available();
 }
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* SHA-NI kernels (x86-64 only)                                             */
