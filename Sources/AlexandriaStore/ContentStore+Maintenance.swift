@@ -80,20 +80,7 @@ extension ContentStore {
             let batch = min(window.slots.count, locations.count - next)
             let base = next
             let errors = Mutex<[Int: StoreError]>([:])
-            DispatchQueue.concurrentPerform(iterations: batch) { i in
-                let loc = locations[base + i]
-                let slot = window.slots[i]
-                do throws(StoreError) {
-                    guard loc.rawLength <= slot.buffer.count else {
-                        throw StoreError(.corruptChunk, "chunk \(loc.id) claims \(loc.rawLength) bytes, over the limit")
-                    }
-                    try readVerified(
-                        loc, into: UnsafeMutableRawBufferPointer(rebasing: slot.buffer[0..<loc.rawLength]),
-                        context: slot.context)
-                } catch {
-                    errors.withLock { $0[i] = error }
-                }
-            }
+            window.verify(store: self, locations[base..<base + batch]) { i, error in errors.withLock { $0[i] = error } }
             for (i, error) in errors.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
                 let loc = locations[base + i]
                 report.problems.append(

@@ -269,18 +269,47 @@ public final class ContentStore: Sendable {
     func readVerified(
         _ location: ChunkLocation, into destination: UnsafeMutableRawBufferPointer, context: ReadContext
     ) throws(StoreError) {
+        try load(location, into: destination, context: context)
+        guard SHA256Stream.hash(UnsafeRawBufferPointer(destination)) == location.id else {
+            throw Self.corrupt(location, path: packs.path(location.pack), "its bytes do not hash to its id")
+        }
+    }
+
+    /// Two chunks read and decoded, then hashed together on one core (the two-way SHA-NI kernel).
+    func readVerifiedPair(
+        _ a: ChunkLocation, into da: UnsafeMutableRawBufferPointer, context ca: ReadContext,
+        _ b: ChunkLocation, into db: UnsafeMutableRawBufferPointer, context cb: ReadContext
+    ) -> (StoreError?, StoreError?) {
+        var ea: StoreError?
+        var eb: StoreError?
+        do throws(StoreError) { try load(a, into: da, context: ca) } catch { ea = error }
+        do throws(StoreError) { try load(b, into: db, context: cb) } catch { eb = error }
+        let (ha, hb) = SHA256Stream.hashPair(
+            ea == nil ? UnsafeRawBufferPointer(da) : UnsafeRawBufferPointer(start: nil, count: 0),
+            eb == nil ? UnsafeRawBufferPointer(db) : UnsafeRawBufferPointer(start: nil, count: 0))
+        if ea == nil, ha != a.id { ea = Self.corrupt(a, path: packs.path(a.pack), "its bytes do not hash to its id") }
+        if eb == nil, hb != b.id { eb = Self.corrupt(b, path: packs.path(b.pack), "its bytes do not hash to its id") }
+        return (ea, eb)
+    }
+
+    static func corrupt(_ location: ChunkLocation, path: String, _ why: String) -> StoreError {
+        StoreError(
+            .corruptChunk,
+            "chunk \(location.id) in \(path) at offset \(location.offset) is damaged: \(why); "
+                + "it is treated as missing (re-add the file or fetch it from a peer)")
+    }
+
+    /// Reads a chunk's record, checks its header against the index and decodes it. Does not hash.
+    private func load(
+        _ location: ChunkLocation, into destination: UnsafeMutableRawBufferPointer, context: ReadContext
+    ) throws(StoreError) {
         let recordSize = PackRecordHeader.size + location.storedLength
         let path = packs.path(location.pack)
         context.ensureCapacity(recordSize)
         let fd = try packs.readDescriptor(location.pack)
         let record = UnsafeMutableRawBufferPointer(rebasing: context.record[0..<recordSize])
         let n = try POSIX.pread(fd, record, at: location.offset, path: path)
-        func corrupt(_ why: String) -> StoreError {
-            StoreError(
-                .corruptChunk,
-                "chunk \(location.id) in \(path) at offset \(location.offset) is damaged: \(why); "
-                    + "it is treated as missing (re-add the file or fetch it from a peer)")
-        }
+        func corrupt(_ why: String) -> StoreError { Self.corrupt(location, path: path, why) }
         guard n == recordSize else { throw corrupt("the pack ends \(recordSize - n) bytes early") }
         guard let header = PackRecordHeader(parsing: UnsafeRawBufferPointer(record)) else {
             throw corrupt("the record header is not valid")
@@ -292,9 +321,6 @@ public final class ContentStore: Sendable {
         let payload = UnsafeRawBufferPointer(rebasing: record[PackRecordHeader.size..<recordSize])
         guard context.coder.decode(location.codec, payload, into: destination) else {
             throw corrupt("the stored bytes do not decode")
-        }
-        guard ContentHash.of(UnsafeRawBufferPointer(destination)) == location.id else {
-            throw corrupt("its bytes do not hash to its id")
         }
     }
 
@@ -357,22 +383,14 @@ public final class ContentStore: Sendable {
             }
             return out
         }
-        let window = ReadWindow(slots: 4, maxChunk: recipe.chunker.maxSize)
+        let window = ReadWindow(slots: 8, maxChunk: recipe.chunker.maxSize)
         var next = 0
         while next < locations.count {
             let batch = min(window.slots.count, locations.count - next)
             let base = next
             let failure = Mutex<StoreError?>(nil)
-            DispatchQueue.concurrentPerform(iterations: batch) { i in
-                let slot = window.slots[i]
-                let loc = locations[base + i]
-                do throws(StoreError) {
-                    try readVerified(
-                        loc, into: UnsafeMutableRawBufferPointer(rebasing: slot.buffer[0..<loc.rawLength]),
-                        context: slot.context)
-                } catch {
-                    failure.withLock { if $0 == nil { $0 = error } }
-                }
+            window.verify(store: self, locations[base..<base + batch]) { _, error in
+                failure.withLock { if $0 == nil { $0 = error } }
             }
             if let error = failure.withLock({ $0 }) {
                 if error.code == .corruptChunk {
@@ -432,4 +450,40 @@ final class ReadWindow: @unchecked Sendable {
     let slots: [Slot]
 
     init(slots: Int, maxChunk: Int) { self.slots = (0..<slots).map { _ in Slot(maxChunk: maxChunk) } }
+
+    /// Reads and verifies `locations` (at most `slots.count`) into the slots in order, two chunks per core hashed
+    /// together; calls `failed` for each chunk that is damaged (from worker threads).
+    func verify(
+        store: ContentStore, _ locations: ArraySlice<ContentStore.ChunkLocation>,
+        failed: @Sendable (Int, StoreError) -> Void
+    ) {
+        let items = Array(locations)
+        DispatchQueue.concurrentPerform(iterations: (items.count + 1) / 2) { pair in
+            let i = 2 * pair
+            let a = items[i]
+            let sa = slots[i]
+            guard a.rawLength <= sa.buffer.count else {
+                failed(i, ContentStore.corrupt(a, path: store.packs.path(a.pack), "it claims too many bytes"))
+                return
+            }
+            let da = UnsafeMutableRawBufferPointer(rebasing: sa.buffer[0..<a.rawLength])
+            if i + 1 < items.count {
+                let b = items[i + 1]
+                let sb = slots[i + 1]
+                guard b.rawLength <= sb.buffer.count else {
+                    failed(i + 1, ContentStore.corrupt(b, path: store.packs.path(b.pack), "it claims too many bytes"))
+                    return
+                }
+                let db = UnsafeMutableRawBufferPointer(rebasing: sb.buffer[0..<b.rawLength])
+                let (ea, eb) = store.readVerifiedPair(
+                    a, into: da, context: sa.context, b, into: db, context: sb.context)
+                if let ea { failed(i, ea) }
+                if let eb { failed(i + 1, eb) }
+            } else {
+                do throws(StoreError) { try store.readVerified(a, into: da, context: sa.context) } catch {
+                    failed(i, error)
+                }
+            }
+        }
+    }
 }
