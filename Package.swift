@@ -46,7 +46,10 @@ let package = Package(
         // A node's home directory: layout, config.toml, node identity key.
         .target(
             name: "AlexandriaHome",
-            dependencies: ["AlexandriaCore", "AlexandriaStore", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // The `alexandria` command line: a thin shell over the modules above.
         .executableTarget(
@@ -55,6 +58,8 @@ let package = Package(
                 "AlexandriaCore",
                 "AlexandriaStore",
                 "AlexandriaHome",
+                "AlexandriaManifest",
+                "AlexandriaCatalog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

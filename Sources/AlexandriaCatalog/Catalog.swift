@@ -11,7 +11,7 @@ import Foundation
 /// `<home>/catalog.sqlite`, WAL mode. Small, replicated everywhere by gossip (a later issue); chunks are not here.
 public final class Catalog: @unchecked Sendable {
     let db: SQLiteConnection
-    private let lock = NSLock()
+    private let lock = NSRecursiveLock()
 
     static let schema = """
         -- Version 1.
@@ -402,4 +402,28 @@ public struct CatalogError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+extension Catalog {
+    /// Stores a new publish (log entry, manifest, checkpoint) or notice (entry, checkpoint) in one transaction,
+    /// so a crash leaves all of it or none.
+    public func commit(entry: DSSEEnvelope, manifest: DSSEEnvelope?, checkpoint: SignedNote) throws {
+        try locked {
+            try db.execute("BEGIN IMMEDIATE")
+            do {
+                let e = try addLogEntry(entry)
+                if let manifest {
+                    guard case .added = try addManifest(manifest) else {
+                        throw CatalogError("the new manifest conflicts with one already stored")
+                    }
+                }
+                guard e == .added else { throw CatalogError("the log already has an entry at that index") }
+                _ = try addCheckpoint(checkpoint)
+                try db.execute("COMMIT")
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
 }

@@ -1,4 +1,6 @@
+import AlexandriaCatalog
 import AlexandriaHome
+import AlexandriaManifest
 import AlexandriaStore
 import ArgumentParser
 
@@ -21,6 +23,8 @@ struct Alexandria: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Init.self, Add.self, Cat.self, List.self, Remove.self, Verify.self, GC.self, Status.self,
+            Keys.self, Publish.self, Yank.self, Unyank.self, Deprecate.self, Advise.self, Audit.self, ExportOMS.self,
+            Fetch.self,
         ]
     )
 
@@ -46,6 +50,12 @@ struct Alexandria: ParsableCommand {
             Output.error(error.message)
             Glibc.exit(3)
         case let error as HomeError:
+            Output.error(error.message)
+            Glibc.exit(3)
+        case let error as ManifestError:
+            Output.error(error.message)
+            Glibc.exit(3)
+        case let error as CatalogError:
             Output.error(error.message)
             Glibc.exit(3)
         default:

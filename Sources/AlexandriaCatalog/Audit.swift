@@ -1,0 +1,235 @@
+import AlexandriaCore
+import AlexandriaManifest
+import AlexandriaStore
+import Crypto
+import Foundation
+
+/// Everything `audit` checked about one manifest, as plain values. Rendering is the CLI's job.
+public struct AuditReport: Sendable, Encodable {
+    public struct FileCheck: Sendable, Encodable {
+        public let path: String
+        public let sha256: String
+        public let size: UInt64
+        /// The store holds a file with this address.
+        public let present: Bool
+        /// Size, chunk count and Merkle root in the store match the manifest.
+        public let metadataMatches: Bool
+        /// Every chunk and the whole file hashed again (nil with --offline).
+        public let contentVerified: Bool?
+        public let problem: String?
+    }
+
+    public struct LogCheck: Sendable, Encodable {
+        /// The publish entry at the manifest's log index names this manifest.
+        public let included: Bool
+        public let logIndex: Int
+        public let logSize: Int
+        public let checkpoints: [Int]
+        /// The inclusion proof of the publish entry verifies against the largest checkpoint.
+        public let inclusionProofVerified: Bool
+        /// Every pair of known checkpoints is consistent (RFC 9162 consistency proofs).
+        public let checkpointsConsistent: Bool
+        public let problems: [String]
+    }
+
+    public struct Notice: Sendable, Encodable {
+        public let index: Int
+        public let kind: String
+        public let time: String
+        public let reason: String?
+        public let sunset: String?
+        public let successor: String?
+        public let severity: String?
+    }
+
+    public struct Overwrite: Sendable, Encodable {
+        public let subject: String
+        public let first: String
+        public let second: String
+    }
+
+    public struct Parent: Sendable, Encodable {
+        public let manifest: String
+        public let relation: String
+        public let report: AuditReport?
+        public let problem: String?
+    }
+
+    public let manifestID: String
+    public let release: String
+    public let publisher: String
+    public let signatureValid: Bool
+    public let signedBy: String
+    public let files: [FileCheck]
+    public let log: LogCheck
+    public let yanked: Notice?
+    public let notices: [Notice]
+    public let overwriteAttempts: [Overwrite]
+    public let lineage: [Parent]
+    public let witnesses: [String]
+    public let resolution: [String]
+
+    /// 0 when everything holds; else the most serious failure: 4 bad signature, 6 equivocation, 5 missing or corrupt
+    /// content, 7 broken lineage, 1 any other check (log inclusion or consistency).
+    public var exitCode: Int32 {
+        if !signatureValid { return 4 }
+        if !overwriteAttempts.isEmpty { return 6 }
+        if files.contains(where: { !$0.present || !$0.metadataMatches || $0.contentVerified == false }) { return 5 }
+        if lineage.contains(where: { $0.report == nil || $0.report!.exitCode != 0 }) { return 7 }
+        if !log.included || !log.inclusionProofVerified || !log.checkpointsConsistent { return 1 }
+        return 0
+    }
+}
+
+extension Registry {
+    /// Audits a resolved manifest: signature, files against the local store (all bytes re-hashed unless `offline`),
+    /// log inclusion and checkpoint consistency, notices, overwrite attempts, and lineage walked to its roots, each
+    /// parent checked the same way.
+    public func audit(_ resolved: Resolved, offline: Bool, progress: ((UInt64) -> Void)? = nil) throws -> AuditReport {
+        var visited = Set<ContentHash>()
+        return try audit(
+            resolved.manifest, log: resolved.log, offline: offline, notes: resolved.notes, depth: 0,
+            visited: &visited, progress: progress)
+    }
+
+    static let maxLineageDepth = 32
+
+    func audit(
+        _ signed: SignedManifest, log: PublisherLog, offline: Bool, notes: [String], depth: Int,
+        visited: inout Set<ContentHash>, progress: ((UInt64) -> Void)?
+    ) throws -> AuditReport {
+        visited.insert(signed.id)
+        let manifest = signed.manifest
+        let signer = log.keys.map(\.key).first { signed.envelope.isSigned(by: $0) }
+        let signatureValid = signer != nil
+        // Files.
+        var files: [AuditReport.FileCheck] = []
+        var done: UInt64 = 0
+        for file in manifest.files {
+            var present = false
+            var metadataMatches = false
+            var contentVerified: Bool?
+            var problem: String?
+            if let recipe = try store.recipe(of: file.sha256) {
+                present = true
+                metadataMatches =
+                    recipe.size == file.size && recipe.chunks.count == file.chunks
+                    && recipe.merkleRoot == file.merkleRoot
+                if !metadataMatches {
+                    problem = "the stored file's size, chunks or Merkle root differ from the manifest"
+                }
+                if !offline {
+                    var whole = SHA256Stream()
+                    do {
+                        try store.read(file.sha256) { bytes in
+                            whole.update(bytes)
+                            done += UInt64(bytes.count)
+                            progress?(done)
+                        }
+                        contentVerified = whole.finalize() == file.sha256
+                        if contentVerified == false { problem = "the bytes do not hash to the file's address" }
+                    } catch {
+                        contentVerified = false
+                        problem = "\(error)"
+                    }
+                }
+            } else {
+                problem = "not in the local store (fetch it, or audit with --offline)"
+                if offline { present = true; metadataMatches = true }
+            }
+            files.append(
+                .init(
+                    path: file.path, sha256: file.sha256.description, size: file.size, present: present,
+                    metadataMatches: metadataMatches, contentVerified: contentVerified, problem: offline ? nil : problem
+                ))
+        }
+        // Log.
+        var logProblems: [String] = []
+        let included =
+            manifest.logIndex < log.size && log.entries[manifest.logIndex].entry.kind == .publish
+            && log.entries[manifest.logIndex].entry.manifest == signed.id
+        if !included {
+            logProblems.append("the log has no publish entry for this manifest at index \(manifest.logIndex)")
+        }
+        let checkpoints = try catalog.checkpoints(manifest.publisher).map(\.checkpoint)
+        var inclusion = false
+        if let largest = checkpoints.last, included, largest.size > manifest.logIndex, largest.size <= log.size {
+            let leaves = Array(log.leaves.prefix(largest.size))
+            if let proof = MerkleTree.inclusionProof(index: manifest.logIndex, leaves: leaves) {
+                inclusion = MerkleTree.verifyInclusion(
+                    leaf: log.leaves[manifest.logIndex], index: manifest.logIndex, treeSize: largest.size, proof: proof,
+                    root: largest.root)
+            }
+        }
+        if !inclusion { logProblems.append("no checkpoint proves the publish entry's inclusion") }
+        var consistent = true
+        for (a, b) in zip(checkpoints, checkpoints.dropFirst()) {
+            guard b.size <= log.size,
+                let proof = MerkleTree.consistencyProof(oldSize: a.size, leaves: Array(log.leaves.prefix(b.size))),
+                MerkleTree.verifyConsistency(
+                    oldSize: a.size, oldRoot: a.root, newSize: b.size, newRoot: b.root, proof: proof)
+            else {
+                consistent = false
+                logProblems.append("checkpoints \(a.size) and \(b.size) are not consistent")
+                continue
+            }
+        }
+        // Notices and overwrite attempts.
+        let status = log.releases[manifest.release.local]
+        func notice(_ n: ReleaseStatus.Notice) -> AuditReport.Notice {
+            .init(
+                index: n.index, kind: n.kind.rawValue, time: n.time, reason: n.reason, sunset: n.sunset,
+                successor: n.successor, severity: n.severity?.rawValue)
+        }
+        let overwrites = try catalog.equivocations(publisher: manifest.publisher)
+            .filter { $0.finding.subject == manifest.release.description || !$0.finding.subject.contains("@") }
+            .map {
+                AuditReport.Overwrite(
+                    subject: $0.finding.subject, first: $0.finding.firstID.description,
+                    second: $0.finding.secondID.description)
+            }
+        // Lineage.
+        var parents: [AuditReport.Parent] = []
+        for parent in manifest.lineage {
+            if visited.contains(parent.manifest) {
+                parents.append(
+                    .init(
+                        manifest: parent.manifest.description, relation: parent.relation.rawValue,
+                        report: nil, problem: "lineage loops back to \(parent.manifest)"))
+                continue
+            }
+            guard depth < Self.maxLineageDepth else {
+                parents.append(
+                    .init(
+                        manifest: parent.manifest.description, relation: parent.relation.rawValue,
+                        report: nil, problem: "lineage deeper than \(Self.maxLineageDepth)"))
+                continue
+            }
+            guard let p = try catalog.manifest(id: parent.manifest), let plog = try catalog.log(p.manifest.publisher)
+            else {
+                parents.append(
+                    .init(
+                        manifest: parent.manifest.description, relation: parent.relation.rawValue,
+                        report: nil, problem: "the parent manifest is not known here"))
+                continue
+            }
+            let report = try audit(
+                p, log: plog, offline: offline, notes: [], depth: depth + 1, visited: &visited,
+                progress: nil)
+            parents.append(
+                .init(
+                    manifest: parent.manifest.description, relation: parent.relation.rawValue,
+                    report: report, problem: nil))
+        }
+        return AuditReport(
+            manifestID: signed.id.description, release: manifest.release.description,
+            publisher: manifest.publisher.description, signatureValid: signatureValid,
+            signedBy: signer.map { PublisherID(publicKey: $0).short } ?? "unknown key", files: files,
+            log: .init(
+                included: included, logIndex: manifest.logIndex, logSize: log.size,
+                checkpoints: checkpoints.map(\.size),
+                inclusionProofVerified: inclusion, checkpointsConsistent: consistent, problems: logProblems),
+            yanked: status?.yanked.map(notice), notices: status?.notices.map(notice) ?? [],
+            overwriteAttempts: overwrites, lineage: parents, witnesses: [], resolution: notes)
+    }
+}

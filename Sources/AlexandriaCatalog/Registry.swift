@@ -1,0 +1,283 @@
+import AlexandriaCore
+import AlexandriaManifest
+import AlexandriaStore
+import Crypto
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What a reference on the command line names: a manifest id, a release (`publisher/name@version` or
+/// `publisher/name@latest`), or a file address.
+public enum Reference: Sendable, Equatable {
+    case manifest(ContentHash)
+    case release(publisher: String, name: String, version: String)
+    case file(ContentHash)
+
+    /// `sha256:HEX` is tried as a manifest id first, then as a file address (see `Registry.resolve`).
+    public init(parsing text: String) throws {
+        if let hash = ContentHash(userInput: text) {
+            self = .manifest(hash)
+            return
+        }
+        guard let slash = text.firstIndex(of: "/"), let at = text.lastIndex(of: "@"), slash < at else {
+            throw CatalogError("'\(text)' is not a sha256: hash or a publisher/name@version release")
+        }
+        let publisher = String(text[..<slash])
+        let name = String(text[text.index(after: slash)..<at])
+        let version = String(text[text.index(after: at)...])
+        if version != "latest" { try ReleaseName.validate(name: name, version: version) }
+        self = .release(publisher: publisher, name: name, version: version)
+    }
+}
+
+/// A release resolved to its manifest, with how it was resolved.
+public struct Resolved: Sendable {
+    public let manifest: SignedManifest
+    public let log: PublisherLog
+    /// Lines that explain the resolution (why `latest` moved, which manifest a file belongs to).
+    public let notes: [String]
+}
+
+/// Publishing, announcing and resolving: the operations that tie the store (bytes) to the catalog (signed facts).
+public struct Registry: Sendable {
+    public let store: ContentStore
+    public let catalog: Catalog
+
+    public init(store: ContentStore, catalog: Catalog) {
+        self.store = store
+        self.catalog = catalog
+    }
+
+    // MARK: - Publish
+
+    public struct PublishResult: Sendable, Encodable {
+        public let manifestID: String
+        public let release: String
+        public let logIndex: Int
+        public let files: Int
+        public let bytes: UInt64
+        /// True when the same folder was already published as this release: nothing was written.
+        public let alreadyPublished: Bool
+    }
+
+    /// Top-level paths that are never part of a release (repository metadata; OpenSSF Model Signing ignores them too).
+    public static let ignoredTopLevel: Set<String> = [".git", ".gitattributes", ".github", ".gitignore"]
+
+    /// Ingests `directory` and publishes it as `name@version` in `key`'s log.
+    ///
+    /// Publishing the same bytes again as the same release is a no-op; different bytes under an existing release are
+    /// refused (use a new version). Symlinks are followed only inside a Hugging Face cache entry
+    /// (`models--ORG--NAME/snapshots/REV/…` pointing into that entry's `blobs/`); any other symlink is refused.
+    public func publish(
+        directory: String, name: String, version: String, key: PublisherKey, lineage: [Manifest.Lineage] = [],
+        license: String? = nil, modelCard: String? = nil, attestation: JSONValue? = nil,
+        progress: ((String, UInt64) -> Void)? = nil
+    ) throws -> PublishResult {
+        try ReleaseName.validate(name: name, version: version)
+        let files = try Self.releaseFiles(in: directory)
+        try PathRules.validate(all: files.map(\.relative))
+        guard files.count <= Manifest.maxFiles else {
+            throw ManifestError(.limitExceeded, "a release holds at most \(Manifest.maxFiles) files")
+        }
+        var entries: [Manifest.File] = []
+        var total: UInt64 = 0
+        for file in files {
+            let added = try store.add(path: file.absolute) { progress?(file.relative, $0) }
+            entries.append(
+                Manifest.File(
+                    path: file.relative, size: added.size, sha256: added.address, merkleRoot: added.merkleRoot,
+                    chunks: added.chunkCount, chunker: store.options.chunker))
+            total += added.size
+        }
+        if let modelCard, !entries.contains(where: { $0.path == modelCard }) {
+            throw CatalogError("the model card \(modelCard) is not a file of the release")
+        }
+        try catalog.register(publisherKey: key.publicKey)
+        guard var log = try catalog.log(key.id) else { throw CatalogError("cannot load the publisher log") }
+        let local = "\(name)@\(version)"
+        if let bound = try catalog.binding(publisher: key.id, release: local) {
+            guard let existing = try catalog.manifest(id: bound) else {
+                throw CatalogError("\(local) is bound to \(bound), which this node does not hold")
+            }
+            let same =
+                existing.manifest.files.map { [$0.path, $0.sha256.hex] }
+                == entries.sorted { $0.path < $1.path }.map {
+                    [$0.path, $0.sha256.hex]
+                } && existing.manifest.lineage == lineage && existing.manifest.license == license
+                && existing.manifest.modelCard == modelCard
+            guard same else {
+                throw CatalogError(
+                    "\(key.id.short)/\(local) is already published (\(bound)) with different content; a release never "
+                        + "changes. Publish this folder under a new version")
+            }
+            return PublishResult(
+                manifestID: bound.description, release: "\(key.id)/\(local)", logIndex: existing.manifest.logIndex,
+                files: entries.count, bytes: total, alreadyPublished: true)
+        }
+        let manifest = try Manifest(
+            publisher: key.id, name: name, version: version, logIndex: log.size, files: entries, lineage: lineage,
+            license: license, modelCard: modelCard, created: ISOTime.now())
+        let signed = try SignedManifest(manifest: manifest, key: key)
+        let entry = try SignedLogEntry.sign(
+            try LogEntry(publisher: key.id, index: log.size, kind: .publish, release: local, manifest: signed.id),
+            key: key)
+        try log.append(entry.envelope)
+        var envelopes = [entry.envelope]
+        if let attestation {
+            let attest = try SignedLogEntry.sign(
+                try LogEntry(
+                    publisher: key.id, index: log.size, kind: .attest, release: local, manifest: signed.id,
+                    attestation: attestation), key: key)
+            try log.append(attest.envelope)
+            envelopes.append(attest.envelope)
+        }
+        let checkpoint = try log.checkpoint(signedWith: key)
+        try catalog.commit(entry: envelopes[0], manifest: signed.envelope, checkpoint: checkpoint)
+        for extra in envelopes.dropFirst() {
+            try catalog.commit(entry: extra, manifest: nil, checkpoint: checkpoint)
+        }
+        return PublishResult(
+            manifestID: signed.id.description, release: "\(key.id)/\(local)", logIndex: manifest.logIndex,
+            files: entries.count, bytes: total, alreadyPublished: false)
+    }
+
+    /// Appends a notice (yank, unyank, deprecate, advisory, attest) about one of `key`'s releases.
+    public func announce(
+        _ kind: LogEntry.Kind, release resolved: Resolved, key: PublisherKey, reason: String? = nil,
+        sunset: String? = nil, successor: String? = nil, severity: LogEntry.Severity? = nil
+    ) throws -> LogEntry {
+        guard resolved.manifest.manifest.publisher == key.id else {
+            throw CatalogError("only the publisher's key can announce changes to \(resolved.manifest.manifest.release)")
+        }
+        var log = resolved.log
+        let entry = try SignedLogEntry.sign(
+            try LogEntry(
+                publisher: key.id, index: log.size, kind: kind, release: resolved.manifest.manifest.release.local,
+                manifest: resolved.manifest.id, reason: reason, sunset: sunset, successor: successor,
+                severity: severity), key: key)
+        try log.append(entry.envelope)
+        try catalog.commit(entry: entry.envelope, manifest: nil, checkpoint: try log.checkpoint(signedWith: key))
+        return entry.entry
+    }
+
+    // MARK: - Resolve
+
+    /// Resolves a reference to a manifest this node holds. `localKeys` maps key names to publisher ids, so a user
+    /// can write `mykey/model@1.0`.
+    public func resolve(_ reference: Reference, localKeys: [String: PublisherID] = [:]) throws -> Resolved {
+        switch reference {
+        case .manifest(let id):
+            if let signed = try catalog.manifest(id: id) {
+                return Resolved(manifest: signed, log: try catalog.log(signed.manifest.publisher)!, notes: [])
+            }
+            let holders = try catalog.manifests(containing: id)
+            guard let first = holders.first, let signed = try catalog.manifest(id: first) else {
+                throw ManifestError(.notFound, "no manifest or published file \(id) is known here")
+            }
+            return Resolved(
+                manifest: signed, log: try catalog.log(signed.manifest.publisher)!,
+                notes: ["\(id) is a file of \(signed.manifest.release) (manifest \(first))"])
+        case .file(let address):
+            return try resolve(.manifest(address), localKeys: localKeys)
+        case .release(let publisherText, let name, let version):
+            let publisher = try publisherID(publisherText, localKeys: localKeys)
+            guard let log = try catalog.log(publisher) else {
+                throw ManifestError(.notFound, "publisher \(publisherText) is not known here")
+            }
+            var notes: [String] = []
+            var release = "\(name)@\(version)"
+            if version == "latest" {
+                guard let (status, skipped) = log.latest(name: name) else {
+                    throw ManifestError(.notFound, "\(publisher.short)/\(name) has no release that is not yanked")
+                }
+                release = status.release
+                for s in skipped {
+                    notes.append(
+                        "latest is \(status.release), not \(s.release): \(s.release) was yanked (entry "
+                            + "\(s.yanked?.index ?? -1)): \(s.yanked?.reason ?? "")")
+                }
+            }
+            guard let bound = try catalog.binding(publisher: publisher, release: release),
+                let signed = try catalog.manifest(id: bound)
+            else { throw ManifestError(.notFound, "\(publisher.short)/\(release) is not known here") }
+            return Resolved(manifest: signed, log: log, notes: notes)
+        }
+    }
+
+    func publisherID(_ text: String, localKeys: [String: PublisherID]) throws -> PublisherID {
+        if let id = localKeys[text] { return id }
+        if let id = PublisherID(hex: text.lowercased()) { return id }
+        let matches = try catalog.publishers(matching: text)
+        guard matches.count == 1 else {
+            throw CatalogError(
+                matches.isEmpty
+                    ? "no known publisher or local key is named \(text)"
+                    : "\(text) matches \(matches.count) publishers; give more of the id")
+        }
+        return matches[0]
+    }
+
+    // MARK: - Folders
+
+    public struct ReleaseFile: Sendable {
+        public let relative: String
+        public let absolute: String
+    }
+
+    /// The regular files under `directory`, relative paths sorted, symlinks checked as `publish` describes.
+    public static func releaseFiles(in directory: String) throws -> [ReleaseFile] {
+        var st = stat()
+        guard stat(directory, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw CatalogError("\(directory) is not a folder")
+        }
+        let root = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
+        let cacheEntry = huggingFaceCacheEntry(root)
+        var out: [ReleaseFile] = []
+        func walk(_ relative: String) throws {
+            let absolute = relative.isEmpty ? root : root + "/" + relative
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: absolute) else {
+                throw CatalogError("cannot read the folder \(absolute)")
+            }
+            for name in names.sorted() {
+                let rel = relative.isEmpty ? name : relative + "/" + name
+                if relative.isEmpty && ignoredTopLevel.contains(name) { continue }
+                let path = absolute + "/" + name
+                var l = stat()
+                guard lstat(path, &l) == 0 else { throw CatalogError("cannot read \(path)") }
+                switch l.st_mode & S_IFMT {
+                case S_IFDIR:
+                    try walk(rel)
+                case S_IFREG:
+                    out.append(ReleaseFile(relative: rel, absolute: path))
+                case S_IFLNK:
+                    let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+                    guard let cacheEntry, target.hasPrefix(cacheEntry + "/") else {
+                        throw CatalogError(
+                            "\(rel) is a symbolic link to \(target); links are followed only inside a Hugging Face "
+                                + "cache entry. Copy the file in, or publish the real folder")
+                    }
+                    var t = stat()
+                    guard stat(target, &t) == 0, (t.st_mode & S_IFMT) == S_IFREG else {
+                        throw CatalogError("\(rel) links to \(target), which is not a regular file")
+                    }
+                    out.append(ReleaseFile(relative: rel, absolute: target))
+                default:
+                    throw CatalogError("\(rel) is not a regular file or folder")
+                }
+            }
+        }
+        try walk("")
+        return out
+    }
+
+    /// `…/models--ORG--NAME` when `path` is inside a snapshot of that Hugging Face cache entry.
+    static func huggingFaceCacheEntry(_ path: String) -> String? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard let i = parts.lastIndex(where: { $0.hasPrefix("models--") || $0.hasPrefix("datasets--") }),
+            i + 2 < parts.count, parts[i + 1] == "snapshots"
+        else { return nil }
+        return parts[...i].joined(separator: "/")
+    }
+}

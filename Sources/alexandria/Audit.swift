@@ -1,0 +1,91 @@
+import AlexandriaCatalog
+import AlexandriaHome
+import ArgumentParser
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a release's provenance: signature, content, log, notices, overwrite attempts, lineage.",
+        discussion: """
+            Exit codes: 0 everything holds; 1 a log or checkpoint check failed; 4 a bad signature; 5 content missing \
+            or corrupt; 6 an overwrite attempt (equivocation) was seen; 7 broken lineage. REF is a manifest id, \
+            publisher/name@version (or @latest), or a file's sha256 address.
+            """)
+
+    @OptionGroup var options: HomeOptions
+    @Argument var ref: String
+    @Flag(help: "Check metadata only; do not re-read and hash the content.") var offline = false
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() throws {
+        let home = options.resolved
+        let registry = try openRegistry(home)
+        let resolved = try resolve(ref, home: home, registry: registry)
+        let total = resolved.manifest.manifest.files.reduce(UInt64(0)) { $0 + $1.size }
+        let bar = ProgressBar(label: "audit", total: offline ? 0 : total)
+        let report = try registry.audit(resolved, offline: offline) { bar.update($0) }
+        bar.finish()
+        if json {
+            try Output.json(report)
+        } else {
+            for line in AuditTree.render(report, indent: "") { Output.line(line) }
+            Output.line(report.exitCode == 0 ? "result: everything holds" : "result: FAILED (exit \(report.exitCode))")
+        }
+        if report.exitCode != 0 { throw ExitCode(report.exitCode) }
+    }
+}
+
+enum AuditTree {
+    static func mark(_ ok: Bool) -> String { ok ? "ok  " : "FAIL" }
+
+    static func render(_ r: AuditReport, indent: String) -> [String] {
+        var out: [String] = []
+        out.append("\(indent)manifest \(r.manifestID)")
+        let p = indent + "  "
+        for note in r.resolution { out.append("\(p)note       \(note)") }
+        out.append("\(p)release    \(r.release)")
+        out.append("\(p)\(mark(r.signatureValid)) signature  ECDSA P-256 by publisher key \(r.signedBy)")
+        out.append("\(p)files (\(r.files.count))")
+        for f in r.files {
+            let ok = f.present && f.metadataMatches && f.contentVerified != false
+            let content = f.contentVerified.map { $0 ? "content verified" : "content FAILED" } ?? "metadata only"
+            out.append("\(p)  \(mark(ok)) \(f.path)  \(f.sha256)  \(f.size) B  \(content)")
+            if let problem = f.problem { out.append("\(p)       \(problem)") }
+        }
+        let logOK = r.log.included && r.log.inclusionProofVerified && r.log.checkpointsConsistent
+        out.append(
+            "\(p)\(mark(logOK)) log        entry \(r.log.logIndex) of \(r.log.logSize); checkpoints \(r.log.checkpoints); "
+                + "inclusion \(r.log.inclusionProofVerified ? "proven" : "NOT proven"), "
+                + "\(r.log.checkpointsConsistent ? "consistent" : "INCONSISTENT")")
+        for problem in r.log.problems { out.append("\(p)       \(problem)") }
+        if let y = r.yanked {
+            out.append("\(p)YANKED     at entry \(y.index) (\(y.time)): \(y.reason ?? "")")
+        } else {
+            out.append("\(p)ok   status     not yanked")
+        }
+        for n in r.notices where n.kind != "yank" {
+            var line = "\(p)notice     \(n.kind) at entry \(n.index) (\(n.time))"
+            if let s = n.severity { line += " severity \(s)" }
+            if let reason = n.reason { line += ": \(reason)" }
+            if let s = n.sunset { line += "; sunset \(s)" }
+            if let s = n.successor { line += "; successor \(s)" }
+            out.append(line)
+        }
+        if r.overwriteAttempts.isEmpty {
+            out.append("\(p)ok   overwrite attempts  none seen")
+        } else {
+            for o in r.overwriteAttempts {
+                out.append("\(p)FAIL OVERWRITE ATTEMPT  \(o.subject)")
+                out.append("\(p)       kept (first seen): \(o.first)")
+                out.append("\(p)       refused:           \(o.second)")
+            }
+        }
+        if r.lineage.isEmpty { out.append("\(p)lineage    a root (no parents)") }
+        for parent in r.lineage {
+            out.append("\(p)\(mark(parent.report?.exitCode == 0)) lineage    \(parent.relation) of \(parent.manifest)")
+            if let problem = parent.problem { out.append("\(p)       \(problem)") }
+            if let sub = parent.report { out += render(sub, indent: p + "    ") }
+        }
+        out.append("\(p)witnesses  \(r.witnesses.isEmpty ? "none yet" : r.witnesses.joined(separator: ", "))")
+        return out
+    }
+}

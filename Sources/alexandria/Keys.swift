@@ -1,0 +1,127 @@
+import AlexandriaCatalog
+import AlexandriaHome
+import AlexandriaManifest
+import ArgumentParser
+import Crypto
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct Keys: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Publisher signing keys (ECDSA P-256; private parts mode 0600).",
+        subcommands: [Generate.self, List.self, Export.self, Import.self])
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a publisher key.")
+        @OptionGroup var options: HomeOptions
+        @Argument(help: "A local name for the key (a-z 0-9 - _).") var name: String
+
+        func run() throws {
+            let home = options.resolved
+            let key = PublisherKey.generate()
+            try home.publisherKeys.save(key, name: name, origin: "generated")
+            try Catalog(path: home.catalogPath).register(publisherKey: key.publicKey)
+            Output.line("created publisher key \(name)")
+            Output.line("  publisher id  \(key.id)")
+            Output.line("  releases are named \(key.id.short)…/NAME@VERSION (or \(name)/NAME@VERSION on this node)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the publisher keys in this home.")
+        @OptionGroup var options: HomeOptions
+        @Flag(help: "Print the list as JSON.") var json = false
+
+        func run() throws {
+            let keys = try options.resolved.publisherKeys.list()
+            if json { return try Output.json(keys) }
+            if keys.isEmpty { Output.line("no publisher keys; `alexandria keys generate NAME` creates one") }
+            for k in keys { Output.line("\(k.name)  \(k.id)  (\(k.origin))") }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Write a key as PEM: the private key encrypted under a passphrase, or with --public the public key.")
+        @OptionGroup var options: HomeOptions
+        @Argument var name: String
+        @Flag(help: "Write only the public key (for verifiers such as model_signing).") var `public` = false
+        @Option(name: .shortAndLong, help: "Output file.") var output: String
+        @Option(help: "Read the passphrase from this file (first line) instead of asking.") var passphraseFile: String?
+
+        func run() throws {
+            let key = try options.resolved.publisherKeys.load(name)
+            let text: String
+            let mode: mode_t
+            if `public` {
+                text = key.publicKey.pemRepresentation + "\n"
+                mode = 0o644
+            } else {
+                let pass = try Passphrase.read(file: passphraseFile, confirm: true)
+                text = try key.encryptedPEM(passphrase: pass)
+                mode = 0o600
+            }
+            try Home.writeFileAtomically(output, Array(text.utf8), mode: mode)
+            Output.line("wrote \(`public` ? "public" : "encrypted private") key \(key.id.short)… to \(output)")
+        }
+    }
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Import a private key exported with `keys export` (encrypted PEM) or a plain PKCS#8 PEM.")
+        @OptionGroup var options: HomeOptions
+        @Argument var file: String
+        @Option(help: "Local name (default: the file name without extension).") var name: String?
+        @Option(help: "Read the passphrase from this file instead of asking.") var passphraseFile: String?
+
+        func run() throws {
+            guard let bytes = try Home.readFile(file, limit: 64 << 10) else {
+                throw CommandFailure(message: "no file \(file)")
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            let key: PublisherKey
+            if text.contains("ENCRYPTED") {
+                key = try PublisherKey(
+                    encryptedPEM: text, passphrase: try Passphrase.read(file: passphraseFile, confirm: false))
+            } else {
+                key = try PublisherKey(pem: text)
+            }
+            let home = options.resolved
+            let local = name ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+            try home.publisherKeys.save(key, name: local, origin: "imported")
+            try Catalog(path: home.catalogPath).register(publisherKey: key.publicKey)
+            Output.line("imported \(local) (publisher \(key.id))")
+            Output.line(
+                "  this key may already have a log elsewhere: until this node has synced it, publishing with it "
+                    + "needs --assume-log-current")
+        }
+    }
+}
+
+enum Passphrase {
+    static func read(file: String?, confirm: Bool) throws -> [UInt8] {
+        if let file {
+            guard let bytes = try Home.readFile(file, limit: 4096) else {
+                throw CommandFailure(message: "no file \(file)")
+            }
+            let line = bytes.split(separator: 0x0a, omittingEmptySubsequences: false).first.map(Array.init) ?? []
+            guard !line.isEmpty else { throw CommandFailure(message: "the passphrase file \(file) is empty") }
+            return line
+        }
+        guard isatty(0) == 1 || access("/dev/tty", R_OK) == 0, let first = getpass("Passphrase: ") else {
+            throw CommandFailure(message: "no terminal to ask for a passphrase; use --passphrase-file", exitCode: 2)
+        }
+        let pass = Array(String(cString: first).utf8)
+        guard !pass.isEmpty else { throw CommandFailure(message: "the passphrase is empty") }
+        if confirm {
+            guard let again = getpass("Again: "), Array(String(cString: again).utf8) == pass else {
+                throw CommandFailure(message: "the passphrases differ")
+            }
+        }
+        return pass
+    }
+}
