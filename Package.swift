@@ -73,6 +73,10 @@ let package = Package(
             dependencies: ["AlexandriaCore", "AlexandriaStore"]
         ),
         .testTarget(
+            name: "AlexandriaManifestTests",
+            dependencies: ["AlexandriaCore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaStore"]
+        ),
+        .testTarget(
             name: "AlexandriaHomeTests",
             dependencies: ["AlexandriaHome"]
         ),

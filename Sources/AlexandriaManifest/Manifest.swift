@@ -174,8 +174,14 @@ public struct Manifest: Sendable, Equatable {
     /// Parses and checks a statement from the *signed payload bytes*. The bytes must already be canonical: a manifest
     /// has exactly one byte form, so it has exactly one id.
     public init(payload: [UInt8]) throws(ManifestError) {
+        guard payload.count <= JSONLimits.maxBytes else {
+            throw ManifestError(.limitExceeded, "a manifest is at most \(JSONLimits.maxBytes) bytes")
+        }
         let value: JSONValue
         do { value = try JSONValue.parse(payload) } catch {
+            if error.message.contains("too many") {
+                throw ManifestError(.limitExceeded, "the manifest payload is over a limit: \(error)")
+            }
             throw ManifestError(.malformed, "the manifest payload is not valid JSON: \(error)")
         }
         guard value.canonical == payload else {

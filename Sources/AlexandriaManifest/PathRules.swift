@@ -19,7 +19,10 @@ public enum PathRules {
             throw hostile("contains a control character")
         }
         guard !path.contains("\\") else { throw hostile("contains a backslash") }
-        guard path.precomposedStringWithCanonicalMapping == path else { throw hostile("is not in Unicode NFC form") }
+        // Compare bytes: Swift String equality is canonical equivalence, which would call NFD and NFC equal.
+        guard Array(path.precomposedStringWithCanonicalMapping.utf8) == Array(path.utf8) else {
+            throw hostile("is not in Unicode NFC form")
+        }
         for component in path.split(separator: "/", omittingEmptySubsequences: false) {
             guard !component.isEmpty else { throw hostile("has an empty component") }
             guard component != ".", component != ".." else { throw hostile("has a '\(component)' component") }
