@@ -14,6 +14,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // System libraries from Debian's -dev packages (libzstd-dev, libsqlite3-dev).
@@ -43,6 +46,23 @@ let package = Package(
             name: "AlexandriaCatalog",
             dependencies: ["AlexandriaCore", "AlexandriaManifest", "AlexandriaStore"]
         ),
+        // Wire protocol v1: frames and messages (Protocol/wire-v1.md). Codecs only, no sockets.
+        .target(
+            name: "AlexandriaWire",
+            dependencies: ["AlexandriaCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // The node: handshake, serving by hash, multi-peer fetch, the daemon.
+        .target(
+            name: "AlexandriaPeer",
+            dependencies: [
+                "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // A node's home directory: layout, config.toml, node identity key.
         .target(
             name: "AlexandriaHome",
@@ -60,6 +80,10 @@ let package = Package(
                 "AlexandriaHome",
                 "AlexandriaManifest",
                 "AlexandriaCatalog",
+                "AlexandriaPeer",
+                "AlexandriaWire",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -75,6 +99,25 @@ let package = Package(
         .testTarget(
             name: "AlexandriaManifestTests",
             dependencies: ["AlexandriaCore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaStore"]
+        ),
+        .testTarget(
+            name: "AlexandriaWireTests",
+            dependencies: [
+                "AlexandriaCore", "AlexandriaWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "AlexandriaPeerTests",
+            dependencies: [
+                "AlexandriaCore", "AlexandriaStore", "AlexandriaWire", "AlexandriaPeer", "AlexandriaCatalog",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "AlexandriaHomeTests",

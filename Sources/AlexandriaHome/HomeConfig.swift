@@ -12,6 +12,10 @@ public struct HomeConfig: Sendable {
     /// `[store] chunk_average`: the chunker's average size, a power of two from 4 KiB to 4 MiB. Files are cut with
     /// the chunker in force when they are added; chunks only deduplicate against files cut the same way.
     public var chunker: ChunkerParameters = .v1
+    /// `[node] listen`: where `node run` accepts peers.
+    public var listen = "127.0.0.1:7420"
+    /// `[node] peers`: bootstrap peers, `host:port`.
+    public var peers: [String] = []
 
     public init() {}
 
@@ -31,11 +35,17 @@ public struct HomeConfig: Sendable {
         # files already stored; the default is what the network uses.
         chunk_average = "256 KiB"
 
+        [node]
+        # Where `alexandria node run` listens for peers (wire protocol v1; see Protocol/wire-v1.md).
+        listen = "127.0.0.1:7420"
+        # Peers to fetch from and connect to, as "host:port".
+        peers = []
+
         """
 
     public init(toml: TOMLSubset) throws {
         let known: [String: Set<String>] = [
-            "": [], "store": ["budget", "durability", "lock_timeout", "chunk_average"],
+            "": [], "store": ["budget", "durability", "lock_timeout", "chunk_average"], "node": ["listen", "peers"],
         ]
         for (table, values) in toml.tables {
             guard let keys = known[table] else { throw HomeError("unknown table [\(table)]") }
@@ -71,6 +81,20 @@ public struct HomeConfig: Sendable {
             }
             chunker = parameters
         default: throw HomeError("[store] chunk_average must be a size such as \"256 KiB\"")
+        }
+        switch toml["node", "listen"] {
+        case nil: break
+        case .string(let text)?: listen = text
+        default: throw HomeError("[node] listen must be \"host:port\"")
+        }
+        switch toml["node", "peers"] {
+        case nil: break
+        case .array(let items)?:
+            peers = try items.map { item in
+                guard case .string(let s) = item else { throw HomeError("[node] peers must be strings \"host:port\"") }
+                return s
+            }
+        default: throw HomeError("[node] peers must be an array of \"host:port\"")
         }
         switch toml["store", "lock_timeout"] {
         case nil: break

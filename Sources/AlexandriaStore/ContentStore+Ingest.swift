@@ -352,7 +352,7 @@ final class IngestSession: @unchecked Sendable {
 
     /// Appends a chunk unless the store (or this add) already has a good copy. Returns true if it wrote it.
     /// Runs on the writer queue only.
-    private func write(id: ContentHash, bytes: UnsafeRawBufferPointer) throws(StoreError) -> Bool {
+    func write(id: ContentHash, bytes: UnsafeRawBufferPointer) throws(StoreError) -> Bool {
         if pendingIDs.contains(id) { return false }
         let stmt = try db.statement("SELECT 1 FROM chunks WHERE id = ? AND bad = 0")
         stmt.bind(.blob(id.bytes))
@@ -416,22 +416,7 @@ final class IngestSession: @unchecked Sendable {
         try flushForCommit()
         try db.transaction { () throws(StoreError) in
             var liveAdded: [Int: Int] = [:]
-            let insert = try db.statement(
-                """
-                INSERT INTO chunks (id, pack, offset, raw_length, stored_length, codec, refs, bad)
-                VALUES (?, ?, ?, ?, ?, ?, 0, 0)
-                ON CONFLICT(id) DO UPDATE SET pack = excluded.pack, offset = excluded.offset,
-                    raw_length = excluded.raw_length, stored_length = excluded.stored_length,
-                    codec = excluded.codec, bad = 0
-                """)
-            for row in pendingRows {
-                insert.reset()
-                insert.bind(
-                    .blob(row.id.bytes), .int(row.pack), .int(row.offset), .int(row.rawLength),
-                    .int(row.storedLength), .int(Int(row.codec.rawValue)))
-                try insert.run()
-                liveAdded[row.pack, default: 0] += PackRecordHeader.size + row.storedLength
-            }
+            try insertPendingChunks(into: &liveAdded)
             if let recipeLocation {
                 liveAdded[recipeLocation.pack, default: 0] += recipeLocation.size
                 let file = try db.statement(
@@ -458,6 +443,26 @@ final class IngestSession: @unchecked Sendable {
             try recordPackSizes(extraLive: liveAdded)
         }
         return present
+    }
+
+    /// Inserts the rows of chunks written in this session (a known-bad copy is replaced by the new good one).
+    func insertPendingChunks(into liveAdded: inout [Int: Int]) throws(StoreError) {
+        let insert = try db.statement(
+            """
+            INSERT INTO chunks (id, pack, offset, raw_length, stored_length, codec, refs, bad)
+            VALUES (?, ?, ?, ?, ?, ?, 0, 0)
+            ON CONFLICT(id) DO UPDATE SET pack = excluded.pack, offset = excluded.offset,
+                raw_length = excluded.raw_length, stored_length = excluded.stored_length,
+                codec = excluded.codec, bad = 0
+            """)
+        for row in pendingRows {
+            insert.reset()
+            insert.bind(
+                .blob(row.id.bytes), .int(row.pack), .int(row.offset), .int(row.rawLength),
+                .int(row.storedLength), .int(Int(row.codec.rawValue)))
+            try insert.run()
+            liveAdded[row.pack, default: 0] += PackRecordHeader.size + row.storedLength
+        }
     }
 
     /// Records every touched pack's new size and added live bytes. Call inside the commit transaction.

@@ -1,7 +1,9 @@
 import AlexandriaCatalog
 import AlexandriaHome
 import AlexandriaManifest
+import AlexandriaPeer
 import AlexandriaStore
+import AlexandriaWire
 import ArgumentParser
 
 #if canImport(Glibc)
@@ -11,7 +13,7 @@ import ArgumentParser
 /// `alexandria`: one executable, a thin shell over the modules. Exit codes: 0 success, 1 a check failed,
 /// 2 a usage error, 3 any other failure (the message says what went wrong and what to do).
 @main
-struct Alexandria: ParsableCommand {
+struct Alexandria: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "alexandria",
         abstract: "A content-addressed, tamper-evident registry for ML model weights.",
@@ -24,15 +26,19 @@ struct Alexandria: ParsableCommand {
         subcommands: [
             Init.self, Add.self, Cat.self, List.self, Remove.self, Verify.self, GC.self, Status.self,
             Keys.self, Publish.self, Yank.self, Unyank.self, Deprecate.self, Advise.self, Audit.self, ExportOMS.self,
-            Fetch.self,
+            Fetch.self, Node.self,
         ]
     )
 
-    static func main() {
+    static func main() async {
         signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch {
             exit(with: error)
         }
@@ -53,6 +59,9 @@ struct Alexandria: ParsableCommand {
             Output.error(error.message)
             Glibc.exit(3)
         case let error as ManifestError:
+            Output.error(error.message)
+            Glibc.exit(3)
+        case let error as WireError:
             Output.error(error.message)
             Glibc.exit(3)
         case let error as CatalogError:

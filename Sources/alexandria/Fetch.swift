@@ -2,31 +2,58 @@ import AlexandriaCatalog
 import AlexandriaCore
 import AlexandriaHome
 import AlexandriaManifest
+import AlexandriaPeer
 import ArgumentParser
+import Foundation
+import Logging
 
-struct Fetch: ParsableCommand {
+struct Fetch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Materialise a file or a whole release, verified, written atomically.",
+        abstract: "Fetch a file or a whole release from peers (or the local store), verified, written atomically.",
         discussion: """
-            REF is a file's sha256 address (-o FILE), or a manifest id or publisher/name@version (-o DIR). \
-            No path in a manifest can write outside DIR. This build fetches from the local store; fetching from \
-            peers comes with the node daemon.
+            REF is a file's sha256 address (-o FILE), or a manifest id or publisher/name@version (-o DIR). Chunks \
+            come from several peers at once; every chunk is hashed before it is written; the file is renamed into \
+            place only when its whole SHA-256 matches. An interrupted fetch resumes without downloading verified \
+            chunks again. No path in a manifest can write outside DIR.
             """)
 
     @OptionGroup var options: HomeOptions
     @Argument var ref: String
     @Option(name: .shortAndLong, help: "Where to write (a file for a file address, a folder for a release).")
     var output: String
+    @Option(help: "A peer HOST:PORT (repeatable; adds to config's [node] peers).") var peer: [String] = []
+    @Option(help: "Seconds without progress before a peer's requests go elsewhere.") var stallTimeout: Double = 5
+    @Flag(help: "Print a JSON report.") var json = false
 
-    func run() throws {
+    func run() async throws {
         let home = options.resolved
         let registry = try openRegistry(home)
+        let config = try home.config()
+        var peers: [PeerAddress] = []
+        for text in peer + config.peers {
+            guard let p = PeerAddress(parsing: text) else {
+                throw CommandFailure(message: "not HOST:PORT: \(text)", exitCode: 2)
+            }
+            if !peers.contains(p) { peers.append(p) }
+        }
+        let fetcher = Fetcher(
+            store: registry.store, identity: NodeIdentity(key: try home.nodeKey()),
+            logger: Logger(label: "alexandria.fetch"))
+        fetcher.stallSeconds = stallTimeout
         let reference = try Reference(parsing: ref)
-        if case .manifest(let hash) = reference, try registry.catalog.manifest(id: hash) == nil,
-            try registry.store.recipe(of: hash) != nil
-        {
-            let bytes = try registry.materialize(file: hash, to: output)
-            Output.line("wrote \(output) (\(bytes) bytes, verified \(hash))")
+        if case .manifest(let hash) = reference, try registry.catalog.manifest(id: hash) == nil {
+            // A file address (or a manifest this node does not know: tried as a file first).
+            let bar = ProgressBar(label: hash.hex.prefix(12) + "…", total: 1)
+            let report = try await fetcher.fetch(hash, to: output, peers: peers) { done, total, bytes in
+                _ = (done, total, bytes)
+            }
+            bar.finish()
+            if json { return try Output.json(report) }
+            Output.line(
+                "wrote \(output): \(report.size) bytes, verified \(report.address); \(report.bytesDownloaded) bytes "
+                    + "from \(report.peers.count) peer(s), \(report.bytesFromLocalStore) from the local store, "
+                    + String(format: "%.2f s", report.seconds))
+            for (p, why) in report.droppedPeers { Output.warning("dropped peer \(p): \(why)") }
             return
         }
         let resolved = try registry.resolve(reference, localKeys: localKeyIDs(home))
@@ -45,9 +72,19 @@ struct Fetch: ParsableCommand {
         if try !registry.catalog.equivocations(publisher: manifest.publisher).isEmpty {
             Output.warning("an overwrite attempt by this publisher was seen; `alexandria audit \(ref)` shows it")
         }
+        // Bring every missing file into the store from peers first, each checked against the manifest's root.
+        for file in manifest.files where try registry.store.recipe(of: file.sha256) == nil {
+            let scratch = output + ".alexandria-fetch-\(file.sha256.hex.prefix(16))"
+            _ = try await fetcher.fetch(file.sha256, to: scratch, peers: peers, expectedRoot: file.merkleRoot)
+            unlink(scratch)
+        }
         let (files, bytes) = try registry.materialize(release: resolved.manifest, to: output)
         Output.line(
             "materialised \(manifest.release) (\(resolved.manifest.id)) into \(output): \(files) files, \(bytes) bytes written"
         )
     }
 }
+
+#if canImport(Glibc)
+    import Glibc
+#endif

@@ -1,0 +1,220 @@
+import AlexandriaCatalog
+import AlexandriaCore
+import AlexandriaManifest
+import AlexandriaStore
+import AlexandriaWire
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// The serving side of a node: accepts connections, authenticates them, and answers requests from the store and
+/// the catalog. One child task per connection; a failing connection never takes the server down.
+public final class PeerServer: Service, @unchecked Sendable {
+    public let store: ContentStore
+    public let catalog: Catalog
+    public let identity: NodeIdentity
+    public let host: String
+    public let port: Int
+    let logger: Logger
+    /// Set once bound: the actual port (useful with port 0).
+    public private(set) var boundPort: Int?
+    private let ready: AsyncStream<Int>.Continuation
+    public let readiness: AsyncStream<Int>
+
+    /// Requests one connection may make per second (burst twice that) before it counts as a flood.
+    public static let maxRequestsPerSecond = 2000.0
+    /// Upload limit in bytes per second for all connections together; nil for none (`node run --upload-rate`).
+    nonisolated(unsafe) public var uploadBytesPerSecond: Double?
+    private let uploadLimiter = RateLimiter()
+
+    public init(store: ContentStore, catalog: Catalog, identity: NodeIdentity, host: String, port: Int, logger: Logger)
+    {
+        self.store = store
+        self.catalog = catalog
+        self.identity = identity
+        self.host = host
+        self.port = port
+        self.logger = logger
+        (readiness, ready) = AsyncStream<Int>.makeStream()
+    }
+
+    public func run() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in PeerSession.pipeline(channel) }
+        boundPort = server.channel.localAddress?.port
+        logger.info("listening", metadata: ["node.id": "\(identity.id)", "listen.port": "\(boundPort ?? -1)"])
+        ready.yield(boundPort ?? port)
+        ready.finish()
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            self.logger.info("shutting down: no new connections")
+            server.channel.close(promise: nil)
+        }
+        logger.info("stopped")
+    }
+
+    func serve(_ connection: NIOAsyncChannel<WireMessage, WireMessage>) async {
+        let remote = connection.channel.remoteAddress?.description ?? "?"
+        do {
+            // A peer that has not authenticated within the handshake timeout is cut off.
+            let channel = connection.channel
+            let deadline = channel.eventLoop.scheduleTask(in: .seconds(WireLimits.handshakeTimeoutSeconds)) {
+                channel.close(promise: nil)
+            }
+            try await connection.executeThenClose { inbound, outbound in
+                try await PeerSession.handshake(
+                    identity: self.identity, initiator: false, listenPort: UInt16(self.boundPort ?? 0),
+                    inbound: inbound, outbound: outbound
+                ) { session in
+                    deadline.cancel()
+                    try await self.serveRequests(&session, remote: remote)
+                }
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["peer.address": "\(remote)", "error": "\(error)"])
+        }
+    }
+
+    func serveRequests(_ session: inout PeerSession, remote: String) async throws {
+        var log = logger
+        log[metadataKey: "peer.id"] = "\(session.peerID)"
+        log.debug("peer authenticated", metadata: ["peer.address": "\(remote)"])
+        let context = ServeContext()
+        var bucket = TokenBucket(rate: Self.maxRequestsPerSecond, burst: 2 * Self.maxRequestsPerSecond)
+        while let message = try await session.next() {
+            guard bucket.take() else {
+                try? await session.send(.error(.overloaded, "too many requests; slow down"))
+                log.warning("peer flooded requests; disconnecting")
+                throw WireError(.overloaded, "flood")
+            }
+            switch message {
+            case .ping(let token):
+                try await session.send(.pong(token))
+            case .haveQuery(let addresses):
+                var items: [(ContentHash, Availability)] = []
+                for address in addresses {
+                    if let a = try store.availability(of: address) {
+                        items.append(
+                            (address, a.complete ? .complete : .partial(chunkCount: a.chunkCount, bits: a.bits)))
+                    } else {
+                        items.append((address, .none))
+                    }
+                }
+                try await session.send(.have(items))
+            case .getRecipe(let address, let start, let maxCount):
+                guard let recipe = try store.recipe(of: address), Int(start) <= recipe.chunks.count else {
+                    try await session.send(.error(.notFound, "no file \(address) here"))
+                    continue
+                }
+                let end = min(recipe.chunks.count, Int(start) + Int(maxCount))
+                try await session.send(
+                    .recipe(
+                        address: address, size: recipe.size, averageBits: UInt8(recipe.chunker.averageBits),
+                        total: UInt32(recipe.chunks.count), start: start,
+                        entries: recipe.chunks[Int(start)..<end].map { ($0.id, $0.length) }))
+            case .getChunks(let requestID, let ids):
+                for (i, id) in ids.enumerated() {
+                    if let served = try store.chunkForServing(id, context: context) {
+                        if let rate = uploadBytesPerSecond {
+                            await uploadLimiter.wait(bytes: served.payload.count, rate: rate)
+                        }
+                        try await session.send(
+                            .chunk(
+                                requestID: requestID, index: UInt16(i), id: id, codec: served.codec,
+                                rawLength: UInt32(served.rawLength), payload: served.payload))
+                    } else {
+                        try await session.send(.chunkMissing(requestID: requestID, index: UInt16(i), id: id))
+                    }
+                }
+            case .getManifestByID(let id):
+                try await sendManifest(session, id: id)
+            case .getManifestByRelease(let text):
+                let resolved = try? Registry(store: store, catalog: catalog).resolve(try Reference(parsing: text))
+                try await sendManifest(session, id: resolved?.manifest.id)
+            case .error(let code, let text):
+                log.debug("peer reported an error", metadata: ["error.code": "\(code)", "error.message": "\(text)"])
+            default:
+                try? await session.send(.error(.protocolViolation, "unexpected message type \(message.type)"))
+                throw WireError(.protocolViolation, "unexpected message")
+            }
+        }
+    }
+
+    func sendManifest(_ session: PeerSession, id: ContentHash?) async throws {
+        guard let id, let signed = try catalog.manifest(id: id), let log = try catalog.log(signed.manifest.publisher),
+            let key = try catalog.publisherKey(signed.manifest.publisher)
+        else {
+            try await session.send(.error(.notFound, "no such manifest here"))
+            return
+        }
+        let note = try catalog.checkpoints(signed.manifest.publisher).last?.note.serialized ?? ""
+        try await session.send(
+            .manifest(
+                envelope: signed.envelope.json, publisherKey: Array(key.derRepresentation),
+                entries: log.entries.map(\.envelope.json), checkpoint: note))
+    }
+}
+
+/// A shared byte-rate limit: callers wait until their bytes fit the rate.
+actor RateLimiter {
+    private var next = Date.distantPast
+
+    func wait(bytes: Int, rate: Double) async {
+        let now = Date()
+        let start = max(now, next)
+        next = start.addingTimeInterval(Double(bytes) / rate)
+        let delay = start.timeIntervalSince(now)
+        if delay > 0 { try? await Task.sleep(nanoseconds: UInt64(delay * 1e9)) }
+    }
+}
+
+/// Requests per second, with a burst.
+struct TokenBucket {
+    let rate: Double
+    let burst: Double
+    var tokens: Double
+    var last = Date()
+
+    init(rate: Double, burst: Double) {
+        self.rate = rate
+        self.burst = burst
+        tokens = burst
+    }
+
+    mutating func take() -> Bool {
+        let now = Date()
+        tokens = min(burst, tokens + now.timeIntervalSince(last) * rate)
+        last = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}
+
+/// Runs `body`, failing with a timeout error if it takes longer than `seconds`.
+func withTimeout<T: Sendable>(
+    seconds: Int64, what: String, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(nanoseconds: UInt64(seconds) * 1_000_000_000)
+            throw WireError(.protocolViolation, "\(what) timed out after \(seconds) s")
+        }
+        let first = try await group.next()!
+        group.cancelAll()
+        return first
+    }
+}

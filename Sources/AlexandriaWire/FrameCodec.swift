@@ -1,0 +1,49 @@
+import NIOCore
+
+/// Splits a byte stream into frames: `length u32 BE | type u8 | payload`, where length counts type and payload.
+///
+/// The declared length is checked against `WireLimits.maxFrameBytes` before a single payload byte is buffered, so an
+/// oversized or lying frame costs the peer its connection, not our memory. Decoding the payload into a message is
+/// `WireMessage.decode`; a decode error also ends the connection.
+public struct FrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = WireMessage
+
+    public init() {}
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard length >= 1 else { throw WireError(.protocolViolation, "an empty frame") }
+        guard length <= WireLimits.maxFrameBytes else {
+            throw WireError(.frameTooLarge, "a frame of \(length) bytes; the limit is \(WireLimits.maxFrameBytes)")
+        }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        let type: UInt8 = buffer.readInteger()!
+        let payload = buffer.readBytes(length: Int(length) - 1)!
+        context.fireChannelRead(wrapInboundOut(try WireMessage.decode(type: type, payload: payload)))
+        return .continue
+    }
+
+    public mutating func decodeLast(
+        context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
+    ) throws
+        -> DecodingState
+    {
+        try decode(context: context, buffer: &buffer)
+    }
+}
+
+/// Writes a message as one frame.
+public struct FrameEncoder: MessageToByteEncoder {
+    public typealias OutboundIn = WireMessage
+
+    public init() {}
+
+    public func encode(data: WireMessage, out: inout ByteBuffer) throws {
+        let payload = data.encodedPayload
+        precondition(payload.count + 1 <= WireLimits.maxFrameBytes, "a message larger than a frame")
+        out.writeInteger(UInt32(payload.count + 1))
+        out.writeInteger(data.type)
+        out.writeBytes(payload)
+    }
+}
