@@ -209,8 +209,9 @@ public final class Catalog: @unchecked Sendable {
         guard let key = try publisherKey(statement.publisher) else {
             throw ManifestError(.unknownKey, "unknown publisher \(statement.publisher.short)")
         }
-        // The manifest may be signed by any key the log has handed over to.
-        let keys = try log(statement.publisher)?.keys.map(\.key) ?? [key]
+        // Only the key in force at the manifest's log position may sign it: a retired key binds nothing new.
+        let publisherLog = try log(statement.publisher)
+        let keys = publisherLog.map { [$0.key(at: statement.logIndex)] } ?? [key]
         var signed: SignedManifest?
         var lastError: Error?
         for k in keys.reversed() {
@@ -222,7 +223,7 @@ public final class Catalog: @unchecked Sendable {
         // SignedManifest insists the signer's fingerprint is the publisher id; a rotated key signs with its own id,
         // so accept a rotated key's signature on the statement's publisher.
         if signed == nil {
-            for k in keys.dropFirst() where envelope.isSigned(by: k) {
+            for k in keys where PublisherID(publicKey: k) != statement.publisher && envelope.isSigned(by: k) {
                 signed = try SignedManifestLoose(envelope: envelope, statement: statement)
                 break
             }
@@ -236,7 +237,8 @@ public final class Catalog: @unchecked Sendable {
         }
         if let bound = try binding(publisher: statement.publisher, release: release), bound != signed.id {
             let first = try manifest(id: bound)
-            let signer = keys.last { first?.envelope.isSigned(by: $0) ?? false } ?? key
+            let signer =
+                (publisherLog?.keys.map(\.key) ?? [key]).last { first?.envelope.isSigned(by: $0) ?? false } ?? key
             let proof = EquivocationProof(
                 kind: .manifests, publisherKey: signer, first: first?.envelope.json ?? [], second: envelope.json)
             if first != nil { return .equivocation(try store(proof)) }

@@ -63,8 +63,8 @@ extension Registry {
         var bytes: UInt64 = 0
         for file in manifest.files {
             var parent = root
-            for component in file.path.split(separator: "/").dropLast() {
-                parent += "/" + component
+            for component in Array(file.path.utf8).split(separator: 0x2F).dropLast() {
+                parent += "/" + String(decoding: component, as: UTF8.self)
                 var st = stat()
                 if lstat(parent, &st) == 0 {
                     guard (st.st_mode & S_IFMT) == S_IFDIR else {

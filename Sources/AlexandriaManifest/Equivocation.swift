@@ -52,6 +52,9 @@ public struct EquivocationProof: Sendable, Equatable {
         case .entries:
             let a = try SignedLogEntry(envelope: try DSSEEnvelope(json: first), signer: key)
             let b = try SignedLogEntry(envelope: try DSSEEnvelope(json: second), signer: key)
+            guard PublisherID(publicKey: key) == a.entry.publisher else {
+                throw ManifestError(.unknownKey, "the proof's key is not the key of the publisher the entries name")
+            }
             guard a.entry.publisher == b.entry.publisher, a.entry.index == b.entry.index,
                 a.envelope.payload != b.envelope.payload
             else { throw ManifestError(.malformed, "the two log entries do not conflict") }

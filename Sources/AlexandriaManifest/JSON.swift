@@ -40,8 +40,8 @@ public enum JSONLimits {
     public static let maxDepth = 16
     /// Largest document.
     public static let maxBytes = 16 << 20
-    /// Largest string, in bytes.
-    public static let maxStringBytes = 1 << 20
+    /// Largest string, in bytes: as large as a document, because an envelope's base64 payload is one string.
+    public static let maxStringBytes = 16 << 20
     /// Most members in one object or items in one array.
     public static let maxContainerCount = 1 << 20
     /// Largest integer magnitude: 2^53 - 1, the largest every JSON reader represents exactly.
@@ -144,7 +144,8 @@ private struct JSONParser {
             guard depth < JSONLimits.maxDepth else { throw error("nesting deeper than \(JSONLimits.maxDepth)") }
             i += 1
             var members: [(String, JSONValue)] = []
-            var seen = Set<String>()
+            // Names are compared as UTF-8 bytes: "é" and "e\u{301}" are different names in RFC 8259/8785.
+            var seen = Set<[UInt8]>()
             skipWhitespace()
             if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
                 i += 1
@@ -155,7 +156,7 @@ private struct JSONParser {
                 guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw error("expected a member name") }
                 let keyOffset = i
                 let key = try string()
-                guard seen.insert(key).inserted else {
+                guard seen.insert(Array(key.utf8)).inserted else {
                     throw JSONError(offset: keyOffset, message: "duplicate member name \"\(key)\"")
                 }
                 skipWhitespace()

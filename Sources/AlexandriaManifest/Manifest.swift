@@ -51,7 +51,9 @@ public struct Manifest: Sendable, Equatable {
     public static let predicateType = "https://alexandria.dev/release/v1"
 
     /// Named limits.
-    public static let maxFiles = 65_536
+    /// At most 1024 files, so a manifest (about 400 bytes a file, base64 in its envelope) always fits one wire
+    /// frame alongside its log (Protocol/wire-v1.md, MANIFEST).
+    public static let maxFiles = 1024
     public static let maxLineage = 64
     public static let maxTextBytes = 4096
 

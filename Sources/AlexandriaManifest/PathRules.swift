@@ -14,19 +14,24 @@ public enum PathRules {
         }
         guard !path.isEmpty else { throw hostile("is empty") }
         guard path.utf8.count <= maxPathBytes else { throw hostile("is longer than \(maxPathBytes) bytes") }
-        guard !path.hasPrefix("/") else { throw hostile("is absolute") }
-        for byte in path.utf8 where byte < 0x20 || byte == 0x7f {
+        // Every check here works on UTF-8 bytes: Swift's Character view would merge "/" with a following combining
+        // mark into one grapheme, hiding a separator (so "../\u{301}x" would look like one harmless component).
+        let bytes = Array(path.utf8)
+        guard bytes.first != 0x2F else { throw hostile("is absolute") }
+        for byte in bytes where byte < 0x20 || byte == 0x7f {
             throw hostile("contains a control character")
         }
-        guard !path.contains("\\") else { throw hostile("contains a backslash") }
+        guard !bytes.contains(0x5C) else { throw hostile("contains a backslash") }
         // Compare bytes: Swift String equality is canonical equivalence, which would call NFD and NFC equal.
         guard Array(path.precomposedStringWithCanonicalMapping.utf8) == Array(path.utf8) else {
             throw hostile("is not in Unicode NFC form")
         }
-        for component in path.split(separator: "/", omittingEmptySubsequences: false) {
+        for component in bytes.split(separator: 0x2F, omittingEmptySubsequences: false) {
             guard !component.isEmpty else { throw hostile("has an empty component") }
-            guard component != ".", component != ".." else { throw hostile("has a '\(component)' component") }
-            guard component.utf8.count <= maxComponentBytes else {
+            guard Array(component) != [0x2E], Array(component) != [0x2E, 0x2E] else {
+                throw hostile("has a '.' or '..' component")
+            }
+            guard component.count <= maxComponentBytes else {
                 throw hostile("has a component longer than \(maxComponentBytes) bytes")
             }
         }
@@ -46,12 +51,15 @@ public enum PathRules {
                 throw ManifestError(.hostilePath, "the path \"\(escape(path))\" differs from another only in case")
             }
         }
+        let seenBytes = Set(paths.map { Array($0.utf8) })
         for path in paths {
-            var prefix = ""
-            for component in path.split(separator: "/").dropLast() {
-                prefix += (prefix.isEmpty ? "" : "/") + component
-                if seen.contains(prefix) {
-                    throw ManifestError(.hostilePath, "\"\(escape(prefix))\" is both a file and a folder")
+            var prefix: [UInt8] = []
+            for component in Array(path.utf8).split(separator: 0x2F).dropLast() {
+                prefix += (prefix.isEmpty ? [] : [0x2F]) + component
+                if seenBytes.contains(prefix) {
+                    throw ManifestError(
+                        .hostilePath,
+                        "\"\(escape(String(decoding: prefix, as: UTF8.self)))\" is both a file and a folder")
                 }
             }
         }

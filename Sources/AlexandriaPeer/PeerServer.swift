@@ -126,7 +126,9 @@ public final class PeerServer: Service, @unchecked Sendable {
                         entries: recipe.chunks[Int(start)..<end].map { ($0.id, $0.length) }))
             case .getChunks(let requestID, let ids):
                 for (i, id) in ids.enumerated() {
-                    if let served = try store.chunkForServing(id, context: context) {
+                    if let served = try store.chunkForServing(id, context: context),
+                        served.payload.count + 64 <= WireLimits.maxFrameBytes
+                    {
                         if let rate = uploadBytesPerSecond {
                             await uploadLimiter.wait(bytes: served.payload.count, rate: rate)
                         }
@@ -160,10 +162,17 @@ public final class PeerServer: Service, @unchecked Sendable {
             return
         }
         let note = try catalog.checkpoints(signed.manifest.publisher).last?.note.serialized ?? ""
+        let entries = log.entries.map(\.envelope.json)
+        guard entries.count <= WireLimits.maxLogEntriesPerMessage,
+            signed.envelope.json.count + entries.reduce(0, { $0 + $1.count + 4 }) + 32 * 1024 < WireLimits.maxFrameBytes
+        else {
+            try await session.send(.error(.notFound, "the manifest and its log do not fit one wire v1 frame"))
+            return
+        }
         try await session.send(
             .manifest(
                 envelope: signed.envelope.json, publisherKey: Array(key.derRepresentation),
-                entries: log.entries.map(\.envelope.json), checkpoint: note))
+                entries: entries, checkpoint: note))
     }
 }
 

@@ -41,7 +41,10 @@ public struct FrameEncoder: MessageToByteEncoder {
 
     public func encode(data: WireMessage, out: inout ByteBuffer) throws {
         let payload = data.encodedPayload
-        precondition(payload.count + 1 <= WireLimits.maxFrameBytes, "a message larger than a frame")
+        guard payload.count + 1 <= WireLimits.maxFrameBytes else {
+            // Never crash on our own oversized message: refuse it, which closes this connection only.
+            throw WireError(.internal, "a message of \(payload.count) bytes does not fit one frame")
+        }
         out.writeInteger(UInt32(payload.count + 1))
         out.writeInteger(data.type)
         out.writeBytes(payload)

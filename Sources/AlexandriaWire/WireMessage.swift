@@ -11,7 +11,7 @@ public enum WireLimits {
     /// Outstanding chunk requests one connection may have before the server calls it a flood.
     public static let maxOutstandingChunks = 256
     public static let maxErrorMessageBytes = 1024
-    public static let maxManifestBytes = 1 << 20
+    public static let maxManifestBytes = 2 << 20
     public static let maxLogEntriesPerMessage = 4096
     public static let handshakeTimeoutSeconds: Int64 = 10
     public static let idleTimeoutSeconds: Int64 = 60
