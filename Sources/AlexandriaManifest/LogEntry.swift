@@ -95,6 +95,18 @@ public struct LogEntry: Sendable, Equatable {
             }
         }
         if kind == .advisory, severity == nil { throw ManifestError(.malformed, "an advisory needs a severity") }
+        // Each kind carries only its own fields.
+        func only(_ allowed: Bool, _ present: Bool, _ name: String) throws(ManifestError) {
+            if present && !allowed { throw ManifestError(.malformed, "a \(kind.rawValue) entry cannot carry \(name)") }
+        }
+        try only(kind == .advisory, severity != nil, "severity")
+        try only(kind == .deprecate, sunset != nil || successor != nil, "sunset or successor")
+        try only(kind == .rotateKey, newKey != nil, "newKey")
+        try only(kind == .attest, attestation != nil, "an attestation")
+        try only(kind != .rotateKey, release != nil || manifest != nil, "a release")
+        if let successor, successor.utf8.count > Self.maxReasonBytes {
+            throw ManifestError(.limitExceeded, "a successor is at most \(Self.maxReasonBytes) bytes")
+        }
         if let sunset, !ISOTime.isValidDate(sunset) { throw ManifestError(.malformed, "sunset is not YYYY-MM-DD") }
         if let attestation {
             guard kind == .attest, attestation.objectValue != nil,

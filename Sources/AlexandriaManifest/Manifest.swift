@@ -247,9 +247,16 @@ public struct Manifest: Sendable, Equatable {
                     sha256: try hash(f["sha256"], "sha256"), merkleRoot: try hash(f["merkleRoot"], "merkleRoot"),
                     chunks: Int(try int(f["chunks"], "chunks")), chunker: chunker))
         }
-        guard let lineageValues = try field(predicate["lineage"], "lineage").arrayValue,
-            lineageValues.count <= Self.maxLineage
-        else { throw ManifestError(.limitExceeded, "lineage is not an array of at most \(Self.maxLineage)") }
+        guard let lineageValues = try field(predicate["lineage"], "lineage").arrayValue else {
+            throw ManifestError(.malformed, "lineage is not an array")
+        }
+        guard lineageValues.count <= Self.maxLineage else {
+            throw ManifestError(.limitExceeded, "a manifest names at most \(Self.maxLineage) parents")
+        }
+        for optional in ["license", "modelCard"]
+        where predicate[optional] != nil && predicate[optional]?.stringValue == nil {
+            throw ManifestError(.malformed, "\(optional) is not a string")
+        }
         var lineage: [Lineage] = []
         for l in lineageValues {
             guard let id = ContentHash(canonical: try string(l["manifest"], "lineage manifest")),
