@@ -148,6 +148,7 @@ extension Registry {
         let included =
             manifest.logIndex < log.size && log.entries[manifest.logIndex].entry.kind == .publish
             && log.entries[manifest.logIndex].entry.manifest == signed.id
+            && log.entries[manifest.logIndex].entry.release == manifest.release.local
         if !included {
             logProblems.append("the log has no publish entry for this manifest at index \(manifest.logIndex)")
         }

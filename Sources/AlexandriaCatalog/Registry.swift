@@ -202,6 +202,11 @@ public struct Registry: Sendable {
             guard let bound = try catalog.binding(publisher: publisher, release: release),
                 let signed = try catalog.manifest(id: bound)
             else { throw ManifestError(.notFound, "\(publisher.short)/\(release) is not known here") }
+            guard signed.manifest.release.local == release else {
+                throw ManifestError(
+                    .logInconsistent,
+                    "\(release) is bound to a manifest for \(signed.manifest.release.local); refusing it")
+            }
             return Resolved(manifest: signed, log: log, notes: notes)
         }
     }

@@ -3,6 +3,9 @@ import COpenSSL
 /// Passphrase-protected private keys as standard encrypted PKCS#8 PEM (PBES2, AES-256-CBC), through OpenSSL's
 /// libcrypto, so `openssl pkey` and other tools read what `alexandria keys export` writes and the other way round.
 enum PEMCrypt {
+    /// PBKDF2-HMAC-SHA256 rounds for exported keys (OWASP's 2023 figure for PBKDF2-SHA256).
+    static let iterations: Int32 = 600_000
+
     /// Encrypts a private key (DER, PKCS#8 or SEC1) under `passphrase`.
     static func encrypt(privateKeyDER der: [UInt8], passphrase: [UInt8]) throws(ManifestError) -> String {
         guard !passphrase.isEmpty else { throw ManifestError(.badKey, "the passphrase is empty") }
@@ -15,11 +18,17 @@ enum PEMCrypt {
         defer { EVP_PKEY_free(key) }
         guard let bio = BIO_new(BIO_s_mem()) else { throw ManifestError(.badKey, "out of memory") }
         defer { BIO_free(bio) }
-        let ok = passphrase.withUnsafeBufferPointer { p in
+        // PBES2 with AES-256-CBC and PBKDF2-HMAC-SHA256 at `iterations` rounds (OpenSSL's default is only 2048).
+        guard let info = EVP_PKEY2PKCS8(key) else { throw ManifestError(.badKey, "OpenSSL cannot wrap the key") }
+        defer { PKCS8_PRIV_KEY_INFO_free(info) }
+        let sealed = passphrase.withUnsafeBufferPointer { p in
             p.withMemoryRebound(to: CChar.self) { c in
-                PEM_write_bio_PKCS8PrivateKey(bio, key, EVP_aes_256_cbc(), c.baseAddress, Int32(c.count), nil, nil)
+                PKCS8_encrypt(-1, EVP_aes_256_cbc(), c.baseAddress, Int32(c.count), nil, 0, iterations, info)
             }
         }
+        guard let sealed else { throw ManifestError(.badKey, "OpenSSL could not encrypt the key") }
+        defer { X509_SIG_free(sealed) }
+        let ok = PEM_write_bio_PKCS8(bio, sealed)
         guard ok == 1 else { throw ManifestError(.badKey, "OpenSSL could not encrypt the key") }
         return readAll(bio)
     }
