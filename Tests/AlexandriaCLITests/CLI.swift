@@ -51,7 +51,7 @@ struct CLI {
     func start(_ arguments: [String]) throws -> Running {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--home", home] + arguments
+        process.arguments = arguments + ["--home", home]
         var env = ProcessInfo.processInfo.environment
         env["ALEXANDRIA_HOME"] = nil
         process.environment = env

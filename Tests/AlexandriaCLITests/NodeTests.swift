@@ -1,0 +1,121 @@
+import AlexandriaCore
+import Foundation
+import Testing
+
+/// A `node run` process on a free loopback port.
+final class NodeProcess {
+    let cli: CLI
+    let process: Process
+    let port: Int
+
+    init(cli: CLI, extra: [String] = []) throws {
+        self.cli = cli
+        port = Int.random(in: 20_000...60_000)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["node", "run", "--home", cli.home, "--listen", "127.0.0.1:\(port)"] + extra
+        p.standardOutput = FileHandle.nullDevice
+        let log = Pipe()
+        p.standardError = log
+        try p.run()
+        process = p
+        // Wait until it logs that it listens.
+        var seen = Data()
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            seen += log.fileHandleForReading.availableData
+            if String(decoding: seen, as: UTF8.self).contains("listening") { break }
+        }
+        DispatchQueue.global().async { _ = log.fileHandleForReading.readDataToEndOfFile() }
+    }
+
+    var address: String { "127.0.0.1:\(port)" }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+}
+
+@Suite("Nodes as separate processes on loopback", .serialized)
+struct NodeTests {
+    @Test func fetchFromThreeNodesVerifiedAndServedOnward() throws {
+        let data = randomBytes(24 << 20, seed: 77)
+        let address = ContentHash.of(data).description
+        var clis: [CLI] = []
+        var nodes: [NodeProcess] = []
+        defer {
+            nodes.forEach { $0.stop() }
+            clis.forEach { $0.cleanUp() }
+        }
+        for i in 0..<3 {
+            let cli = CLI()
+            clis.append(cli)
+            _ = try cli.run("init")
+            #expect(try cli.run("add", try cli.write(data, to: "d\(i).bin")).status == 0)
+            // Each serves at 10 MB/s, so one fetch has to use all three to finish quickly.
+            nodes.append(try NodeProcess(cli: cli, extra: ["--upload-rate", "10MB"]))
+        }
+        let fetcher = CLI()
+        clis.append(fetcher)
+        _ = try fetcher.run("init")
+        let out = fetcher.home + "-out.bin"
+        let r = try fetcher.runCommand(
+            ["fetch", address, "-o", out, "--json"] + nodes.flatMap { ["--peer", $0.address] })
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try JSONSerialization.jsonObject(with: r.stdout) as! [String: Any]
+        let perPeer = report["peers"] as! [String: Int]
+        #expect(perPeer.values.filter { $0 > 0 }.count >= 2, "\(perPeer)")
+        #expect(FileManager.default.contents(atPath: out) == Data(data))
+        // What fetch brought in is in this home's store, so its node serves it from then on.
+        let onward = try NodeProcess(cli: fetcher)
+        nodes.append(onward)
+        let last = CLI()
+        clis.append(last)
+        _ = try last.run("init")
+        let second = try last.runCommand(["fetch", address, "-o", last.home + "-out.bin", "--peer", onward.address])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(try last.run("verify").status == 0)
+    }
+
+    @Test func anInterruptedFetchResumesWithoutDownloadingVerifiedChunksAgain() throws {
+        let data = randomBytes(40 << 20, seed: 78)
+        let address = ContentHash.of(data).description
+        let server = CLI()
+        let client = CLI()
+        defer {
+            server.cleanUp()
+            client.cleanUp()
+        }
+        _ = try server.run("init")
+        _ = try server.run("add", try server.write(data, to: "d.bin"))
+        let node = try NodeProcess(cli: server, extra: ["--upload-rate", "20MB"])
+        defer { node.stop() }
+        _ = try client.run("init")
+        let out = client.home + "-out.bin"
+        let first = try client.start(["fetch", address, "-o", out, "--peer", node.address])
+        Thread.sleep(forTimeInterval: 1.2)
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let resumed = try client.runCommand(["fetch", address, "-o", out, "--peer", node.address, "--json"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let report = try JSONSerialization.jsonObject(with: resumed.stdout) as! [String: Any]
+        let downloaded = report["bytesDownloaded"] as! Int
+        let local = report["bytesFromLocalStore"] as! Int
+        #expect(local > 0 && downloaded < data.count && downloaded + local >= data.count, "\(report)")
+        #expect(FileManager.default.contents(atPath: out) == Data(data))
+    }
+
+    @Test func sigtermStopsTheNodeGracefully() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        _ = try cli.run("init")
+        let node = try NodeProcess(cli: cli)
+        node.process.terminate()
+        node.process.waitUntilExit()
+        #expect(node.process.terminationReason == .exit)
+        #expect(node.process.terminationStatus == 0)
+        #expect(try cli.run("verify").status == 0)
+    }
+}
