@@ -406,3 +406,49 @@ public final class Fetcher: @unchecked Sendable {
         return recipe
     }
 }
+
+extension Fetcher {
+    /// What a peer sent for a manifest query, not yet trusted: the caller verifies it into its catalog.
+    public struct ManifestBundle: Sendable {
+        public let envelope: [UInt8]
+        public let publisherKey: [UInt8]
+        public let entries: [[UInt8]]
+        public let checkpoint: String
+        public let peer: String
+    }
+
+    /// Asks peers in turn for a manifest (by id, or by release name) until one answers.
+    public func manifest(_ query: WireMessage, peers: [PeerAddress]) async throws -> ManifestBundle {
+        var reasons: [String] = []
+        for peer in peers {
+            do {
+                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connectTimeout(.seconds(5))
+                    .connect(host: peer.host, port: peer.port) { channel in PeerSession.pipeline(channel) }
+                let bundle: ManifestBundle? = try await channel.executeThenClose { inbound, outbound in
+                    try await PeerSession.handshake(
+                        identity: identity, initiator: true, listenPort: 0, inbound: inbound, outbound: outbound
+                    ) { session in
+                        try await session.send(query)
+                        switch try await session.next() {
+                        case .manifest(let envelope, let key, let entries, let checkpoint)?:
+                            return ManifestBundle(
+                                envelope: envelope, publisherKey: key, entries: entries, checkpoint: checkpoint,
+                                peer: peer.description)
+                        case .error(_, let text)?:
+                            reasons.append("\(peer): \(text)")
+                            return nil
+                        default:
+                            reasons.append("\(peer): unexpected answer")
+                            return nil
+                        }
+                    }
+                }
+                if let bundle { return bundle }
+            } catch {
+                reasons.append("\(peer): \(error)")
+            }
+        }
+        throw WireError(.notFound, "no peer had it (\(reasons.joined(separator: "; ")))")
+    }
+}

@@ -3,7 +3,9 @@ import AlexandriaCore
 import AlexandriaHome
 import AlexandriaManifest
 import AlexandriaPeer
+import AlexandriaWire
 import ArgumentParser
+import Crypto
 import Foundation
 import Logging
 
@@ -41,7 +43,15 @@ struct Fetch: AsyncParsableCommand {
             logger: Logger(label: "alexandria.fetch"))
         fetcher.stallSeconds = stallTimeout
         let reference = try Reference(parsing: ref)
-        if case .manifest(let hash) = reference, try registry.catalog.manifest(id: hash) == nil {
+        var knownAsManifest = false
+        if case .manifest(let hash) = reference, try registry.catalog.manifest(id: hash) == nil,
+            try registry.store.recipe(of: hash) == nil, !peers.isEmpty
+        {
+            // Peers may know it as a manifest id; if not, it is a file address.
+            knownAsManifest =
+                (try? await importManifest(reference, from: peers, fetcher: fetcher, registry: registry)) != nil
+        }
+        if case .manifest(let hash) = reference, !knownAsManifest, try registry.catalog.manifest(id: hash) == nil {
             // A file address (or a manifest this node does not know: tried as a file first).
             let bar = ProgressBar(label: hash.hex.prefix(12) + "…", total: 1)
             let report = try await fetcher.fetch(hash, to: output, peers: peers) { done, total, bytes in
@@ -56,7 +66,13 @@ struct Fetch: AsyncParsableCommand {
             for (p, why) in report.droppedPeers { Output.warning("dropped peer \(p): \(why)") }
             return
         }
-        let resolved = try registry.resolve(reference, localKeys: localKeyIDs(home))
+        let resolved: Resolved
+        do {
+            resolved = try registry.resolve(reference, localKeys: localKeyIDs(home))
+        } catch let error as ManifestError where error.code == .notFound && !peers.isEmpty {
+            try await importManifest(reference, from: peers, fetcher: fetcher, registry: registry)
+            resolved = try registry.resolve(reference, localKeys: localKeyIDs(home))
+        }
         for note in resolved.notes { Output.line("note: \(note)") }
         let manifest = resolved.manifest.manifest
         if let status = resolved.log.releases[manifest.release.local] {
@@ -88,3 +104,44 @@ struct Fetch: AsyncParsableCommand {
 #if canImport(Glibc)
     import Glibc
 #endif
+
+extension Fetch {
+    /// Asks peers for a manifest this node does not know, and verifies it into the catalog. Trust is anchored in what
+    /// the user typed: a manifest id must be the hash of the payload, a release name's publisher id must be the
+    /// fingerprint of the key that signed it; the log entries and checkpoint are checked like any others.
+    func importManifest(
+        _ reference: Reference, from peers: [PeerAddress], fetcher: Fetcher, registry: Registry
+    )
+        async throws
+    {
+        let query: WireMessage
+        var wantPublisher: String?
+        switch reference {
+        case .manifest(let id), .file(let id): query = .getManifestByID(id)
+        case .release(let publisher, let name, let version):
+            guard publisher.count >= 16, publisher.allSatisfy(\.isHexDigit) else {
+                throw CommandFailure(
+                    message:
+                        "to fetch a release from peers, name its publisher by id (at least 16 hex digits), not \(publisher)"
+                )
+            }
+            wantPublisher = publisher.lowercased()
+            query = .getManifestByRelease("\(publisher.lowercased())/\(name)@\(version)")
+        }
+        let bundle = try await fetcher.manifest(query, peers: peers)
+        let key = try P256.Signing.PublicKey(derRepresentation: bundle.publisherKey)
+        let publisher = PublisherID(publicKey: key)
+        if let wantPublisher, !publisher.description.hasPrefix(wantPublisher) {
+            throw CommandFailure(message: "\(bundle.peer) answered with another publisher's release; refused")
+        }
+        if case .manifest(let id) = reference, ContentHash.of(try DSSEEnvelope(json: bundle.envelope).payload) != id {
+            throw CommandFailure(
+                message: "\(bundle.peer) answered with a manifest that does not hash to \(id); refused")
+        }
+        try registry.catalog.register(publisherKey: key)
+        for entry in bundle.entries { try registry.catalog.addLogEntry(try DSSEEnvelope(json: entry)) }
+        if !bundle.checkpoint.isEmpty { try registry.catalog.addCheckpoint(try SignedNote(parsing: bundle.checkpoint)) }
+        try registry.catalog.addManifest(try DSSEEnvelope(json: bundle.envelope))
+        Output.line("learned \(publisher.short)… manifest from \(bundle.peer) (signature, log and checkpoint verified)")
+    }
+}

@@ -107,6 +107,33 @@ struct NodeTests {
         #expect(FileManager.default.contents(atPath: out) == Data(data))
     }
 
+    @Test func aReleaseIsFetchedByNameFromAPeerAndAuditsThere() throws {
+        let publisher = CLI()
+        let mirror = CLI()
+        defer {
+            publisher.cleanUp()
+            mirror.cleanUp()
+        }
+        _ = try publisher.run("init")
+        _ = try mirror.run("init")
+        _ = try publisher.run("keys", "generate", "acme")
+        _ = try publisher.write(randomBytes(3 << 20, seed: 5), to: "m/model.safetensors")
+        let dir = (try publisher.write(Array("{}".utf8), to: "m/config.json") as NSString).deletingLastPathComponent
+        let published = try publisher.run("publish", dir, "--name", "tiny", "--version", "1.0", "--json")
+        let release = (try JSONSerialization.jsonObject(with: published.stdout) as! [String: Any])["release"] as! String
+        let node = try NodeProcess(cli: publisher)
+        defer { node.stop() }
+        let out = mirror.home + "-release"
+        let fetched = try mirror.runCommand(["fetch", release, "-o", out, "--peer", node.address])
+        #expect(fetched.status == 0, "\(fetched.stderr)")
+        #expect(FileManager.default.contents(atPath: out + "/config.json") == Data("{}".utf8))
+        let audit = try mirror.runCommand(["audit", release])
+        #expect(audit.status == 0, "\(audit.text)")
+        // A peer that answers for another publisher is refused: ask for a made-up publisher id.
+        let bogus = String(repeating: "ab", count: 32) + "/tiny@1.0"
+        #expect(try mirror.runCommand(["fetch", bogus, "-o", out + "2", "--peer", node.address]).status != 0)
+    }
+
     @Test func sigtermStopsTheNodeGracefully() throws {
         let cli = CLI()
         defer { cli.cleanUp() }
