@@ -44,6 +44,7 @@ start_node() {  # home port [extra args]
 "$BIN" add --home "$WORK/a" "$FILE" > /dev/null
 start_node "$WORK/a" 17601
 mkdir -p "$WORK/nginx/logs" "$WORK/nginx/www"
+chmod 755 "$WORK" "$WORK/nginx" "$WORK/nginx/www"   # nginx's worker runs as an unprivileged user
 ln -s "$FILE" "$WORK/nginx/www/file.bin"
 cat > "$WORK/nginx/nginx.conf" <<NGINX
 worker_processes 1; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/logs/error.log;
@@ -59,13 +60,14 @@ t_curl=()
 t_fetch=()
 for i in 1 2 3; do
     rm -f "$WORK/curl.out"; sync
-    t0=$(now); curl -s -o "$WORK/curl.out" http://127.0.0.1:18091/file.bin; t_curl+=("$(echo "$(now) - $t0" | bc -l)")
+    t0=$(now); curl -sf -o "$WORK/curl.out" http://127.0.0.1:18091/file.bin; t_curl+=("$(echo "$(now) - $t0" | bc -l)")
     rm -rf "$WORK/c" "$WORK/fetch.out"; "$BIN" init --home "$WORK/c" > /dev/null; sync
     t0=$(now); "$BIN" fetch "$ADDR" -o "$WORK/fetch.out" --peer 127.0.0.1:17601 --home "$WORK/c" > /dev/null
     t_fetch+=("$(echo "$(now) - $t0" | bc -l)")
 done
 med() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 tc=$(med "${t_curl[@]}"); tf=$(med "${t_fetch[@]}")
+[ "$(stat -c %s "$WORK/curl.out")" = "$SIZE" ] || { echo "curl did not get the whole file" >&2; exit 1; }
 echo "curl_from_nginx_to_file: $(mibs "$SIZE" "$tc") MiB/s"
 echo "fetch_one_peer_to_file: $(mibs "$SIZE" "$tf") MiB/s"
 echo "fetch_one_peer_vs_curl: $(ratio "$tc" "$tf") x"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: builds alexandria, creates a home, generates a small sample model folder
-# (safetensors-like weights, config, tokenizer), adds it, reads every file back verified, and scrubs the store.
-# Everything lives in a temporary directory that is removed at the end (KEEP=1 keeps it).
+# (safetensors-like weights, config, tokenizer), adds it, reads every file back verified, scrubs the store; then
+# publishes it as a signed release, serves it from a node, fetches it by name into a second home over loopback,
+# audits it there, and shows an overwrite being refused. Everything lives in a temporary directory that is removed
+# at the end (KEEP=1 keeps it), and the node is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +21,13 @@ fi
 swift build -c release --product alexandria 2>&1 | tail -1
 bin="$(swift build -c release --show-bin-path)/alexandria"
 work=$(mktemp -d /tmp/alexandria-demo.XXXXXX)
-[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
+node_pid=""
+cleanup() {
+    [ -z "$node_pid" ] || kill -TERM "$node_pid" 2>/dev/null || true
+    [ -z "$node_pid" ] || wait "$node_pid" 2>/dev/null || true
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
 export ALEXANDRIA_HOME="$work/home"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -76,3 +84,29 @@ step "alexandria verify"
 
 step "alexandria status"
 "$bin" status
+
+step "alexandria keys generate demo && alexandria publish"
+"$bin" keys generate demo
+"$bin" publish "$model" --name tiny-llama --version 1.0 --license apache-2.0
+release=$("$bin" publish "$model" --name tiny-llama --version 1.0 --license apache-2.0 --json \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["release"])')
+
+step "publishing other bytes under the same release is refused"
+echo '{"model_type": "llama", "hidden_size": 128}' > "$model/config.json"
+"$bin" publish "$model" --name tiny-llama --version 1.0 --license apache-2.0 || echo "(refused, exit $?)"
+
+step "alexandria node run (serving this home on loopback)"
+port=$((20000 + RANDOM % 20000))
+"$bin" node run --listen "127.0.0.1:$port" --log-level warning &
+node_pid=$!
+for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+echo "node $node_pid listening on 127.0.0.1:$port"
+
+step "a second home fetches $release from the node"
+export ALEXANDRIA_HOME="$work/mirror"
+"$bin" init > /dev/null
+"$bin" fetch "$release" -o "$work/fetched" --peer "127.0.0.1:$port"
+ls -l "$work/fetched"
+
+step "alexandria audit on the second home"
+"$bin" audit "$release"

@@ -32,6 +32,7 @@ struct Alexandria: AsyncParsableCommand {
 
     static func main() async {
         signal(SIGPIPE, SIG_IGN)
+        boundMallocRetention()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -42,6 +43,17 @@ struct Alexandria: AsyncParsableCommand {
         } catch {
             exit(with: error)
         }
+    }
+
+    /// glibc keeps freed memory in one arena per thread and raises its mmap threshold after large frees, so a node
+    /// moving 1 MiB chunks on many threads holds on to hundreds of MB it no longer uses (measured: 292 MB peak with 8
+    /// fetchers). Two arenas and a fixed 256 KiB mmap threshold (chunk buffers go back to the kernel when freed) halve
+    /// that. Environment variables (MALLOC_ARENA_MAX, …) still override, as glibc reads them first.
+    static func boundMallocRetention() {
+        // glibc's <malloc.h> values: M_TRIM_THRESHOLD -1, M_MMAP_THRESHOLD -3, M_ARENA_MAX -8.
+        if getenv("MALLOC_ARENA_MAX") == nil { _ = c_mallopt(-8, 2) }
+        if getenv("MALLOC_MMAP_THRESHOLD_") == nil { _ = c_mallopt(-3, 256 * 1024) }
+        if getenv("MALLOC_TRIM_THRESHOLD_") == nil { _ = c_mallopt(-1, 1 << 20) }
     }
 
     /// Prints `error` the way users should see it and exits with the documented code.
@@ -97,3 +109,7 @@ struct HomeOptions: ParsableArguments {
 
     var resolved: Home { Home.resolve(home) }
 }
+
+/// glibc's `mallopt(3)`; <malloc.h> is not part of the Glibc module.
+@_silgen_name("mallopt")
+func c_mallopt(_ parameter: Int32, _ value: Int32) -> Int32

@@ -53,9 +53,9 @@ struct Fetch: AsyncParsableCommand {
         }
         if case .manifest(let hash) = reference, !knownAsManifest, try registry.catalog.manifest(id: hash) == nil {
             // A file address (or a manifest this node does not know: tried as a file first).
-            let bar = ProgressBar(label: hash.hex.prefix(12) + "…", total: 1)
+            let bar = FetchProgress(label: String(hash.hex.prefix(12)) + "…")
             let report = try await fetcher.fetch(hash, to: output, peers: peers) { done, total, bytes in
-                _ = (done, total, bytes)
+                bar.update(done: done, total: total, bytes: bytes)
             }
             bar.finish()
             if json { return try Output.json(report) }
@@ -143,5 +143,27 @@ extension Fetch {
         if !bundle.checkpoint.isEmpty { try registry.catalog.addCheckpoint(try SignedNote(parsing: bundle.checkpoint)) }
         try registry.catalog.addManifest(try DSSEEnvelope(json: bundle.envelope))
         Output.line("learned \(publisher.short)… manifest from \(bundle.peer) (signature, log and checkpoint verified)")
+    }
+}
+
+/// The fetch progress line: chunks, rate and ETA, drawn only on a terminal.
+final class FetchProgress: @unchecked Sendable {
+    private let label: String
+    private let lock = NSLock()
+    private var bar: ProgressBar?
+
+    init(label: String) { self.label = label }
+
+    func update(done: Int, total: Int, bytes: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        if bar == nil { bar = ProgressBar(label: label, total: UInt64(max(total, 1)), minimumTotal: 0) }
+        bar?.update(UInt64(done))
+    }
+
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        bar?.finish()
     }
 }

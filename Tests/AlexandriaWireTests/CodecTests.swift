@@ -1,5 +1,6 @@
 import AlexandriaCore
 import AlexandriaWire
+import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
@@ -89,5 +90,35 @@ struct CodecTests {
         let a = Availability.partial(chunkCount: 10, bits: [0b1000_0001, 0b0100_0000])
         #expect(a.has(chunk: 0) && !a.has(chunk: 1) && a.has(chunk: 7) && a.has(chunk: 9) && !a.has(chunk: 8))
         #expect(!a.has(chunk: 10))
+    }
+}
+
+/// Protocol/test-vectors/wire-v1.json pins every message's exact frame bytes, so a change to the encoding cannot
+/// slip through unnoticed. `ALEXANDRIA_WRITE_WIRE_VECTORS=1 swift test --filter WireVectors` rewrites it after a
+/// deliberate change (and the spec must change with it).
+@Suite("Wire v1 vectors")
+struct WireVectorTests {
+    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Protocol/test-vectors/wire-v1.json")
+
+    static func hex(_ b: ByteBuffer) -> String { Hex.encode(b.readableBytesView) }
+
+    @Test func framesMatchTheVectors() throws {
+        let frames = everyMessage.map { ["type": String(format: "0x%02x", $0.type), "frame": Self.hex(frame($0))] }
+        if ProcessInfo.processInfo.environment["ALEXANDRIA_WRITE_WIRE_VECTORS"] == "1" {
+            let data = try JSONSerialization.data(
+                withJSONObject: ["version": 1, "frames": frames], options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: Self.path)
+        }
+        let stored = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.path)) as! [String: Any]
+        let vectors = stored["frames"] as! [[String: String]]
+        #expect(vectors.count == frames.count)
+        for (vector, message) in zip(vectors, everyMessage) {
+            #expect(vector["frame"] == Self.hex(frame(message)), "message type \(vector["type"] ?? "")")
+            // And each stored frame decodes back to the message.
+            let bytes = Hex.decode(vector["frame"]!)!
+            let decoded = try WireMessage.decode(type: bytes[4], payload: Array(bytes[5...]))
+            #expect(decoded == message)
+        }
     }
 }
