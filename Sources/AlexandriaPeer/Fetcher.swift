@@ -290,6 +290,9 @@ public final class Fetcher: @unchecked Sendable {
             try output.prepare(size: recipe.size)
         }
         guard let recipe = await plan.waitForRecipe() else { return }
+        // Where each distinct chunk goes in the file (a chunk can repeat).
+        var offsets: [ContentHash: [UInt64]] = [:]
+        for chunk in recipe.chunks { offsets[chunk.id, default: []].append(chunk.offset) }
         let decoder = ChunkDecoder()
         var outstanding: [UInt32: [Int]] = [:]
         var nextRequest: UInt32 = 1
@@ -330,10 +333,7 @@ public final class Fetcher: @unchecked Sendable {
                         let bytes = decoder.decode(codec: codec, payload: payload, rawLength: Int(rawLength)),
                         let verified = VerifiedChunk(id: id, bytes: bytes)
                     else { throw WireError(.protocolViolation, "the peer sent bytes that do not match chunk \(id)") }
-                    try output.write(
-                        verified,
-                        at: recipe.chunks.indices.filter { recipe.chunks[$0].id == id }.map { recipe.chunks[$0].offset }
-                    )
+                    try output.write(verified, at: offsets[id] ?? [])
                     pending.append(verified)
                     if pending.count >= 32 {
                         try store.put(pending)

@@ -47,13 +47,15 @@ final class OutputFile: @unchecked Sendable {
     func fillFromStore(_ store: ContentStore, recipe: FileRecipe, only indices: Set<Int>) throws -> UInt64 {
         var copied: UInt64 = 0
         let held = try store.holds(recipe.chunks.map(\.id))
+        var offsets: [ContentHash: [UInt64]] = [:]
+        for chunk in recipe.chunks { offsets[chunk.id, default: []].append(chunk.offset) }
         var written = Set<ContentHash>()
         for i in indices.sorted() where held.contains(recipe.chunks[i].id) {
             let chunk = recipe.chunks[i]
             if written.contains(chunk.id) { continue }
             let bytes = try store.chunk(chunk.id)
             guard let verified = VerifiedChunk(id: chunk.id, bytes: bytes) else { continue }
-            try write(verified, at: recipe.chunks.filter { $0.id == chunk.id }.map(\.offset))
+            try write(verified, at: offsets[chunk.id] ?? [])
             written.insert(chunk.id)
             copied += UInt64(bytes.count)
         }
