@@ -2,6 +2,7 @@ import AlexandriaCore
 import AlexandriaManifest
 import AlexandriaStore
 import Crypto
+import Dispatch
 import Foundation
 
 /// Everything `audit` checked about one manifest, as plain values. Rendering is the CLI's job.
@@ -102,46 +103,43 @@ extension Registry {
         let manifest = signed.manifest
         let signer = log.keys.map(\.key).first { signed.envelope.isSigned(by: $0) }
         let signatureValid = signer != nil
-        // Files.
-        var files: [AuditReport.FileCheck] = []
-        var done: UInt64 = 0
+        // Files: metadata against the store, then (unless offline) every byte re-hashed, two files at a time.
+        var metadata: [(present: Bool, matches: Bool, problem: String?)] = []
         for file in manifest.files {
-            var present = false
-            var metadataMatches = false
-            var contentVerified: Bool?
-            var problem: String?
             if let recipe = try store.recipe(of: file.sha256) {
-                present = true
-                metadataMatches =
+                let matches =
                     recipe.size == file.size && recipe.chunks.count == file.chunks
                     && recipe.merkleRoot == file.merkleRoot
-                if !metadataMatches {
-                    problem = "the stored file's size, chunks or Merkle root differ from the manifest"
-                }
-                if !offline {
-                    var whole = SHA256Stream()
-                    do {
-                        try store.read(file.sha256) { bytes in
-                            whole.update(bytes)
-                            done += UInt64(bytes.count)
-                            progress?(done)
-                        }
-                        contentVerified = whole.finalize() == file.sha256
-                        if contentVerified == false { problem = "the bytes do not hash to the file's address" }
-                    } catch {
-                        contentVerified = false
-                        problem = "\(error)"
-                    }
-                }
+                metadata.append((true, matches, matches ? nil : "the stored file's size, chunks or Merkle root differ"))
             } else {
-                problem = "not in the local store (fetch it, or audit with --offline)"
-                if offline { present = true; metadataMatches = true }
+                metadata.append(
+                    (offline, offline, offline ? nil : "not in the local store (fetch it, or audit with --offline)"))
             }
+        }
+        let content = ContentResults(count: manifest.files.count)
+        if !offline {
+            let counter = ProgressCounter(progress)
+            let store = self.store
+            let files = manifest.files
+            let present = metadata.map(\.present)
+            DispatchQueue.concurrentPerform(iterations: files.count) { i in
+                guard present[i] else { return }
+                let outcome: String?
+                do { outcome = try store.verifyContent(of: files[i].sha256) { counter.add($0) } } catch {
+                    outcome = "\(error)"
+                }
+                content.set(i, outcome)
+            }
+        }
+        var files: [AuditReport.FileCheck] = []
+        for (i, file) in manifest.files.enumerated() {
+            let outcome = content.get(i)
             files.append(
                 .init(
-                    path: file.path, sha256: file.sha256.description, size: file.size, present: present,
-                    metadataMatches: metadataMatches, contentVerified: contentVerified, problem: offline ? nil : problem
-                ))
+                    path: file.path, sha256: file.sha256.description, size: file.size, present: metadata[i].present,
+                    metadataMatches: metadata[i].matches,
+                    contentVerified: offline || !metadata[i].present ? nil : outcome == nil,
+                    problem: metadata[i].problem ?? outcome))
         }
         // Log.
         var logProblems: [String] = []
@@ -232,5 +230,29 @@ extension Registry {
                 inclusionProofVerified: inclusion, checkpointsConsistent: consistent, problems: logProblems),
             yanked: status?.yanked.map(notice), notices: status?.notices.map(notice) ?? [],
             overwriteAttempts: overwrites, lineage: parents, witnesses: [], resolution: notes)
+    }
+}
+
+/// Per-file outcomes written from worker threads.
+final class ContentResults: @unchecked Sendable {
+    private var outcomes: [String?]
+    private let lock = NSLock()
+    init(count: Int) { outcomes = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ value: String?) { lock.withLock { outcomes[i] = value } }
+    func get(_ i: Int) -> String? { lock.withLock { outcomes[i] } }
+}
+
+/// Adds up bytes from worker threads and reports the total on the caller's progress closure.
+final class ProgressCounter: @unchecked Sendable {
+    private var total: UInt64 = 0
+    private let lock = NSLock()
+    private let report: ((UInt64) -> Void)?
+    init(_ report: ((UInt64) -> Void)?) { self.report = report }
+    /// Reports under the lock: the caller's closure (a terminal progress bar) need not be thread-safe.
+    func add(_ n: Int) {
+        lock.withLock {
+            total += UInt64(n)
+            report?(total)
+        }
     }
 }

@@ -72,3 +72,35 @@ public final class ChunkDecoder: @unchecked Sendable {
         return ok ? out : nil
     }
 }
+
+extension ContentStore {
+    /// Re-reads a stored file and checks every chunk and the whole-file SHA-256, hashing each chunk together with the
+    /// file stream over the same bytes (the two-way kernel, as ingest does). Returns nil when everything matches,
+    /// otherwise what failed. Used by audit; does not write anything.
+    public func verifyContent(of address: ContentHash, progress: ((Int) -> Void)? = nil) throws(StoreError) -> String? {
+        guard let recipe = try recipe(of: address) else { return "not in the local store" }
+        let context = ReadContext(maxChunk: recipe.chunker.maxSize)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: recipe.chunker.maxSize, alignment: 64)
+        defer { buffer.deallocate() }
+        var file = SHA256Stream()
+        for chunk in recipe.chunks {
+            guard let location = try withReader({ (db) throws(StoreError) in try location(of: chunk.id, in: db) }),
+                location.rawLength == Int(chunk.length)
+            else { return "chunk \(chunk.id) is missing or damaged" }
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<location.rawLength])
+            do throws(StoreError) { try loadForAudit(location, into: bytes, context: context) } catch {
+                if error.code == .corruptChunk { markBad(chunk.id) }
+                return error.message
+            }
+            var one = SHA256Stream()
+            SHA256Stream.update(&file, UnsafeRawBufferPointer(bytes), &one, UnsafeRawBufferPointer(bytes))
+            guard one.finalize() == chunk.id else {
+                markBad(chunk.id)
+                return Self.corrupt(location, path: packs.path(location.pack), "its bytes do not hash to its id")
+                    .message
+            }
+            progress?(location.rawLength)
+        }
+        return file.finalize() == address ? nil : "the bytes do not hash to the file's address"
+    }
+}

@@ -299,6 +299,13 @@ public final class ContentStore: Sendable {
                 + "it is treated as missing (re-add the file or fetch it from a peer)")
     }
 
+    /// `load` for callers that hash the bytes themselves (audit pairs them with the file stream).
+    func loadForAudit(
+        _ location: ChunkLocation, into destination: UnsafeMutableRawBufferPointer, context: ReadContext
+    ) throws(StoreError) {
+        try load(location, into: destination, context: context)
+    }
+
     /// Reads a chunk's record, checks its header against the index and decodes it. Does not hash.
     private func load(
         _ location: ChunkLocation, into destination: UnsafeMutableRawBufferPointer, context: ReadContext
