@@ -71,7 +71,8 @@ public struct Registry: Sendable {
     /// refused (use a new version). Symlinks are followed only inside a Hugging Face cache entry
     /// (`models--ORG--NAME/snapshots/REV/…` pointing into that entry's `blobs/`); any other symlink is refused.
     public func publish(
-        directory: String, name: String, version: String, key: PublisherKey, lineage: [Manifest.Lineage] = [],
+        directory: String, name: String, version: String, key: PublisherKey, publisher: PublisherID? = nil,
+        lineage: [Manifest.Lineage] = [],
         license: String? = nil, modelCard: String? = nil, attestation: JSONValue? = nil,
         progress: ((String, UInt64) -> Void)? = nil
     ) throws -> PublishResult {
@@ -94,10 +95,16 @@ public struct Registry: Sendable {
         if let modelCard, !entries.contains(where: { $0.path == modelCard }) {
             throw CatalogError("the model card \(modelCard) is not a file of the release")
         }
-        try catalog.register(publisherKey: key.publicKey)
-        guard var log = try catalog.log(key.id) else { throw CatalogError("cannot load the publisher log") }
+        let publisher = publisher ?? key.id
+        if publisher == key.id { try catalog.register(publisherKey: key.publicKey) }
+        guard var log = try catalog.log(publisher) else { throw CatalogError("cannot load the publisher log") }
+        guard log.currentKey.derRepresentation == key.publicKey.derRepresentation else {
+            throw CatalogError(
+                "this key does not sign for publisher \(publisher.short) any more: its log handed over to key "
+                    + "\(PublisherID(publicKey: log.currentKey).short) (see `alexandria keys rotate`)")
+        }
         let local = "\(name)@\(version)"
-        if let bound = try catalog.binding(publisher: key.id, release: local) {
+        if let bound = try catalog.binding(publisher: publisher, release: local) {
             guard let existing = try catalog.manifest(id: bound) else {
                 throw CatalogError("\(local) is bound to \(bound), which this node does not hold")
             }
@@ -109,26 +116,26 @@ public struct Registry: Sendable {
                 && existing.manifest.modelCard == modelCard
             guard same else {
                 throw CatalogError(
-                    "\(key.id.short)/\(local) is already published (\(bound)) with different content; a release never "
+                    "\(publisher.short)/\(local) is already published (\(bound)) with different content; a release never "
                         + "changes. Publish this folder under a new version")
             }
             return PublishResult(
-                manifestID: bound.description, release: "\(key.id)/\(local)", logIndex: existing.manifest.logIndex,
+                manifestID: bound.description, release: "\(publisher)/\(local)", logIndex: existing.manifest.logIndex,
                 files: entries.count, bytes: total, alreadyPublished: true)
         }
         let manifest = try Manifest(
-            publisher: key.id, name: name, version: version, logIndex: log.size, files: entries, lineage: lineage,
+            publisher: publisher, name: name, version: version, logIndex: log.size, files: entries, lineage: lineage,
             license: license, modelCard: modelCard, created: ISOTime.now())
         let signed = try SignedManifest(manifest: manifest, key: key)
         let entry = try SignedLogEntry.sign(
-            try LogEntry(publisher: key.id, index: log.size, kind: .publish, release: local, manifest: signed.id),
+            try LogEntry(publisher: publisher, index: log.size, kind: .publish, release: local, manifest: signed.id),
             key: key)
         try log.append(entry.envelope)
         var envelopes = [entry.envelope]
         if let attestation {
             let attest = try SignedLogEntry.sign(
                 try LogEntry(
-                    publisher: key.id, index: log.size, kind: .attest, release: local, manifest: signed.id,
+                    publisher: publisher, index: log.size, kind: .attest, release: local, manifest: signed.id,
                     attestation: attestation), key: key)
             try log.append(attest.envelope)
             envelopes.append(attest.envelope)
@@ -139,7 +146,7 @@ public struct Registry: Sendable {
             try catalog.commit(entry: extra, manifest: nil, checkpoint: checkpoint)
         }
         return PublishResult(
-            manifestID: signed.id.description, release: "\(key.id)/\(local)", logIndex: manifest.logIndex,
+            manifestID: signed.id.description, release: "\(publisher)/\(local)", logIndex: manifest.logIndex,
             files: entries.count, bytes: total, alreadyPublished: false)
     }
 
@@ -148,17 +155,42 @@ public struct Registry: Sendable {
         _ kind: LogEntry.Kind, release resolved: Resolved, key: PublisherKey, reason: String? = nil,
         sunset: String? = nil, successor: String? = nil, severity: LogEntry.Severity? = nil
     ) throws -> LogEntry {
-        guard resolved.manifest.manifest.publisher == key.id else {
-            throw CatalogError("only the publisher's key can announce changes to \(resolved.manifest.manifest.release)")
-        }
         var log = resolved.log
+        guard log.currentKey.derRepresentation == key.publicKey.derRepresentation else {
+            throw CatalogError(
+                "only the publisher's current key can announce changes to \(resolved.manifest.manifest.release)")
+        }
+        let publisher = resolved.manifest.manifest.publisher
         let entry = try SignedLogEntry.sign(
             try LogEntry(
-                publisher: key.id, index: log.size, kind: kind, release: resolved.manifest.manifest.release.local,
+                publisher: publisher, index: log.size, kind: kind, release: resolved.manifest.manifest.release.local,
                 manifest: resolved.manifest.id, reason: reason, sunset: sunset, successor: successor,
                 severity: severity), key: key)
         try log.append(entry.envelope)
         try catalog.commit(entry: entry.envelope, manifest: nil, checkpoint: try log.checkpoint(signedWith: key))
+        return entry.entry
+    }
+
+    /// Hands `publisher`'s log from `old` (its current key) to `new`: a rotate-key entry signed by both, and a
+    /// checkpoint signed by the new key. From then on only `new` signs for the publisher.
+    public func rotate(publisher: PublisherID, from old: PublisherKey, to new: PublisherKey) throws -> LogEntry {
+        guard var log = try catalog.log(publisher) else {
+            throw CatalogError("publisher \(publisher.short) is not known here")
+        }
+        guard log.currentKey.derRepresentation == old.publicKey.derRepresentation else {
+            throw CatalogError("\(old.id.short) is not the current key of publisher \(publisher.short)")
+        }
+        guard old.id != new.id,
+            !log.keys.contains(where: { $0.key.derRepresentation == new.publicKey.derRepresentation })
+        else {
+            throw CatalogError("the new key has signed for this publisher before; use a fresh key")
+        }
+        let entry = try SignedLogEntry.sign(
+            try LogEntry(
+                publisher: publisher, index: log.size, kind: .rotateKey, newKey: Array(new.publicKey.derRepresentation)),
+            key: old, newKey: new)
+        try log.append(entry.envelope)
+        try catalog.commit(entry: entry.envelope, manifest: nil, checkpoint: try log.checkpoint(signedWith: new))
         return entry.entry
     }
 

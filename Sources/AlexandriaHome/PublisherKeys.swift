@@ -19,8 +19,14 @@ public struct PublisherKeys: Sendable {
 
     public struct Entry: Sendable, Encodable {
         public let name: String
+        /// The publisher this key signs for (releases are named by it). Its own fingerprint unless a rotation handed
+        /// an existing publisher's log to it.
         public let id: String
+        /// The key's own fingerprint.
+        public let keyID: String
         public let origin: String
+        /// A key that handed its log to another; it signs nothing more.
+        public let retired: Bool
     }
 
     public static func validate(name: String) throws {
@@ -36,13 +42,39 @@ public struct PublisherKeys: Sendable {
     func metaPath(_ name: String) -> String { "\(directory)/\(name).json" }
 
     /// Stores a key under `name`; refuses to overwrite an existing one.
-    public func save(_ key: PublisherKey, name: String, origin: String) throws {
+    public func save(_ key: PublisherKey, name: String, origin: String, publisher: PublisherID? = nil) throws {
         try Self.validate(name: name)
         try Home.makeDirectory(directory, mode: 0o700)
         guard access(pemPath(name), F_OK) != 0 else { throw HomeError("a key named \"\(name)\" already exists") }
         try Home.writeFileAtomically(pemPath(name), Array(key.pem.utf8) + [0x0a], mode: 0o600)
-        let meta = "{\"id\":\"\(key.id)\",\"origin\":\"\(origin)\"}\n"
-        try Home.writeFileAtomically(metaPath(name), Array(meta.utf8), mode: 0o644)
+        try writeMeta(
+            name, ["id": key.id.description, "publisher": (publisher ?? key.id).description, "origin": origin])
+    }
+
+    func meta(_ name: String) -> [String: Any] {
+        guard let bytes = (try? Home.readFile(metaPath(name), limit: 4096)).flatMap({ $0 }),
+            let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+        else { return [:] }
+        return object
+    }
+
+    func writeMeta(_ name: String, _ meta: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])
+        try Home.writeFileAtomically(metaPath(name), Array(data) + [0x0a], mode: 0o644)
+    }
+
+    /// Records that `name` now signs for `publisher` (after a rotation to it).
+    public func assign(_ name: String, to publisher: PublisherID) throws {
+        var m = meta(name)
+        m["publisher"] = publisher.description
+        try writeMeta(name, m)
+    }
+
+    /// Marks a key retired: it handed its log to another key.
+    public func retire(_ name: String) throws {
+        var m = meta(name)
+        m["retired"] = true
+        try writeMeta(name, m)
     }
 
     /// Loads a key, refusing a key file that others can read.
@@ -67,31 +99,40 @@ public struct PublisherKeys: Sendable {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
         return try names.filter { $0.hasSuffix(".pem") }.sorted().map { file in
             let name = String(file.dropLast(4))
-            let meta = try Home.readFile(metaPath(name), limit: 4096).map { String(decoding: $0, as: UTF8.self) } ?? ""
-            let id = try load(name).id.description
-            let origin = meta.contains("\"imported\"") ? "imported" : "generated"
-            return Entry(name: name, id: id, origin: origin)
+            let m = meta(name)
+            let own = try load(name).id.description
+            return Entry(
+                name: name, id: m["publisher"] as? String ?? own, keyID: own,
+                origin: m["origin"] as? String ?? "generated",
+                retired: m["retired"] as? Bool ?? false)
         }
     }
 
-    /// The local key whose publisher id is `id`, if any.
+    /// The local key that currently signs for `id` (not retired), with its name.
     public func named(forID id: PublisherID) throws -> (String, PublisherKey)? {
-        for entry in try list() where entry.id == id.description { return (entry.name, try load(entry.name)) }
+        for entry in try list() where entry.id == id.description && !entry.retired {
+            return (entry.name, try load(entry.name))
+        }
         return nil
     }
 
-    public func origin(_ name: String) -> String {
-        let meta = (try? Home.readFile(metaPath(name), limit: 4096)).flatMap { $0 }.map {
-            String(decoding: $0, as: UTF8.self)
-        }
-        return meta?.contains("\"imported\"") == true ? "imported" : "generated"
+    /// The publisher a key signs for.
+    public func publisher(of name: String) throws -> PublisherID {
+        let m = meta(name)
+        if let text = m["publisher"] as? String, let id = PublisherID(hex: text) { return id }
+        return try load(name).id
     }
+
+    public func isRetired(_ name: String) -> Bool { meta(name)["retired"] as? Bool ?? false }
+
+    public func origin(_ name: String) -> String { meta(name)["origin"] as? String ?? "generated" }
 
     /// Marks an imported key's log as brought up to date, so later publishes need no flag.
     public func markSynced(_ name: String) throws {
-        let key = try load(name)
-        let meta = "{\"id\":\"\(key.id)\",\"origin\":\"generated\",\"synced\":true}\n"
-        try Home.writeFileAtomically(metaPath(name), Array(meta.utf8), mode: 0o644)
+        var m = meta(name)
+        m["origin"] = "generated"
+        m["synced"] = true
+        try writeMeta(name, m)
     }
 }
 

@@ -118,9 +118,15 @@ public struct SignedNote: Sendable, Equatable {
 
     /// Verifies the publisher's signature line and returns the checkpoint. Unknown lines (witnesses) are ignored
     /// here, as the signed-note spec requires; a line with the publisher's name and key ID that fails rejects all.
-    public func verifiedCheckpoint(publisherKey: P256.Signing.PublicKey) throws(ManifestError) -> Checkpoint {
+    public func verifiedCheckpoint(
+        publisherKey: P256.Signing.PublicKey, publisher: PublisherID? = nil
+    )
+        throws(ManifestError) -> Checkpoint
+    {
         let checkpoint = try Checkpoint(text: text)
-        guard checkpoint.publisher == PublisherID(publicKey: publisherKey) else {
+        // Without `publisher`, the key must be the publisher's first key; with it, the caller vouches (from the log's
+        // rotation entries) that the key signs for that publisher.
+        guard checkpoint.publisher == (publisher ?? PublisherID(publicKey: publisherKey)) else {
             throw ManifestError(.unknownKey, "the checkpoint's origin is not this publisher")
         }
         let keyID = Checkpoint.keyID(publisherKey)

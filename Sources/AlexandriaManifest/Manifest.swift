@@ -377,8 +377,8 @@ public struct SignedManifest: Sendable, Equatable {
     }
 
     /// Signs a new manifest.
+    /// `key` is the publisher's first key, or the key its log rotated to (the caller checked that against the log).
     public init(manifest: Manifest, key: PublisherKey) throws {
-        precondition(manifest.publisher == key.id)
         let envelope = try DSSEEnvelope.sign(payloadType: Manifest.payloadType, payload: manifest.payload, key: key)
         self.envelope = envelope
         self.manifest = manifest

@@ -129,7 +129,7 @@ public struct PublisherLog: Sendable {
         var last: ManifestError?
         for (_, key) in keys.reversed() {
             do throws(ManifestError) {
-                let checkpoint = try note.verifiedCheckpoint(publisherKey: key)
+                let checkpoint = try note.verifiedCheckpoint(publisherKey: key, publisher: publisher)
                 guard checkpoint.size <= size else { return (checkpoint, nil) }
                 return (checkpoint, MerkleTree.root(leaves.prefix(checkpoint.size)) == checkpoint.root)
             } catch {

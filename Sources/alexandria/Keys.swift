@@ -12,7 +12,32 @@ import Foundation
 struct Keys: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Publisher signing keys (ECDSA P-256; private parts mode 0600).",
-        subcommands: [Generate.self, List.self, Export.self, Import.self])
+        subcommands: [Generate.self, List.self, Export.self, Import.self, Rotate.self])
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Hand a publisher's log to a new key: an entry signed by both keys (as TUF's root rotation is).",
+            discussion: """
+                Releases keep their names (the publisher id stays the first key's fingerprint); from now on only NEW \
+                signs for the publisher, and OLD is retired. Create NEW first with `keys generate`.
+                """)
+        @OptionGroup var options: HomeOptions
+        @Argument(help: "The key that signs for the publisher now.") var old: String
+        @Argument(help: "The key to hand the log to.") var new: String
+
+        func run() throws {
+            let home = options.resolved
+            let keys = home.publisherKeys
+            guard !keys.isRetired(old) else { throw CommandFailure(message: "\(old) is already retired") }
+            let publisher = try keys.publisher(of: old)
+            let registry = try openRegistry(home)
+            let entry = try registry.rotate(publisher: publisher, from: try keys.load(old), to: try keys.load(new))
+            try keys.assign(new, to: publisher)
+            try keys.retire(old)
+            Output.line(
+                "publisher \(publisher.short)… now signs with \(new) (log entry \(entry.index)); \(old) is retired")
+        }
+    }
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a publisher key.")
@@ -39,7 +64,10 @@ struct Keys: ParsableCommand {
             let keys = try options.resolved.publisherKeys.list()
             if json { return try Output.json(keys) }
             if keys.isEmpty { Output.line("no publisher keys; `alexandria keys generate NAME` creates one") }
-            for k in keys { Output.line("\(k.name)  \(k.id)  (\(k.origin))") }
+            for k in keys {
+                let via = k.keyID == k.id ? "" : " key \(k.keyID.prefix(16))…"
+                Output.line("\(k.name)  \(k.id)\(via)  (\(k.origin)\(k.retired ? ", retired" : ""))")
+            }
         }
     }
 

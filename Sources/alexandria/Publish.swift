@@ -66,7 +66,7 @@ struct Publish: ParsableCommand {
         let keyName =
             try key
             ?? {
-                let all = try keys.list()
+                let all = try keys.list().filter { !$0.retired }
                 guard all.count == 1 else {
                     throw CommandFailure(
                         message: all.isEmpty
@@ -76,6 +76,10 @@ struct Publish: ParsableCommand {
                 return all[0].name
             }()
         let signingKey = try keys.load(keyName)
+        guard !keys.isRetired(keyName) else {
+            throw CommandFailure(message: "\(keyName) is retired: its publisher's log was handed to another key")
+        }
+        let publisher = try keys.publisher(of: keyName)
         if keys.origin(keyName) == "imported" && !assumeLogCurrent {
             throw CommandFailure(
                 message: "\(keyName) was imported: its log may have entries this node has not seen, and appending now "
@@ -96,7 +100,8 @@ struct Publish: ParsableCommand {
         var bar: ProgressBar?
         var current = ""
         let result = try registry.publish(
-            directory: directory, name: name, version: version, key: signingKey, lineage: lineage, license: license,
+            directory: directory, name: name, version: version, key: signingKey, publisher: publisher, lineage: lineage,
+            license: license,
             modelCard: card, attestation: attestation
         ) { path, done in
             if path != current {

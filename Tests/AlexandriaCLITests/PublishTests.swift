@@ -141,6 +141,29 @@ struct PublishTests {
         #expect(loose.status == 3 && loose.stderr.contains("chmod 600"))
     }
 
+    @Test func keyRotationKeepsTheNameAndRetiresTheOldKey() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        _ = try cli.run("init")
+        _ = try cli.run("keys", "generate", "acme")
+        let dir = try model(cli, "rot")
+        #expect(try cli.run("publish", dir, "--name", "tiny", "--version", "1.0", "--key", "acme").status == 0)
+        _ = try cli.run("keys", "generate", "acme2")
+        #expect(try cli.run("keys", "rotate", "acme", "acme2").status == 0)
+        let after = try cli.run("publish", dir, "--name", "tiny", "--version", "1.1", "--key", "acme2", "--json")
+        #expect(after.status == 0, "\(after.stderr)")
+        let release = (try JSONSerialization.jsonObject(with: after.stdout) as! [String: Any])["release"] as! String
+        // Same publisher id as before the rotation.
+        let keys = try cli.run("keys", "list", "--json")
+        let list = try JSONSerialization.jsonObject(with: keys.stdout) as! [[String: Any]]
+        #expect(Set(list.map { $0["id"] as! String }).count == 1)
+        #expect(release.hasPrefix(list[0]["id"] as! String))
+        let old = try cli.run("publish", dir, "--name", "tiny", "--version", "1.2", "--key", "acme")
+        #expect(old.status == 3 && old.stderr.contains("retired"))
+        #expect(try cli.run("audit", "acme2/tiny@1.1").status == 0)
+        #expect(try cli.run("audit", "acme2/tiny@1.0").status == 0)
+    }
+
     @Test func exportedBundleVerifiesWithTheRealModelSigningTool() throws {
         try #require(ModelSigning.installed, "could not install model-signing from PyPI into a virtualenv")
         let cli = CLI()

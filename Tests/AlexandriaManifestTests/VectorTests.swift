@@ -132,6 +132,12 @@ struct ManifestVectorTests {
             #expect(matches == true && checkpoint.size <= 3)
         }
         #expect(log.latest(name: "demo-model")?.release.release == "demo-model@1.0")
+        // A log that rotates its key: the rotation is signed by both keys, later entries and the checkpoint by the new.
+        let rotation = valid["rotationLog"] as! [String: Any]
+        var rotated = PublisherLog(publisherKey: key)
+        for e in rotation["entries"] as! [String] { try rotated.append(try DSSEEnvelope(json: Array(e.utf8))) }
+        let cp = rotation["checkpoint"] as! [String: Any]
+        #expect(try rotated.verify(try SignedNote(parsing: cp["note"] as! String)).matches == true)
         for p in valid["equivocationProofs"] as! [[String: Any]] {
             let proof = try EquivocationProof(json: Array((p["proof"] as! String).utf8))
             _ = try proof.verify()
