@@ -289,7 +289,10 @@ public final class Fetcher: @unchecked Sendable {
             }
             try output.prepare(size: recipe.size)
         }
+        // Waiting for another peer's chunk list is not a stall of this one: no watchdog while we wait.
+        watchdog.cancel()
         guard let recipe = await plan.waitForRecipe() else { return }
+        rearm()
         // Where each distinct chunk goes in the file (a chunk can repeat).
         var offsets: [ContentHash: [UInt64]] = [:]
         for chunk in recipe.chunks { offsets[chunk.id, default: []].append(chunk.offset) }

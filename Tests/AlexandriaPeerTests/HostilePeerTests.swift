@@ -192,7 +192,11 @@ struct HostilePeerTests {
             store: try ContentStore(directory: home + "/store"),
             identity: NodeIdentity(key: Curve25519.Signing.PrivateKey()),
             logger: Logger(label: "test.fetch"))
-        fetcher.stallSeconds = 1
+        // Generous: the honest node runs in this test process, and other suites running in parallel can starve it.
+        fetcher.stallSeconds = 8
+        // Small requests, so the work is spread and the hostile peer is always given some.
+        fetcher.batch = 2
+        fetcher.window = 2
         let address = ContentHash.of(data)
         let output = home + "/out.bin"
         // The hostile peer is listed first, so it gets work before the honest one.
