@@ -224,7 +224,7 @@ public final class Catalog: @unchecked Sendable {
         // so accept a rotated key's signature on the statement's publisher.
         if signed == nil {
             for k in keys where PublisherID(publicKey: k) != statement.publisher && envelope.isSigned(by: k) {
-                signed = try SignedManifestLoose(envelope: envelope, statement: statement)
+                signed = try SignedManifest(rotatedEnvelope: envelope, manifest: statement)
                 break
             }
         }
@@ -272,7 +272,7 @@ public final class Catalog: @unchecked Sendable {
             if k.derRepresentation == keys.first?.derRepresentation {
                 return try SignedManifest(envelope: envelope, publicKey: k)
             }
-            return try SignedManifestLoose(envelope: envelope, statement: try Manifest(payload: envelope.payload))
+            return try SignedManifest(rotatedEnvelope: envelope, manifest: try Manifest(payload: envelope.payload))
         }
         throw ManifestError(.badSignature, "the stored manifest \(id) no longer verifies")
     }
@@ -392,11 +392,6 @@ public final class Catalog: @unchecked Sendable {
             return (proof, try proof.verify())
         }
     }
-}
-
-/// A manifest signed by a rotated key: the statement names the original publisher id.
-func SignedManifestLoose(envelope: DSSEEnvelope, statement: Manifest) throws -> SignedManifest {
-    try SignedManifest(rotatedEnvelope: envelope, manifest: statement)
 }
 
 /// The one error type of AlexandriaCatalog.

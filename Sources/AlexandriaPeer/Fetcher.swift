@@ -192,10 +192,6 @@ public final class Fetcher: @unchecked Sendable {
                             expectedRoot: expectedRoot, progress: progress)
                     }
                 }
-                group.addTask {
-                    // If every peer fails before a recipe arrives, stop waiting.
-                    try await Task.sleep(nanoseconds: 100_000_000)
-                }
             }
         }
         guard let recipe = await plan.recipe else {

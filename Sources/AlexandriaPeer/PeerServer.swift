@@ -211,19 +211,3 @@ struct TokenBucket {
         return true
     }
 }
-
-/// Runs `body`, failing with a timeout error if it takes longer than `seconds`.
-func withTimeout<T: Sendable>(
-    seconds: Int64, what: String, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(nanoseconds: UInt64(seconds) * 1_000_000_000)
-            throw WireError(.protocolViolation, "\(what) timed out after \(seconds) s")
-        }
-        let first = try await group.next()!
-        group.cancelAll()
-        return first
-    }
-}

@@ -395,14 +395,12 @@ public final class ContentStore: Sendable {
         while next < locations.count {
             let batch = min(window.slots.count, locations.count - next)
             let base = next
-            let failure = Mutex<StoreError?>(nil)
-            window.verify(store: self, locations[base..<base + batch]) { _, error in
-                failure.withLock { if $0 == nil { $0 = error } }
+            let failure = Mutex<(Int, StoreError)?>(nil)
+            window.verify(store: self, locations[base..<base + batch]) { i, error in
+                failure.withLock { if $0 == nil { $0 = (i, error) } }
             }
-            if let error = failure.withLock({ $0 }) {
-                if error.code == .corruptChunk {
-                    markBadFromMessage(error, locations: Array(locations[base..<base + batch]))
-                }
+            if let (i, error) = failure.withLock({ $0 }) {
+                if error.code == .corruptChunk { markBad(locations[base + i].id) }
                 throw error
             }
             for i in 0..<batch {
@@ -413,10 +411,6 @@ public final class ContentStore: Sendable {
             }
             next += batch
         }
-    }
-
-    private func markBadFromMessage(_ error: StoreError, locations: [ChunkLocation]) {
-        for loc in locations where error.message.contains(loc.id.description) { markBad(loc.id) }
     }
 }
 

@@ -149,12 +149,11 @@ final class PackRewriter {
                 next += batch
             }
             // Recipes and removals move as they are (same sequence numbers), after their header is checked.
-            for (table, isRecipe) in [("files", true), ("removals", false)] {
+            for isRecipe in [true, false] {
                 let sql =
                     isRecipe
                     ? "SELECT address, recipe_offset FROM files WHERE recipe_pack = ?"
                     : "SELECT address, offset FROM removals WHERE pack = ?"
-                _ = table
                 let stmt = try db.statement(sql)
                 stmt.bind(.int(pack))
                 var items: [(ContentHash, Int)] = []
