@@ -44,18 +44,25 @@ let package = Package(
         // What a node knows about releases: publishers, logs, manifests, checkpoints, bindings, equivocations.
         .target(
             name: "AlexandriaCatalog",
-            dependencies: ["AlexandriaCore", "AlexandriaManifest", "AlexandriaStore"]
+            dependencies: ["AlexandriaCore", "AlexandriaManifest", "AlexandriaStore", "AlexandriaGossip"]
+        ),
+        // Gossip v1 values: catalog items, witness cosignatures, availability and demand statements, set
+        // reconciliation (Protocol/gossip-v1.md). No I/O.
+        .target(
+            name: "AlexandriaGossip",
+            dependencies: ["AlexandriaCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Wire protocol v1: frames and messages (Protocol/wire-v1.md). Codecs only, no sockets.
         .target(
             name: "AlexandriaWire",
-            dependencies: ["AlexandriaCore", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["AlexandriaCore", "AlexandriaGossip", .product(name: "NIOCore", package: "swift-nio")]
         ),
         // The node: handshake, serving by hash, multi-peer fetch, the daemon.
         .target(
             name: "AlexandriaPeer",
             dependencies: [
                 "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaWire",
+                "AlexandriaGossip",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -118,6 +125,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        .testTarget(
+            name: "AlexandriaGossipTests",
+            dependencies: ["AlexandriaCore", "AlexandriaGossip", "AlexandriaWire", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "AlexandriaHomeTests",

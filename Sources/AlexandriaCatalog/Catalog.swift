@@ -1,4 +1,5 @@
 import AlexandriaCore
+import AlexandriaGossip
 import AlexandriaManifest
 import AlexandriaStore
 import Crypto
@@ -74,13 +75,14 @@ public final class Catalog: @unchecked Sendable {
         _ = try version.step()
         let v = version.int(0)
         version.reset()
-        if v > 1 { throw CatalogError("the catalog \(path) is from a newer version (\(v)); upgrade alexandria") }
+        if v > 2 { throw CatalogError("the catalog \(path) is from a newer version (\(v)); upgrade alexandria") }
         if v == 0 {
             try db.transaction { () throws(StoreError) in
                 try db.execute(Self.schema)
                 try db.execute("PRAGMA user_version = 1")
             }
         }
+        if v < 2 { try migrateToGossip() }
     }
 
     func locked<T>(_ body: () throws -> T) throws -> T {
@@ -100,6 +102,7 @@ public final class Catalog: @unchecked Sendable {
                     .text(id.description), .blob(Array(key.derRepresentation)), .int(Int(Date().timeIntervalSince1970))
                 )
                 .run()
+            try record(CatalogItem(kind: .publisherKey, body: Array(key.derRepresentation)))
         }
     }
 
@@ -180,6 +183,7 @@ public final class Catalog: @unchecked Sendable {
                 signed.entry.release.map { .text($0) } ?? .null,
                 signed.entry.manifest.map { .text($0.description) } ?? .null
             ).run()
+            try record(CatalogItem(kind: .logEntry, body: envelope.json))
         }
         if entry.kind == .publish, let release = entry.release, let manifest = entry.manifest {
             try bind(publisher: entry.publisher, release: release, manifest: manifest)
@@ -252,6 +256,7 @@ public final class Catalog: @unchecked Sendable {
                 .blob(envelope.json),
                 .int(Int(Date().timeIntervalSince1970))
             ).run()
+            try record(CatalogItem(kind: .manifest, body: envelope.json))
         }
         try bind(publisher: statement.publisher, release: release, manifest: signed.id)
         return .added
@@ -341,6 +346,7 @@ public final class Catalog: @unchecked Sendable {
                     .text(note.serialized)
                 )
                 .run()
+            try record(CatalogItem(kind: .checkpoint, body: Array(note.serialized.utf8)))
         }
         return .added
     }
@@ -373,6 +379,7 @@ public final class Catalog: @unchecked Sendable {
                 .blob(proof.json),
                 .int(Int(Date().timeIntervalSince1970))
             ).run()
+            try record(CatalogItem(kind: .equivocation, body: proof.json))
         }
         return proof.id
     }

@@ -30,6 +30,9 @@ public struct Home: Sendable {
     public var configPath: String { path + "/config.toml" }
     public var keysPath: String { path + "/keys" }
     public var nodeKeyPath: String { keysPath + "/node.key" }
+    /// The peer table `node run` keeps (JSON), and the state file it rewrites every two seconds for `status`/`peers`.
+    public var peerTablePath: String { path + "/peers.json" }
+    public var nodeStatePath: String { path + "/node-state.json" }
 
     public var isInitialized: Bool { access(storePath + "/index.sqlite", F_OK) == 0 }
 

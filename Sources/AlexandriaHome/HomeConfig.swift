@@ -16,6 +16,30 @@ public struct HomeConfig: Sendable {
     public var listen = "127.0.0.1:7420"
     /// `[node] peers`: bootstrap peers, `host:port`.
     public var peers: [String] = []
+    /// `[node] outbound` / `inbound`: outbound connections kept, inbound connections accepted at most.
+    public var outbound = 8
+    public var inbound = 64
+    /// `[gossip] fanout`, `anti_entropy`, `peer_exchange` (see Protocol/gossip-v1.md).
+    public var fanout = 3
+    public var antiEntropySeconds = 2.0
+    public var peerExchangeSeconds = 30.0
+    /// `[mirror] mode`: "all" (every release within budget, most demanded first), "factor" (only releases below the
+    /// replication factor), "pinned" (only pins and mirrored publishers).
+    public var mirrorMode = "all"
+    /// `[mirror] budget`: what the mirror's releases may take; nil for the default (a quarter of the free space,
+    /// at most 50 GiB).
+    public var mirrorBudget: UInt64?
+    /// `[mirror] publishers`: publisher ids (8+ hex digits) whose every release is kept.
+    public var mirrorPublishers: [String] = []
+    /// `[mirror] replication_factor`: holders each release should have.
+    public var replicationFactor = 3
+    /// `[mirror] interval`, `holder_ttl`, `demand_report`: seconds.
+    public var mirrorIntervalSeconds = 2.0
+    public var holderTTLSeconds = 600.0
+    public var demandReportSeconds = 60.0
+    /// `[test] drop_peers_file`: a file of node keys (hex, one per line) whose traffic is dropped, re-read every
+    /// second. For partition tests only.
+    public var dropPeersFile: String?
 
     public init() {}
 
@@ -38,14 +62,39 @@ public struct HomeConfig: Sendable {
         [node]
         # Where `alexandria node run` listens for peers (wire protocol v1; see Protocol/wire-v1.md).
         listen = "127.0.0.1:7420"
-        # Peers to fetch from and connect to, as "host:port".
+        # Peers to fetch from and connect to, as "host:port" (bootstrap: one is enough to find the rest).
         peers = []
+        # Outbound connections kept open; inbound connections accepted at most.
+        outbound = 8
+        inbound = 64
+
+        [gossip]
+        # Peers each new catalog item is pushed to by every node that sees it first.
+        fanout = 3
+        # Seconds between anti-entropy rounds (set reconciliation with one random peer) and peer exchanges.
+        anti_entropy = "2s"
+        peer_exchange = "30s"
+
+        [mirror]
+        # "all": keep every release within the budget, most demanded first. "factor": only releases with fewer than
+        # replication_factor live holders. "pinned": only pinned releases and the publishers below.
+        mode = "all"
+        # What the mirrored releases may take ("0": a quarter of the free disk space, at most 50 GiB).
+        budget = "0"
+        # Publisher ids whose every release is kept, whatever the budget.
+        publishers = []
+        replication_factor = 3
 
         """
 
     public init(toml: TOMLSubset) throws {
         let known: [String: Set<String>] = [
-            "": [], "store": ["budget", "durability", "lock_timeout", "chunk_average"], "node": ["listen", "peers"],
+            "": [], "store": ["budget", "durability", "lock_timeout", "chunk_average"],
+            "node": ["listen", "peers", "outbound", "inbound"], "gossip": ["fanout", "anti_entropy", "peer_exchange"],
+            "mirror": [
+                "mode", "budget", "publishers", "replication_factor", "interval", "holder_ttl", "demand_report",
+            ],
+            "test": ["drop_peers_file"],
         ]
         for (table, values) in toml.tables {
             guard let keys = known[table] else { throw HomeError("unknown table [\(table)]") }
@@ -96,10 +145,80 @@ public struct HomeConfig: Sendable {
             }
         default: throw HomeError("[node] peers must be an array of \"host:port\"")
         }
+        try parseNetwork(toml)
         switch toml["store", "lock_timeout"] {
         case nil: break
         case .integer(let n)? where n >= 0 && n <= 86400: lockTimeoutSeconds = n
         default: throw HomeError("[store] lock_timeout must be a number of seconds (0...86400)")
+        }
+    }
+
+    /// The node, gossip and mirror tables.
+    mutating func parseNetwork(_ toml: TOMLSubset) throws {
+        func int(_ table: String, _ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+            switch toml[table, key] {
+            case nil: return nil
+            case .integer(let n)? where range.contains(n): return n
+            default: throw HomeError("[\(table)] \(key) must be a whole number in \(range)")
+            }
+        }
+        func seconds(_ table: String, _ key: String) throws -> Double? {
+            switch toml[table, key] {
+            case nil: return nil
+            case .integer(let n)? where n > 0 && n <= 86400: return Double(n)
+            case .string(let text)?:
+                let t = text.trimmingCharacters(in: .whitespaces)
+                let value: Double? =
+                    t.hasSuffix("ms")
+                    ? Double(t.dropLast(2)).map { $0 / 1000 } : Double(t.hasSuffix("s") ? String(t.dropLast()) : t)
+                guard let value, value > 0, value <= 86400 else {
+                    throw HomeError("[\(table)] \(key) must be a duration such as \"2s\" or \"500ms\", not \"\(text)\"")
+                }
+                return value
+            default: throw HomeError("[\(table)] \(key) must be a duration such as \"2s\"")
+            }
+        }
+        func strings(_ table: String, _ key: String) throws -> [String]? {
+            switch toml[table, key] {
+            case nil: return nil
+            case .array(let items)?:
+                return try items.map { item in
+                    guard case .string(let s) = item else { throw HomeError("[\(table)] \(key) must hold strings") }
+                    return s
+                }
+            default: throw HomeError("[\(table)] \(key) must be an array of strings")
+            }
+        }
+        outbound = try int("node", "outbound", 0...1024) ?? outbound
+        inbound = try int("node", "inbound", 0...65536) ?? inbound
+        fanout = try int("gossip", "fanout", 1...64) ?? fanout
+        antiEntropySeconds = try seconds("gossip", "anti_entropy") ?? antiEntropySeconds
+        peerExchangeSeconds = try seconds("gossip", "peer_exchange") ?? peerExchangeSeconds
+        switch toml["mirror", "mode"] {
+        case nil: break
+        case .string(let m)? where ["all", "factor", "pinned"].contains(m): mirrorMode = m
+        default: throw HomeError("[mirror] mode must be \"all\", \"factor\" or \"pinned\"")
+        }
+        switch toml["mirror", "budget"] {
+        case nil: break
+        case .string(let text)?:
+            guard let bytes = ByteSize.parse(text) else { throw HomeError("[mirror] budget '\(text)' is not a size") }
+            mirrorBudget = bytes == 0 ? nil : bytes
+        case .integer(let n)? where n >= 0: mirrorBudget = n == 0 ? nil : UInt64(n)
+        default: throw HomeError("[mirror] budget must be a size such as \"100 GiB\"")
+        }
+        mirrorPublishers = try strings("mirror", "publishers") ?? []
+        for p in mirrorPublishers where p.count < 8 || !p.allSatisfy(\.isHexDigit) {
+            throw HomeError("[mirror] publishers holds publisher ids (at least 8 hex digits), not \"\(p)\"")
+        }
+        replicationFactor = try int("mirror", "replication_factor", 1...64) ?? replicationFactor
+        mirrorIntervalSeconds = try seconds("mirror", "interval") ?? mirrorIntervalSeconds
+        holderTTLSeconds = try seconds("mirror", "holder_ttl") ?? holderTTLSeconds
+        demandReportSeconds = try seconds("mirror", "demand_report") ?? demandReportSeconds
+        switch toml["test", "drop_peers_file"] {
+        case nil: break
+        case .string(let path)?: dropPeersFile = path
+        default: throw HomeError("[test] drop_peers_file must be a path")
         }
     }
 

@@ -1,5 +1,6 @@
 import AlexandriaCatalog
 import AlexandriaCore
+import AlexandriaGossip
 import AlexandriaManifest
 import AlexandriaStore
 import AlexandriaWire
@@ -28,6 +29,8 @@ public final class PeerServer: Service, @unchecked Sendable {
     /// Upload limit in bytes per second for all connections together; nil for none (`node run --upload-rate`).
     nonisolated(unsafe) public var uploadBytesPerSecond: Double?
     private let uploadLimiter = RateLimiter()
+    /// The gossip half of the node (nil for a plain server, as in fetch tests).
+    nonisolated(unsafe) public var gossip: GossipNode?
 
     public init(store: ContentStore, catalog: Catalog, identity: NodeIdentity, host: String, port: Int, logger: Logger)
     {
@@ -50,6 +53,14 @@ public final class PeerServer: Service, @unchecked Sendable {
         logger.info("listening", metadata: ["node.id": "\(identity.id)", "listen.port": "\(boundPort ?? -1)"])
         ready.yield(boundPort ?? port)
         ready.finish()
+        let gossip = self.gossip
+        let listening = boundPort ?? port
+        let gossipTask = Task {
+            if let gossip {
+                await gossip.attach(server: self, port: listening)
+                await gossip.run()
+            }
+        }
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
@@ -60,8 +71,11 @@ public final class PeerServer: Service, @unchecked Sendable {
             }
         } onGracefulShutdown: {
             self.logger.info("shutting down: no new connections")
+            gossipTask.cancel()
             server.channel.close(promise: nil)
         }
+        gossipTask.cancel()
+        await gossipTask.value
         logger.info("stopped")
     }
 
@@ -79,7 +93,15 @@ public final class PeerServer: Service, @unchecked Sendable {
                     inbound: inbound, outbound: outbound
                 ) { session in
                     deadline.cancel()
-                    try await self.serveRequests(&session, remote: remote)
+                    let host = channel.remoteAddress?.ipAddress
+                    let listen =
+                        session.peerListenPort == 0
+                        ? nil
+                        : host.map {
+                            PeerAddress(host: $0, port: Int(session.peerListenPort))
+                        }
+                    try await self.run(
+                        &session, channel: channel, initiatedBySelf: false, listen: listen, remote: remote)
                 }
             }
         } catch {
@@ -87,7 +109,61 @@ public final class PeerServer: Service, @unchecked Sendable {
         }
     }
 
-    func serveRequests(_ session: inout PeerSession, remote: String) async throws {
+    /// Runs an authenticated connection: a node (one that listens) joins gossip; a plain client (a fetch) only makes
+    /// requests.
+    func run(
+        _ session: inout PeerSession, channel: Channel, initiatedBySelf: Bool, listen: PeerAddress?, remote: String
+    ) async throws {
+        guard let gossip, let listen else {
+            try await serveRequests(&session, remote: remote, link: nil)
+            return
+        }
+        guard
+            let link = await gossip.register(
+                key: session.peerKey, initiatedBySelf: initiatedBySelf, listenAddress: listen, channel: channel)
+        else {
+            channel.close(promise: nil)
+            return
+        }
+        let writer = session.outbound
+        let drain = Task {
+            for await message in link.stream { try await writer.write(message) }
+        }
+        defer {
+            drain.cancel()
+            Task { await gossip.unregister(link) }
+        }
+        try await serveRequests(&session, remote: remote, link: link)
+    }
+
+    /// Opens an outbound connection to a node and runs it until it ends.
+    func dial(_ address: PeerAddress, listenPort: Int) async {
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.seconds(3))
+                .connect(host: address.host, port: address.port) { channel in PeerSession.pipeline(channel) }
+            let raw = channel.channel
+            let deadline = raw.eventLoop.scheduleTask(in: .seconds(WireLimits.handshakeTimeoutSeconds)) {
+                raw.close(promise: nil)
+            }
+            try await channel.executeThenClose { inbound, outbound in
+                try await PeerSession.handshake(
+                    identity: identity, initiator: true, listenPort: UInt16(listenPort), inbound: inbound,
+                    outbound: outbound
+                ) { session in
+                    deadline.cancel()
+                    try await self.run(
+                        &session, channel: raw, initiatedBySelf: true, listen: address, remote: address.description)
+                }
+            }
+        } catch {
+            logger.debug("dial failed", metadata: ["peer.address": "\(address)", "error": "\(error)"])
+            await gossip?.dialFailed(address)
+        }
+    }
+
+    func serveRequests(_ session: inout PeerSession, remote: String, link: Link?) async throws {
         var log = logger
         log[metadataKey: "peer.id"] = "\(session.peerID)"
         log.debug("peer authenticated", metadata: ["peer.address": "\(remote)"])
@@ -119,6 +195,10 @@ public final class PeerServer: Service, @unchecked Sendable {
                     continue
                 }
                 let end = min(recipe.chunks.count, Int(start) + Int(maxCount))
+                if start == 0 {
+                    // Demand: a fetch of this file is a fetch of the releases that contain it.
+                    for m in (try? catalog.manifests(containing: address)) ?? [] { try? catalog.countDemand(m) }
+                }
                 try await session.send(
                     .recipe(
                         address: address, size: recipe.size, averageBits: UInt8(recipe.chunker.averageBits),
@@ -145,6 +225,12 @@ public final class PeerServer: Service, @unchecked Sendable {
             case .getManifestByRelease(let text):
                 let resolved = try? Registry(store: store, catalog: catalog).resolve(try Reference(parsing: text))
                 try await sendManifest(session, id: resolved?.manifest.id)
+            case .items, .reconcile, .want, .peersQuery, .peers:
+                guard let link, let gossip else {
+                    try? await session.send(.error(.protocolViolation, "gossip is only for nodes that listen"))
+                    throw WireError(.protocolViolation, "gossip from a client")
+                }
+                try await gossip.handle(message, from: link)
             case .error(let code, let text):
                 log.debug("peer reported an error", metadata: ["error.code": "\(code)", "error.message": "\(text)"])
             default:

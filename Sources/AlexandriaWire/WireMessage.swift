@@ -1,4 +1,5 @@
 import AlexandriaCore
+import AlexandriaGossip
 
 /// Named limits of wire protocol v1 (Protocol/wire-v1.md). Checked before anything is allocated.
 public enum WireLimits {
@@ -78,6 +79,16 @@ public enum WireMessage: Equatable, Sendable {
     case getManifestByRelease(String)
     case manifest(envelope: [UInt8], publisherKey: [UInt8], entries: [[UInt8]], checkpoint: String)
     case error(WireErrorCode, String)
+    /// Peer exchange (Protocol/gossip-v1.md): ask for, and answer with, known node addresses.
+    case peersQuery
+    case peers([PeerRecord])
+    /// Catalog items, pushed or sent on request. `path` holds 8-byte node-key prefixes of nodes that were already
+    /// sent these items, so the receiver does not send them there again.
+    case items(path: [[UInt8]], items: [CatalogItem])
+    /// One step of set reconciliation; `round` counts the steps of one exchange.
+    case reconcile(round: UInt8, ranges: [Reconciler.Range])
+    /// Items this node lacks, by id.
+    case want([ContentHash])
 
     public var type: UInt8 {
         switch self {
@@ -95,6 +106,11 @@ public enum WireMessage: Equatable, Sendable {
         case .getManifestByID, .getManifestByRelease: return 0x30
         case .manifest: return 0x31
         case .error: return 0x7F
+        case .peersQuery: return 0x40
+        case .peers: return 0x41
+        case .items: return 0x50
+        case .reconcile: return 0x51
+        case .want: return 0x52
         }
     }
 
@@ -141,6 +157,36 @@ public enum WireMessage: Equatable, Sendable {
             for e in entries { w.u32(UInt32(e.count)); w.bytes(e) }
             w.string16(checkpoint)
         case .error(let code, let message): w.u16(code.rawValue); w.string16(message)
+        case .peersQuery: break
+        case .peers(let records):
+            w.u16(UInt16(records.count))
+            for p in records {
+                w.bytes(p.nodeKey); w.u8(UInt8(p.host.utf8.count)); w.bytes(Array(p.host.utf8)); w.u16(p.port)
+                w.u64(p.lastSeen)
+            }
+        case .items(let path, let items):
+            w.u8(UInt8(path.count))
+            for p in path { w.bytes(p) }
+            w.u16(UInt16(items.count))
+            for item in items { w.u8(item.kind.rawValue); w.u32(UInt32(item.body.count)); w.bytes(item.body) }
+        case .reconcile(let round, let ranges):
+            w.u8(round); w.u16(UInt16(ranges.count))
+            for r in ranges {
+                switch r.upper {
+                case .id(let id): w.u8(0); w.hash(id)
+                case .infinity: w.u8(1)
+                }
+                switch r.mode {
+                case .skip: w.u8(0)
+                case .fingerprint(let count, let fp): w.u8(1); w.u32(count); w.bytes(fp)
+                case .ids(let ids):
+                    w.u8(2); w.u16(UInt16(ids.count))
+                    for id in ids { w.hash(id) }
+                }
+            }
+        case .want(let ids):
+            w.u16(UInt16(ids.count))
+            for id in ids { w.hash(id) }
         }
         return w.out
     }
@@ -249,11 +295,87 @@ public enum WireMessage: Equatable, Sendable {
                 throw WireError(.protocolViolation, "unknown error code")
             }
             message = .error(code, try r.string16(max: WireLimits.maxErrorMessageBytes))
+        case 0x40: message = .peersQuery
+        case 0x41:
+            let n = Int(try r.u16())
+            guard n <= GossipLimits.maxPeers else { throw WireError(.protocolViolation, "too many peers") }
+            var records: [PeerRecord] = []
+            for _ in 0..<n {
+                let key = try r.bytes(32)
+                let hostLength = Int(try r.u8())
+                guard let host = String(validating: try r.bytes(hostLength), as: UTF8.self), !host.isEmpty else {
+                    throw WireError(.protocolViolation, "a peer host is not UTF-8")
+                }
+                records.append(PeerRecord(nodeKey: key, host: host, port: try r.u16(), lastSeen: try r.u64()))
+            }
+            message = .peers(records)
+        case 0x50:
+            let pathCount = Int(try r.u8())
+            guard pathCount <= GossipLimits.maxPathEntries else { throw WireError(.protocolViolation, "path too long") }
+            let path = try (0..<pathCount).map { _ throws(WireError) in try r.bytes(8) }
+            let n = Int(try r.u16())
+            guard n <= GossipLimits.maxItemsPerMessage else { throw WireError(.protocolViolation, "too many items") }
+            var items: [CatalogItem] = []
+            for _ in 0..<n {
+                guard let kind = CatalogItem.Kind(rawValue: try r.u8()) else {
+                    throw WireError(.protocolViolation, "unknown item kind")
+                }
+                let length = Int(try r.u32())
+                guard length <= CatalogItem.maxBodyBytes else { throw WireError(.protocolViolation, "item too large") }
+                items.append(CatalogItem(kind: kind, body: try r.bytes(length)))
+            }
+            message = .items(path: path, items: items)
+        case 0x51:
+            let round = try r.u8()
+            let n = Int(try r.u16())
+            guard n > 0, n <= GossipLimits.maxRanges else { throw WireError(.protocolViolation, "bad range count") }
+            var ranges: [Reconciler.Range] = []
+            for _ in 0..<n {
+                let upper: Reconciler.RangeBound
+                switch try r.u8() {
+                case 0: upper = .id(try r.hash())
+                case 1: upper = .infinity
+                default: throw WireError(.protocolViolation, "unknown range bound")
+                }
+                let mode: Reconciler.Mode
+                switch try r.u8() {
+                case 0: mode = .skip
+                case 1: mode = .fingerprint(count: try r.u32(), fingerprint: try r.bytes(16))
+                case 2:
+                    let count = Int(try r.u16())
+                    guard count <= GossipLimits.maxIDsPerRange else {
+                        throw WireError(.protocolViolation, "id list too long")
+                    }
+                    mode = .ids(try (0..<count).map { _ throws(WireError) in try r.hash() })
+                default: throw WireError(.protocolViolation, "unknown range mode")
+                }
+                ranges.append(Reconciler.Range(upper: upper, mode: mode))
+            }
+            message = .reconcile(round: round, ranges: ranges)
+        case 0x52:
+            let n = Int(try r.u16())
+            guard n <= GossipLimits.maxWant else { throw WireError(.protocolViolation, "too many wanted ids") }
+            message = .want(try (0..<n).map { _ throws(WireError) in try r.hash() })
         default:
             throw WireError(.unknownMessage, "unknown message type 0x\(String(type, radix: 16))")
         }
         guard r.atEnd else { throw WireError(.protocolViolation, "trailing bytes after a message of type \(type)") }
         return message
+    }
+}
+
+/// A node address as peer exchange carries it: the node's key, where it listens, and when it was last seen
+/// (seconds since 1970, by the sender's clock).
+public struct PeerRecord: Equatable, Sendable {
+    public let nodeKey: [UInt8]
+    public let host: String
+    public let port: UInt16
+    public let lastSeen: UInt64
+    public init(nodeKey: [UInt8], host: String, port: UInt16, lastSeen: UInt64) {
+        self.nodeKey = nodeKey
+        self.host = String(host.utf8.prefix(255))!
+        self.port = port
+        self.lastSeen = lastSeen
     }
 }
 

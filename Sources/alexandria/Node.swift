@@ -1,7 +1,9 @@
 import AlexandriaCatalog
+import AlexandriaCore
 import AlexandriaHome
 import AlexandriaPeer
 import ArgumentParser
+import Foundation
 import Logging
 import ServiceLifecycle
 
@@ -11,17 +13,21 @@ struct Node: AsyncParsableCommand {
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "The mirror daemon: serves what the store holds by hash, to authenticated peers.",
+            abstract: "The mirror daemon: gossip, replication, witnessing, and serving by hash to authenticated peers.",
             discussion: """
-                SIGTERM or SIGINT stops it gracefully: no new connections, in-flight work finished or cancelled, the \
-                store closed. Flags override [node] in config.toml. `alexandria fetch` and `publish` on the same home \
-                write to the same store, so what they bring in is served from then on.
+                It joins the network through its bootstrap peers (one is enough: peer exchange finds the rest), learns \
+                and passes on the whole catalog (manifests, log entries, checkpoints, equivocation proofs, witness \
+                cosignatures, availability), keeps the releases its [mirror] policy asks for within its budget, \
+                cosigns the checkpoints of releases it holds, and serves chunks by hash. SIGTERM or SIGINT stops it \
+                gracefully. Flags override config.toml. `alexandria fetch` and `publish` on the same home write to \
+                the same store and catalog, so what they bring in is served and gossiped from then on.
                 """)
         @OptionGroup var options: HomeOptions
         @Option(help: "HOST:PORT to listen on (default from config, 127.0.0.1:7420).") var listen: String?
         @Option(help: "A peer HOST:PORT (repeatable; adds to config).") var peer: [String] = []
         @Option(help: "trace, debug, info, notice, warning, error.") var logLevel: String = "info"
         @Option(help: "Upload limit for all peers together, e.g. 50MiB (per second).") var uploadRate: String?
+        @Flag(help: "Serve and gossip only; keep no releases beyond what is already held.") var noMirror = false
 
         func run() async throws {
             let home = options.resolved
@@ -37,9 +43,44 @@ struct Node: AsyncParsableCommand {
                 return handler
             }
             let logger = Logger(label: "alexandria.node")
+            let store = try home.openStore()
+            let catalog = try Catalog(path: home.catalogPath)
+            let identity = NodeIdentity(key: try home.nodeKey())
             let server = PeerServer(
-                store: try home.openStore(), catalog: try Catalog(path: home.catalogPath),
-                identity: NodeIdentity(key: try home.nodeKey()), host: parsed.host, port: parsed.port, logger: logger)
+                store: store, catalog: catalog, identity: identity, host: parsed.host, port: parsed.port, logger: logger
+            )
+            var bootstrap: [PeerAddress] = []
+            for text in peer + config.peers {
+                guard let p = PeerAddress(parsing: text) else {
+                    throw CommandFailure(message: "not HOST:PORT: \(text)", exitCode: 2)
+                }
+                if !bootstrap.contains(p) { bootstrap.append(p) }
+            }
+            var settings = GossipSettings()
+            settings.outboundTarget = config.outbound
+            settings.inboundCap = config.inbound
+            settings.fanout = config.fanout
+            settings.antiEntropySeconds = config.antiEntropySeconds
+            settings.peerExchangeSeconds = config.peerExchangeSeconds
+            settings.peerTablePath = home.peerTablePath
+            settings.statePath = home.nodeStatePath
+            settings.dropPeersFile = config.dropPeersFile
+            let gossip = GossipNode(
+                catalog: catalog, identity: identity, bootstrap: bootstrap, settings: settings,
+                logger: Logger(label: "alexandria.gossip"))
+            server.gossip = gossip
+            var policy = MirrorPolicy()
+            policy.mode = noMirror ? .pinned : MirrorPolicy.Mode(rawValue: config.mirrorMode) ?? .all
+            policy.budgetBytes = config.mirrorBudget ?? Self.defaultBudget(home.path)
+            policy.publishers = config.mirrorPublishers
+            policy.replicationFactor = config.replicationFactor
+            policy.intervalSeconds = config.mirrorIntervalSeconds
+            policy.holderTTLSeconds = config.holderTTLSeconds
+            policy.demandReportSeconds = config.demandReportSeconds
+            policy.scratchDirectory = home.path
+            let mirror = Mirror(
+                store: store, catalog: catalog, identity: identity, gossip: gossip, policy: policy,
+                logger: Logger(label: "alexandria.mirror"))
             if let uploadRate {
                 guard let bytes = ByteSize.parse(uploadRate), bytes > 0 else {
                     throw CommandFailure(message: "--upload-rate takes a size per second such as 50MiB", exitCode: 2)
@@ -47,8 +88,25 @@ struct Node: AsyncParsableCommand {
                 server.uploadBytesPerSecond = Double(bytes)
             }
             let group = ServiceGroup(
-                configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                configuration: .init(
+                    services: [server, MirrorService(mirror: mirror)], gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger))
             try await group.run()
         }
+
+        /// A quarter of the free space where the home is, at most 50 GiB.
+        static func defaultBudget(_ path: String) -> UInt64 {
+            var st = statvfs()
+            guard statvfs(path, &st) == 0 else { return 10 << 30 }
+            return min(50 << 30, UInt64(st.f_bavail) * UInt64(st.f_frsize) / 4)
+        }
+    }
+}
+
+/// Runs the mirror's rounds until the node shuts down.
+struct MirrorService: Service {
+    let mirror: Mirror
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { await mirror.run() }
     }
 }

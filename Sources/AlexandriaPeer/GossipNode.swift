@@ -1,0 +1,538 @@
+import AlexandriaCatalog
+import AlexandriaCore
+import AlexandriaGossip
+import AlexandriaManifest
+import AlexandriaStore
+import AlexandriaWire
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// How a node gossips and keeps its peers (config `[gossip]`, `[node]`).
+public struct GossipSettings: Sendable {
+    /// Outbound connections the node keeps open.
+    public var outboundTarget = 8
+    /// Inbound connections it accepts at most.
+    public var inboundCap = 64
+    /// Peers a new item is pushed to by each node that sees it first.
+    public var fanout = 3
+    /// Seconds between anti-entropy rounds (one random connected peer each).
+    public var antiEntropySeconds = 2.0
+    /// Seconds between peer-exchange queries.
+    public var peerExchangeSeconds = 30.0
+    /// Seconds between looks at the catalog for items a CLI process on this home added.
+    public var pollSeconds = 0.1
+    /// Where the peer table is kept (`<home>/peers.json`), and the state file `status`/`peers` read.
+    public var peerTablePath: String?
+    public var statePath: String?
+    /// Test switch: node keys (hex) whose traffic this node drops, as if partitioned (`[test] drop_peers`).
+    public var dropPeers: Set<String> = []
+    /// A file whose lines are node keys (hex) to drop; re-read every second, so a test can heal a partition.
+    public var dropPeersFile: String?
+
+    public init() {}
+}
+
+/// One entry of the peer table.
+public struct PeerEntry: Codable, Sendable {
+    public var key: String
+    public var host: String
+    public var port: Int
+    /// Seconds since 1970.
+    public var lastSeen: Double
+    public var score: Double = 0
+    public var failures: Int = 0
+    public var lastAttempt: Double = 0
+    public var bannedUntil: Double = 0
+}
+
+/// A live connection to a peer, either direction. Messages go out through a bounded queue drained by the connection's
+/// own task, so a slow peer never blocks gossip to the others; gossip that does not fit is dropped (anti-entropy
+/// repairs it).
+final class Link: @unchecked Sendable {
+    let key: [UInt8]
+    let keyHex: String
+    let initiatedBySelf: Bool
+    let listenAddress: PeerAddress?
+    let channel: Channel
+    let queue: AsyncStream<WireMessage>.Continuation
+    let stream: AsyncStream<WireMessage>
+    let since = Date()
+
+    init(key: [UInt8], initiatedBySelf: Bool, listenAddress: PeerAddress?, channel: Channel) {
+        self.key = key
+        self.keyHex = Hex.encode(key)
+        self.initiatedBySelf = initiatedBySelf
+        self.listenAddress = listenAddress
+        self.channel = channel
+        (stream, queue) = AsyncStream<WireMessage>.makeStream(bufferingPolicy: .bufferingOldest(512))
+    }
+
+    var prefix: [UInt8] { Array(key.prefix(8)) }
+}
+
+/// Counters for the state file and the figures.
+struct GossipCounters: Codable, Sendable {
+    var sent: [String: Int] = [:]
+    var bytesSent = 0
+    var received: [String: Int] = [:]
+    var bytesReceived = 0
+    var itemsAdded = 0
+    var itemsInvalid = 0
+    var itemsConflicting = 0
+    var reconcileRounds = 0
+}
+
+/// The gossip half of a node: the peer table and connections, push with duplicate suppression, anti-entropy by set
+/// reconciliation, and peer exchange (Protocol/gossip-v1.md). Replication and witnessing run beside it (`Mirror`).
+public actor GossipNode {
+    let catalog: Catalog
+    let identity: NodeIdentity
+    let settings: GossipSettings
+    let logger: Logger
+    var bootstrap: [PeerAddress]
+    var table: [String: PeerEntry] = [:]
+    var links: [String: Link] = [:]
+    var pending: [ContentHash: CatalogItem] = [:]
+    /// Ids this node already pushed or was pushed (so a CLI-added item is pushed once).
+    var handled: Set<ContentHash> = []
+    var lastSeq = 0
+    var counters = GossipCounters()
+    var listenPort = 0
+    weak var server: PeerServer?
+    var extraDrop: Set<String> = []
+    /// Set by the mirror: what this node holds, for the state file.
+    var mirrorState: [String: String] = [:]
+
+    public init(
+        catalog: Catalog, identity: NodeIdentity, bootstrap: [PeerAddress], settings: GossipSettings, logger: Logger
+    ) {
+        self.catalog = catalog
+        self.identity = identity
+        self.bootstrap = bootstrap
+        self.settings = settings
+        self.logger = logger
+    }
+
+    func attach(server: PeerServer, port: Int) {
+        self.server = server
+        listenPort = port
+    }
+
+    var selfHex: String { Hex.encode(identity.publicKey) }
+
+    // MARK: - Running
+
+    /// Runs until cancelled: dialing, polling, anti-entropy, peer exchange, persistence.
+    func run() async {
+        loadTable()
+        lastSeq = catalog.lastItemSeq
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.every(1.0) { await self.maintain() } }
+            group.addTask { await self.every(self.settings.pollSeconds) { await self.pollLocal() } }
+            group.addTask { await self.every(self.settings.antiEntropySeconds) { await self.antiEntropy() } }
+            group.addTask { await self.every(self.settings.peerExchangeSeconds) { await self.peerExchange() } }
+            group.addTask { await self.every(2.0) { await self.writeState() } }
+            group.addTask { await self.every(10.0) { await self.saveTable() } }
+            await group.waitForAll()
+        }
+        saveTable()
+        writeState()
+        for link in links.values { link.channel.close(promise: nil) }
+    }
+
+    nonisolated func every(_ seconds: Double, _ body: @Sendable () async -> Void) async {
+        while !Task.isCancelled {
+            await body()
+            try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+        }
+    }
+
+    // MARK: - Connections
+
+    /// Registers an authenticated connection. Returns nil if it must be closed (cap reached, duplicate, banned,
+    /// partitioned by the test switch).
+    func register(
+        key: [UInt8], initiatedBySelf: Bool, listenAddress: PeerAddress?, channel: Channel
+    ) -> Link? {
+        let hex = Hex.encode(key)
+        if dropped(hex) { return nil }
+        if let entry = table[hex], entry.bannedUntil > Date().timeIntervalSince1970 { return nil }
+        if !initiatedBySelf && links.values.filter({ !$0.initiatedBySelf }).count >= settings.inboundCap {
+            return nil
+        }
+        if let existing = links[hex] {
+            // Both sides keep the connection initiated by the smaller key, so a crossed dial settles on one.
+            let keepNew = (initiatedBySelf ? identity.publicKey : key).lexicographicallyPrecedes(
+                existing.initiatedBySelf ? identity.publicKey : key)
+            if !keepNew { return nil }
+            existing.channel.close(promise: nil)
+        }
+        let link = Link(key: key, initiatedBySelf: initiatedBySelf, listenAddress: listenAddress, channel: channel)
+        links[hex] = link
+        if let a = listenAddress {
+            var entry = table[hex] ?? PeerEntry(key: hex, host: a.host, port: a.port, lastSeen: 0)
+            entry.host = a.host
+            entry.port = a.port
+            entry.lastSeen = Date().timeIntervalSince1970
+            entry.failures = 0
+            table[hex] = entry
+        }
+        logger.debug(
+            "peer connected", metadata: ["peer.id": "\(hex.prefix(16))", "peer.outbound": "\(initiatedBySelf)"])
+        // A fresh connection: learn its peers, and reconcile at once (a node back from offline catches up now).
+        link.queue.yield(.peersQuery)
+        send(.reconcile(round: 0, ranges: Reconciler.open((try? catalog.itemIDs()) ?? [])), to: link)
+        return link
+    }
+
+    func unregister(_ link: Link) {
+        if links[link.keyHex] === link { links.removeValue(forKey: link.keyHex) }
+        link.queue.finish()
+    }
+
+    func dropped(_ hex: String) -> Bool { settings.dropPeers.contains(hex) || extraDrop.contains(hex) }
+
+    /// Keeps `outboundTarget` outbound connections: bootstrap addresses first while none is connected, then the
+    /// peer table, best score and most recently seen first, with exponential backoff after failures.
+    func maintain() async {
+        if let path = settings.dropPeersFile {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            extraDrop = Set(
+                text.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) })
+            for (hex, link) in links where dropped(hex) { link.channel.close(promise: nil) }
+        }
+        let outbound = links.values.filter(\.initiatedBySelf).count
+        guard outbound < settings.outboundTarget, let server else { return }
+        let now = Date().timeIntervalSince1970
+        var candidates: [PeerAddress] = []
+        let connectedAddresses = Set(links.values.compactMap(\.listenAddress))
+        if links.isEmpty {
+            candidates += bootstrap.filter { !connectedAddresses.contains($0) }
+        }
+        let ranked = table.values.filter {
+            $0.key != selfHex && links[$0.key] == nil && $0.bannedUntil < now && !dropped($0.key)
+                && now - $0.lastAttempt >= min(60, pow(2, Double($0.failures)))
+        }.sorted { ($0.score, $0.lastSeen) > ($1.score, $1.lastSeen) }
+        for entry in ranked { candidates.append(PeerAddress(host: entry.host, port: entry.port)) }
+        if candidates.isEmpty && links.isEmpty { candidates = bootstrap }
+        for address in candidates.prefix(settings.outboundTarget - outbound) {
+            if let hex = table.first(where: { $0.value.host == address.host && $0.value.port == address.port })?.key {
+                table[hex]?.lastAttempt = now
+            }
+            let port = listenPort
+            Task { await server.dial(address, listenPort: port) }
+        }
+    }
+
+    func dialFailed(_ address: PeerAddress) {
+        for (hex, entry) in table where entry.host == address.host && entry.port == address.port {
+            table[hex]?.failures += 1
+        }
+    }
+
+    // MARK: - Sending
+
+    func send(_ message: WireMessage, to link: Link) {
+        let name = Self.name(of: message)
+        counters.sent[name, default: 0] += 1
+        counters.bytesSent += message.encodedPayload.count + 5
+        link.queue.yield(message)
+    }
+
+    static func name(of message: WireMessage) -> String {
+        switch message {
+        case .items: return "items"
+        case .reconcile: return "reconcile"
+        case .want: return "want"
+        case .peers: return "peers"
+        case .peersQuery: return "peers_query"
+        default: return "other"
+        }
+    }
+
+    /// Sends items in messages that respect the item count and frame size limits.
+    func sendItems(_ items: [CatalogItem], path: [[UInt8]], to link: Link) {
+        var batch: [CatalogItem] = []
+        var bytes = 0
+        for item in items {
+            if !batch.isEmpty
+                && (batch.count == GossipLimits.maxItemsPerMessage
+                    || bytes + item.body.count + 5 > WireLimits.maxFrameBytes - 4096)
+            {
+                send(.items(path: path, items: batch), to: link)
+                batch = []
+                bytes = 0
+            }
+            batch.append(item)
+            bytes += item.body.count + 5
+        }
+        if !batch.isEmpty { send(.items(path: path, items: batch), to: link) }
+    }
+
+    /// Pushes new items to `fanout` connected peers that are not in `path` and not `except`; the path sent on names
+    /// this node and every chosen target, so they do not pick each other.
+    func push(_ items: [CatalogItem], path: [[UInt8]], except: String?) {
+        guard !items.isEmpty else { return }
+        for item in items { handled.insert(item.id) }
+        let seen = Set(path.map { Hex.encode($0) })
+        let eligible = links.values.filter { $0.keyHex != except && !seen.contains(Hex.encode($0.prefix)) }
+        let targets = Array(eligible.shuffled().prefix(settings.fanout))
+        guard !targets.isEmpty else { return }
+        var newPath = path + [Array(identity.publicKey.prefix(8))] + targets.map(\.prefix)
+        if newPath.count > GossipLimits.maxPathEntries {
+            newPath = Array(newPath.suffix(GossipLimits.maxPathEntries))
+        }
+        for target in targets { sendItems(items, path: newPath, to: target) }
+    }
+
+    /// Items a CLI process (publish, yank, fetch) or the mirror added to the catalog since the last look.
+    func pollLocal() {
+        guard let (items, last) = try? catalog.items(after: lastSeq) else { return }
+        lastSeq = last
+        let fresh = items.filter { !handled.contains($0.id) }
+        if !fresh.isEmpty {
+            logger.debug("pushing local items", metadata: ["items.count": "\(fresh.count)"])
+            push(fresh, path: [], except: nil)
+        }
+        if handled.count > 100_000 { handled.removeAll() }
+    }
+
+    // MARK: - Receiving
+
+    /// Handles a gossip message from `link`. Throws to drop the connection (a peer past its fault limit).
+    func handle(_ message: WireMessage, from link: Link) throws {
+        counters.received[Self.name(of: message), default: 0] += 1
+        counters.bytesReceived += message.encodedPayload.count + 5
+        if dropped(link.keyHex) {
+            link.channel.close(promise: nil)
+            return
+        }
+        table[link.keyHex]?.lastSeen = Date().timeIntervalSince1970
+        switch message {
+        case .items(let path, let items):
+            try receive(items, path: path, from: link)
+        case .reconcile(let round, let ranges):
+            counters.reconcileRounds += 1
+            let step: Reconciler.Step
+            do { step = try Reconciler.step(try catalog.itemIDs(), message: ranges) } catch let e as GossipError {
+                try fault(link, "bad RECONCILE: \(e)")
+                return
+            } catch { return }
+            if !step.theyLack.isEmpty, let items = try? catalog.items(step.theyLack) {
+                sendItems(items, path: [], to: link)
+            }
+            if !step.weLack.isEmpty {
+                let wanted = step.weLack.filter { pending[$0] == nil }
+                for part in stride(from: 0, to: wanted.count, by: GossipLimits.maxWant) {
+                    send(.want(Array(wanted[part..<min(wanted.count, part + GossipLimits.maxWant)])), to: link)
+                }
+            }
+            if let reply = step.reply, round < 40 { send(.reconcile(round: round &+ 1, ranges: reply), to: link) }
+        case .want(let ids):
+            if let items = try? catalog.items(ids) { sendItems(items, path: [], to: link) }
+        case .peersQuery:
+            let now = Date().timeIntervalSince1970
+            var records: [PeerRecord] = []
+            let fresh = table.values.filter { $0.key != link.keyHex && now - $0.lastSeen < 24 * 3600 }
+                .sorted { $0.lastSeen > $1.lastSeen }
+            for e in fresh.prefix(GossipLimits.maxPeers - 1) {
+                guard let key = Hex.decode(e.key), key.count == 32, e.host.utf8.count < 256 else { continue }
+                records.append(
+                    PeerRecord(nodeKey: key, host: e.host, port: UInt16(e.port), lastSeen: UInt64(e.lastSeen)))
+            }
+            send(.peers(records), to: link)
+        case .peers(let records):
+            let now = Date().timeIntervalSince1970
+            for r in records {
+                let hex = Hex.encode(r.nodeKey)
+                guard hex != selfHex, r.port > 0 else { continue }
+                let seen = min(now, Double(r.lastSeen))
+                if var e = table[hex] {
+                    if seen > e.lastSeen && links[hex] == nil {
+                        e.host = r.host
+                        e.port = Int(r.port)
+                        e.lastSeen = seen
+                        table[hex] = e
+                    }
+                } else if table.count < 4096 {
+                    table[hex] = PeerEntry(key: hex, host: r.host, port: Int(r.port), lastSeen: seen)
+                }
+            }
+        default:
+            break
+        }
+    }
+
+    func receive(_ items: [CatalogItem], path: [[UInt8]], from link: Link) throws {
+        var fresh: [CatalogItem] = []
+        for item in items {
+            switch try offer(item, from: link) {
+            case .some(let new): fresh += new
+            case .none: continue
+            }
+        }
+        if !fresh.isEmpty {
+            fresh += retryPending()
+            push(fresh, path: path, except: link.keyHex)
+        }
+    }
+
+    /// Offers one item to the catalog; returns the items to pass on (nil if none). Faults count against `link`.
+    func offer(_ item: CatalogItem, from link: Link?) throws -> [CatalogItem]? {
+        do {
+            switch try catalog.accept(item) {
+            case .added(let derived):
+                counters.itemsAdded += 1
+                if let link { table[link.keyHex]?.score += 0.1 }
+                return [item] + derived
+            case .conflict(let derived):
+                counters.itemsConflicting += 1
+                logger.warning(
+                    "overwrite attempt seen: conflicting signed items; proof stored and passed on",
+                    metadata: ["item.kind": "\(item.kind)", "item.id": "\(item.id.hex.prefix(16))"])
+                return [item] + derived
+            case .pending:
+                if pending.count < GossipLimits.maxPending { pending[item.id] = item }
+                return nil
+            case .duplicate, .stale:
+                return nil
+            }
+        } catch let error as ManifestError where error.code == .equivocation {
+            // A publisher's own log rebinding a release: evidence, not the relaying peer's fault.
+            counters.itemsConflicting += 1
+            return nil
+        } catch {
+            counters.itemsInvalid += 1
+            if let link { try fault(link, "invalid \(item.kind) item: \(error)") }
+            return nil
+        }
+    }
+
+    /// Items waiting for what they depend on, offered again until no more can be added.
+    func retryPending() -> [CatalogItem] {
+        var out: [CatalogItem] = []
+        var progress = true
+        while progress && !pending.isEmpty {
+            progress = false
+            for (id, item) in pending.sorted(by: { $0.value.kind < $1.value.kind }) {
+                guard case .some(let new)? = try? offer(item, from: nil) else {
+                    if (try? catalog.hasItem(id)) == true { pending.removeValue(forKey: id) }
+                    continue
+                }
+                pending.removeValue(forKey: id)
+                out += new
+                progress = true
+            }
+        }
+        return out
+    }
+
+    /// Lowers a peer's score; past the limit the connection is dropped and the peer banned for a while.
+    func fault(_ link: Link, _ why: String) throws {
+        var entry =
+            table[link.keyHex]
+            ?? PeerEntry(
+                key: link.keyHex, host: link.listenAddress?.host ?? "", port: link.listenAddress?.port ?? 0,
+                lastSeen: Date().timeIntervalSince1970)
+        entry.score -= 5
+        logger.warning("peer sent a bad item", metadata: ["peer.id": "\(link.keyHex.prefix(16))", "error": "\(why)"])
+        if entry.score <= -20 {
+            entry.bannedUntil = Date().timeIntervalSince1970 + 600
+            table[link.keyHex] = entry
+            throw WireError(.protocolViolation, "too many invalid items")
+        }
+        table[link.keyHex] = entry
+    }
+
+    // MARK: - Rounds
+
+    func antiEntropy() {
+        guard let link = links.values.randomElement(), let ids = try? catalog.itemIDs() else { return }
+        send(.reconcile(round: 0, ranges: Reconciler.open(ids)), to: link)
+    }
+
+    func peerExchange() {
+        guard let link = links.values.randomElement() else { return }
+        send(.peersQuery, to: link)
+    }
+
+    // MARK: - For the mirror and the CLI
+
+    /// Adds items this node made (a cosignature, an availability statement) and pushes them.
+    func publishOwn(_ items: [CatalogItem]) {
+        var fresh: [CatalogItem] = []
+        for item in items {
+            if case .some(let new)? = try? offer(item, from: nil) { fresh += new }
+        }
+        push(fresh, path: [], except: nil)
+    }
+
+    /// Listen addresses of connected peers and of table entries, by node key (hex).
+    func addresses() -> [String: PeerAddress] {
+        var out: [String: PeerAddress] = [:]
+        for (hex, e) in table where e.port > 0 { out[hex] = PeerAddress(host: e.host, port: e.port) }
+        for (hex, l) in links { if let a = l.listenAddress { out[hex] = a } }
+        return out
+    }
+
+    func connectedKeys() -> [String] { Array(links.keys) }
+
+    func setMirrorState(_ state: [String: String]) { mirrorState = state }
+
+    // MARK: - Persistence
+
+    func loadTable() {
+        guard let path = settings.peerTablePath, let data = FileManager.default.contents(atPath: path),
+            let entries = try? JSONDecoder().decode([PeerEntry].self, from: data)
+        else { return }
+        for e in entries.prefix(4096) where e.key != selfHex { table[e.key] = e }
+    }
+
+    func saveTable() {
+        guard let path = settings.peerTablePath else { return }
+        let entries = table.values.sorted { $0.lastSeen > $1.lastSeen }
+        guard let data = try? JSONEncoder().encode(entries) else { return }
+        let tmp = path + ".tmp"
+        if FileManager.default.createFile(atPath: tmp, contents: data) { _ = rename(tmp, path) }
+    }
+
+    struct StateFile: Codable {
+        struct Peer: Codable {
+            let id: String
+            let address: String
+            let direction: String
+            let score: Double
+            let connectedSeconds: Double
+        }
+        let node: String
+        let listen: Int
+        let updated: Double
+        let catalogItems: Int
+        let pendingItems: Int
+        let knownPeers: Int
+        let peers: [Peer]
+        let counters: GossipCounters
+        let mirror: [String: String]
+    }
+
+    func writeState() {
+        guard let path = settings.statePath else { return }
+        let now = Date()
+        let state = StateFile(
+            node: selfHex, listen: listenPort, updated: now.timeIntervalSince1970, catalogItems: catalog.itemCount,
+            pendingItems: pending.count, knownPeers: table.count,
+            peers: links.values.sorted { $0.keyHex < $1.keyHex }.map {
+                StateFile.Peer(
+                    id: $0.keyHex, address: $0.listenAddress?.description ?? "?",
+                    direction: $0.initiatedBySelf ? "out" : "in", score: table[$0.keyHex]?.score ?? 0,
+                    connectedSeconds: now.timeIntervalSince($0.since))
+            }, counters: counters, mirror: mirrorState)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        guard let data = try? encoder.encode(state) else { return }
+        let tmp = path + ".tmp"
+        if FileManager.default.createFile(atPath: tmp, contents: data) { _ = rename(tmp, path) }
+    }
+}

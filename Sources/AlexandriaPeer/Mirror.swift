@@ -1,0 +1,276 @@
+import AlexandriaCatalog
+import AlexandriaCore
+import AlexandriaGossip
+import AlexandriaManifest
+import AlexandriaStore
+import AlexandriaWire
+import Foundation
+import Logging
+
+/// What a mirror keeps (config `[mirror]`).
+public struct MirrorPolicy: Sendable {
+    public enum Mode: String, Sendable {
+        /// Every release it can within the budget, most demanded first (the default: a useful mirror).
+        case all
+        /// Only releases with fewer than `replicationFactor` live holders, plus pins and mirrored publishers.
+        case factor
+        /// Only pins and mirrored publishers.
+        case pinned
+    }
+    public var mode: Mode = .all
+    /// The most the mirror's releases may take in the store; eviction keeps within it.
+    public var budgetBytes: UInt64 = 10 << 30
+    /// Publisher ids (or id prefixes of at least 8 hex digits) whose every release is kept.
+    public var publishers: [String] = []
+    /// Holders every release should have; fewer makes a mirror with room pull it.
+    public var replicationFactor = 3
+    /// Seconds between replication rounds.
+    public var intervalSeconds = 2.0
+    /// A holder's availability statement older than this no longer counts; holders restate every third of it.
+    public var holderTTLSeconds = 600.0
+    /// Seconds between this node's demand reports, and the window they count.
+    public var demandReportSeconds = 60.0
+    public var demandWindowMinutes = 60
+    /// Where fetched files are assembled before they are dropped (the chunks stay in the store).
+    public var scratchDirectory = NSTemporaryDirectory()
+
+    public init() {}
+}
+
+/// The replication half of a node: decides which releases to keep (policy, budget, demand, holders), pulls their
+/// chunks from holders, witnesses what it holds (cosignature of the publisher's checkpoint), states what it holds
+/// (availability), reports demand, and evicts to stay within budget. One round at a time; no I/O outside `tick`.
+public actor Mirror {
+    let store: ContentStore
+    let catalog: Catalog
+    let identity: NodeIdentity
+    let gossip: GossipNode
+    let policy: MirrorPolicy
+    let logger: Logger
+    var lastDemandReport = Date.distantPast
+    var lastFetchFailure: [ContentHash: Date] = [:]
+
+    public init(
+        store: ContentStore, catalog: Catalog, identity: NodeIdentity, gossip: GossipNode, policy: MirrorPolicy,
+        logger: Logger
+    ) {
+        self.store = store
+        self.catalog = catalog
+        self.identity = identity
+        self.gossip = gossip
+        self.policy = policy
+        self.logger = logger
+    }
+
+    public func run() async {
+        while !Task.isCancelled {
+            do { try await tick() } catch {
+                logger.warning("replication round failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(nanoseconds: UInt64(policy.intervalSeconds * 1e9))
+        }
+    }
+
+    struct Candidate {
+        let id: ContentHash
+        let manifest: SignedManifest
+        let size: UInt64
+        let held: Bool
+        let must: Bool
+        let otherHolders: Int
+        let demand: Int
+    }
+
+    func candidates() throws -> [Candidate] {
+        let pins = try catalog.pins()
+        let demand = try catalog.networkDemand()
+        let local = Dictionary(
+            try catalog.localDemand(minutes: policy.demandWindowMinutes).map { ($0.manifest, $0.fetches) },
+            uniquingKeysWith: +)
+        var out: [Candidate] = []
+        for (id, publisher, _) in try catalog.allManifests() {
+            // A manifest that lost a conflict is evidence, never a release to keep.
+            guard let signed = try catalog.manifest(id: id) else { continue }
+            if let winner = try catalog.binding(publisher: publisher, release: signed.manifest.release.local),
+                winner != id
+            {
+                continue
+            }
+            let size = signed.manifest.files.reduce(UInt64(0)) { $0 + $1.size }
+            let held = try holdsAll(signed.manifest)
+            let must =
+                pins.contains(id)
+                || policy.publishers.contains { publisher.description.hasPrefix($0.lowercased()) && $0.count >= 8 }
+            let holders = try catalog.holders(of: id, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))
+                .filter { $0 != identity.publicKey }
+            out.append(
+                Candidate(
+                    id: id, manifest: signed, size: size, held: held, must: must, otherHolders: holders.count,
+                    demand: (demand[id] ?? 0) + (local[id] ?? 0)))
+        }
+        return out
+    }
+
+    /// Whether the store holds every chunk of every file, each file's chunk list matching the manifest.
+    func holdsAll(_ manifest: Manifest) throws -> Bool {
+        for file in manifest.files {
+            guard let recipe = try store.recipe(of: file.sha256), recipe.merkleRoot == file.merkleRoot,
+                recipe.size == file.size, let a = try store.availability(of: file.sha256), a.complete
+            else { return false }
+        }
+        return true
+    }
+
+    /// What to keep: must-keeps, then under-replicated releases, then (mode `all`) the rest, most demanded first,
+    /// newest first among equals, while the budget lasts.
+    func plan(_ all: [Candidate]) -> Set<ContentHash> {
+        var keep: Set<ContentHash> = []
+        var total: UInt64 = 0
+        let r = policy.replicationFactor
+        let ordered = all.enumerated().sorted { a, b in
+            let ka = (a.element.must ? 0 : (a.element.otherHolders + (a.element.held ? 1 : 0) <= r ? 1 : 2))
+            let kb = (b.element.must ? 0 : (b.element.otherHolders + (b.element.held ? 1 : 0) <= r ? 1 : 2))
+            if ka != kb { return ka < kb }
+            if a.element.demand != b.element.demand { return a.element.demand > b.element.demand }
+            return a.offset > b.offset
+        }.map(\.element)
+        for c in ordered {
+            let underReplicated = c.otherHolders < r || (c.held && c.otherHolders < r)
+            let wanted: Bool
+            switch policy.mode {
+            case .all: wanted = true
+            case .factor: wanted = c.must || underReplicated
+            case .pinned: wanted = c.must
+            }
+            guard wanted else { continue }
+            if c.must || total + c.size <= policy.budgetBytes {
+                keep.insert(c.id)
+                total += c.size
+            }
+        }
+        return keep
+    }
+
+    func tick() async throws {
+        let all = try candidates()
+        let keep = plan(all)
+        let mine = try catalog.statements(of: identity.publicKey)
+        let now = Int(Date().timeIntervalSince1970 * 1000)
+        var own: [CatalogItem] = []
+        // State and witness what is held; restate before the statement ages out.
+        for c in all where c.held {
+            let stated = mine[c.id]
+            if stated == nil || stated!.holds == false
+                || now - stated!.timestampMillis > Int(policy.holderTTLSeconds * 1000 / 3)
+            {
+                own.append(
+                    try AvailabilityStatement(
+                        nodeKey: identity.publicKey, manifest: c.id, timestampMillis: UInt64(now), holds: true
+                    ).signed(with: identity.key))
+            }
+            if let cosignature = try cosignIfNeeded(c.manifest) { own.append(cosignature) }
+        }
+        if !own.isEmpty { await gossip.publishOwn(own) }
+        // Pull one missing release per round (its files in turn), from its holders and connected peers.
+        if let next = all.first(where: {
+            keep.contains($0.id) && !$0.held
+                && (lastFetchFailure[$0.id].map { Date().timeIntervalSince($0) > 10 } ?? true)
+        }) {
+            await pull(next)
+        }
+        try evict(all, keep: keep)
+        try await reportDemand()
+        await gossip.setMirrorState([
+            "mode": policy.mode.rawValue, "budget": "\(policy.budgetBytes)",
+            "used": "\(all.filter(\.held).reduce(UInt64(0)) { $0 + $1.size })",
+            "releasesKnown": "\(all.count)", "releasesHeld": "\(all.filter(\.held).count)",
+            "releasesPlanned": "\(keep.count)",
+        ])
+    }
+
+    /// Cosigns the publisher's newest checkpoint that covers the release, once.
+    func cosignIfNeeded(_ signed: SignedManifest) throws -> CatalogItem? {
+        guard let (checkpoint, _) = try catalog.checkpoints(signed.manifest.publisher).last,
+            checkpoint.size > signed.manifest.logIndex
+        else { return nil }
+        let existing = try catalog.cosignatures(origin: checkpoint.origin, size: checkpoint.size, root: checkpoint.root)
+        if existing.contains(where: { $0.witness == identity.publicKey }) { return nil }
+        return try Cosignature.sign(checkpointText: checkpoint.text, key: identity.key).item
+    }
+
+    func pull(_ c: Candidate) async {
+        let addresses = await gossip.addresses()
+        var peers: [PeerAddress] = []
+        for holder in try! catalog.holders(of: c.id, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))
+        where holder != identity.publicKey {
+            if let a = addresses[Hex.encode(holder)], !peers.contains(a) { peers.append(a) }
+        }
+        for key in await gossip.connectedKeys() {
+            if let a = addresses[key], !peers.contains(a) { peers.append(a) }
+        }
+        guard !peers.isEmpty else { return }
+        logger.info(
+            "replicating", metadata: ["release": "\(c.manifest.manifest.release)", "peers.count": "\(peers.count)"])
+        let fetcher = Fetcher(store: store, identity: identity, logger: logger)
+        for file in c.manifest.manifest.files {
+            if let a = try? store.availability(of: file.sha256), a.complete { continue }
+            let scratch = policy.scratchDirectory + "/alexandria-replica-\(file.sha256.hex.prefix(24))"
+            do {
+                _ = try await fetcher.fetch(file.sha256, to: scratch, peers: peers, expectedRoot: file.merkleRoot)
+                unlink(scratch)
+            } catch {
+                unlink(scratch)
+                lastFetchFailure[c.id] = Date()
+                logger.info("replication pull failed", metadata: ["file": "\(file.path)", "error": "\(error)"])
+                return
+            }
+        }
+        try? catalog.countDemand(c.id)
+    }
+
+    /// Removes releases the plan no longer keeps, only while over budget: never a pinned one, never one no other
+    /// live holder has, those with at least R other holders first, least demanded first.
+    func evict(_ all: [Candidate], keep: Set<ContentHash>) throws {
+        var used = all.filter(\.held).reduce(UInt64(0)) { $0 + $1.size }
+        guard used > policy.budgetBytes else { return }
+        let r = policy.replicationFactor
+        let victims = all.filter { $0.held && !$0.must && !keep.contains($0.id) && $0.otherHolders > 0 }
+            .sorted { a, b in
+                let ra = a.otherHolders >= r
+                let rb = b.otherHolders >= r
+                if ra != rb { return ra }
+                return a.demand < b.demand
+            }
+        let keptFiles = Set(all.filter { keep.contains($0.id) }.flatMap { $0.manifest.manifest.files.map(\.sha256) })
+        var removed: [CatalogItem] = []
+        for v in victims where used > policy.budgetBytes {
+            for file in v.manifest.manifest.files where !keptFiles.contains(file.sha256) {
+                _ = try store.remove(file.sha256)
+            }
+            used -= v.size
+            logger.info(
+                "evicted to stay within budget",
+                metadata: ["release": "\(v.manifest.manifest.release)", "holders.other": "\(v.otherHolders)"])
+            removed.append(
+                try AvailabilityStatement(
+                    nodeKey: identity.publicKey, manifest: v.id,
+                    timestampMillis: UInt64(Date().timeIntervalSince1970 * 1000), holds: false
+                ).signed(with: identity.key))
+        }
+        if !removed.isEmpty {
+            _ = try store.collectGarbage(compress: false)
+            Task { [gossip] in await gossip.publishOwn(removed) }
+        }
+    }
+
+    func reportDemand() async throws {
+        guard Date().timeIntervalSince(lastDemandReport) >= policy.demandReportSeconds else { return }
+        lastDemandReport = Date()
+        let counts = try catalog.localDemand(minutes: policy.demandWindowMinutes)
+        guard !counts.isEmpty else { return }
+        let report = DemandReport(
+            nodeKey: identity.publicKey, timestampMillis: UInt64(Date().timeIntervalSince1970 * 1000),
+            counts: counts.map { ($0.manifest, UInt32(clamping: $0.fetches)) })
+        await gossip.publishOwn([try report.signed(with: identity.key)])
+    }
+}
