@@ -67,7 +67,11 @@ public struct AuditReport: Sendable, Encodable {
     public let notices: [Notice]
     public let overwriteAttempts: [Overwrite]
     public let lineage: [Parent]
+    /// Nodes that cosigned a checkpoint of the publisher's log that includes this release, earliest first:
+    /// `ed25519:<key prefix> <ISO time> (checkpoint size N)`.
     public let witnesses: [String]
+    /// Nodes whose newest availability statement says they hold every chunk of the release.
+    public let holders: [String]
     public let resolution: [String]
 
     /// 0 when everything holds; else the most serious failure: 4 bad signature, 6 equivocation, 5 missing or corrupt
@@ -229,7 +233,14 @@ extension Registry {
                 checkpoints: checkpoints.map(\.size),
                 inclusionProofVerified: inclusion, checkpointsConsistent: consistent, problems: logProblems),
             yanked: status?.yanked.map(notice), notices: status?.notices.map(notice) ?? [],
-            overwriteAttempts: overwrites, lineage: parents, witnesses: [], resolution: notes)
+            overwriteAttempts: overwrites, lineage: parents,
+            witnesses: try catalog.witnesses(of: signed).map {
+                "ed25519:\(Hex.encode($0.witness.prefix(8))) "
+                    + "\(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double($0.timestamp)))) "
+                    + "(checkpoint size \($0.size))"
+            },
+            holders: try catalog.holders(of: signed.id).map { "ed25519:\(Hex.encode($0.prefix(8)))" },
+            resolution: notes)
     }
 }
 

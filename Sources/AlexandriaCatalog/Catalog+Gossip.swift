@@ -523,3 +523,70 @@ extension Catalog {
         }
     }
 }
+
+// MARK: - Settling "first" across the network
+
+extension Catalog {
+    /// Distinct witnesses a release needs before its witnessed time counts (Protocol/gossip-v1.md, "Which binding
+    /// stands"). Two, so that one node's clock, or one node the publisher runs, cannot settle a conflict alone.
+    public static let settleQuorum = 2
+
+    /// A manifest this node holds as a release, or (failing that) one it holds only as evidence inside an
+    /// equivocation proof, verified against the proof's key.
+    public func manifestOrEvidence(id: ContentHash) throws -> SignedManifest? {
+        if let m = try manifest(id: id) { return m }
+        for publisher in try publishers() {
+            for (proof, _) in try equivocations(publisher: publisher) where proof.kind == .manifests {
+                guard let key = try? P256.Signing.PublicKey(derRepresentation: proof.publisherKey) else { continue }
+                for bytes in [proof.first, proof.second] {
+                    guard let envelope = try? DSSEEnvelope(json: bytes), ContentHash.of(envelope.payload) == id else {
+                        continue
+                    }
+                    if let m = try? SignedManifest(envelope: envelope, publicKey: key) { return m }
+                    return try? SignedManifest(rotatedEnvelope: envelope, manifest: try Manifest(payload: envelope.payload))
+                }
+            }
+        }
+        return nil
+    }
+
+    /// The conflicting manifests for one release that this node knows (its first binding first).
+    public func contenders(publisher: PublisherID, release: String) throws -> [SignedManifest] {
+        guard let first = try binding(publisher: publisher, release: release),
+            let firstManifest = try manifestOrEvidence(id: first)
+        else { return [] }
+        var out = [firstManifest]
+        for (proof, _) in try equivocations(publisher: publisher) where proof.kind == .manifests {
+            guard let key = try? P256.Signing.PublicKey(derRepresentation: proof.publisherKey) else { continue }
+            for bytes in [proof.first, proof.second] {
+                guard let envelope = try? DSSEEnvelope(json: bytes),
+                    let m = try? Manifest(payload: envelope.payload), m.release.local == release,
+                    m.publisher == publisher, !out.contains(where: { $0.id == ContentHash.of(envelope.payload) })
+                else { continue }
+                if let signed = try? SignedManifest(envelope: envelope, publicKey: key) { out.append(signed) }
+            }
+        }
+        return out
+    }
+
+    /// When a release was witnessed: the timestamp of its `settleQuorum`-th distinct witness (nil below quorum).
+    public func witnessedTime(_ signed: SignedManifest) throws -> UInt64? {
+        let w = try witnesses(of: signed)
+        guard w.count >= Self.settleQuorum else { return nil }
+        return w[Self.settleQuorum - 1].timestamp
+    }
+
+    /// The manifest a release resolves to, settled the same way on every node: without a conflict, the only
+    /// binding; with one, the contender witnessed first (earliest quorum time, then the smaller id); if no contender
+    /// has reached quorum yet, this node's first binding, until one does.
+    public func settledBinding(publisher: PublisherID, release: String) throws -> ContentHash? {
+        let contenders = try contenders(publisher: publisher, release: release)
+        guard contenders.count > 1 else { return try binding(publisher: publisher, release: release) }
+        var best: (time: UInt64, id: ContentHash)?
+        for c in contenders {
+            guard let t = try witnessedTime(c) else { continue }
+            if best == nil || (t, c.id) < (best!.time, best!.id) { best = (t, c.id) }
+        }
+        return best?.id ?? contenders[0].id
+    }
+}

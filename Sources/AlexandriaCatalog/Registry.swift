@@ -231,9 +231,14 @@ public struct Registry: Sendable {
                             + "\(s.yanked?.index ?? -1)): \(s.yanked?.reason ?? "")")
                 }
             }
-            guard let bound = try catalog.binding(publisher: publisher, release: release),
-                let signed = try catalog.manifest(id: bound)
+            guard let bound = try catalog.settledBinding(publisher: publisher, release: release),
+                let signed = try catalog.manifestOrEvidence(id: bound)
             else { throw ManifestError(.notFound, "\(publisher.short)/\(release) is not known here") }
+            if let first = try catalog.binding(publisher: publisher, release: release), first != bound {
+                notes.append(
+                    "\(release) resolves to \(bound), the manifest witnessed first across the network; this node saw "
+                        + "the conflicting \(first) first (an overwrite attempt; see audit)")
+            }
             guard signed.manifest.release.local == release else {
                 throw ManifestError(
                     .logInconsistent,

@@ -91,7 +91,7 @@ public actor Mirror {
         for (id, publisher, _) in try catalog.allManifests() {
             // A manifest that lost a conflict is evidence, never a release to keep.
             guard let signed = try catalog.manifest(id: id) else { continue }
-            if let winner = try catalog.binding(publisher: publisher, release: signed.manifest.release.local),
+            if let winner = try catalog.settledBinding(publisher: publisher, release: signed.manifest.release.local),
                 winner != id
             {
                 continue

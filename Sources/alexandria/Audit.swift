@@ -7,14 +7,16 @@ struct Audit: ParsableCommand {
         abstract: "Check a release's provenance: signature, content, log, notices, overwrite attempts, lineage.",
         discussion: """
             Exit codes: 0 everything holds; 1 a log or checkpoint check failed; 4 a bad signature; 5 content missing \
-            or corrupt; 6 an overwrite attempt (equivocation) was seen; 7 broken lineage. REF is a manifest id, \
-            publisher/name@version (or @latest), or a file's sha256 address.
+            or corrupt; 6 an overwrite attempt (equivocation) was seen; 7 broken lineage; 8 fewer witnesses than \
+            --min-witnesses. REF is a manifest id, publisher/name@version (or @latest), or a file's sha256 address.
             """)
 
     @OptionGroup var options: HomeOptions
     @Argument var ref: String
     @Flag(help: "Check metadata only; do not re-read and hash the content.") var offline = false
     @Flag(help: "Print the report as JSON.") var json = false
+    @Option(help: "Fail (exit 8) unless at least K nodes witnessed the release (cosigned its checkpoint).")
+    var minWitnesses: Int = 0
 
     func run() throws {
         let home = options.resolved
@@ -28,9 +30,16 @@ struct Audit: ParsableCommand {
             try Output.json(report)
         } else {
             for line in AuditTree.render(report, indent: "") { Output.line(line) }
-            Output.line(report.exitCode == 0 ? "result: everything holds" : "result: FAILED (exit \(report.exitCode))")
         }
-        if report.exitCode != 0 { throw ExitCode(report.exitCode) }
+        var code = report.exitCode
+        if code == 0 && report.witnesses.count < minWitnesses {
+            code = 8
+            if !json {
+                Output.line("witnesses: \(report.witnesses.count), fewer than --min-witnesses \(minWitnesses)")
+            }
+        }
+        if !json { Output.line(code == 0 ? "result: everything holds" : "result: FAILED (exit \(code))") }
+        if code != 0 { throw ExitCode(code) }
     }
 }
 
@@ -85,7 +94,9 @@ enum AuditTree {
             if let problem = parent.problem { out.append("\(p)       \(problem)") }
             if let sub = parent.report { out += render(sub, indent: p + "    ") }
         }
-        out.append("\(p)witnesses  \(r.witnesses.isEmpty ? "none yet" : r.witnesses.joined(separator: ", "))")
+        out.append("\(p)witnesses  \(r.witnesses.isEmpty ? "none yet" : "\(r.witnesses.count)")")
+        for w in r.witnesses { out.append("\(p)  \(w)") }
+        out.append("\(p)holders    \(r.holders.isEmpty ? "none known" : r.holders.joined(separator: ", "))")
         return out
     }
 }
