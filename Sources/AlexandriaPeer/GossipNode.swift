@@ -73,15 +73,15 @@ final class Link: @unchecked Sendable {
 }
 
 /// Counters for the state file and the figures.
-struct GossipCounters: Codable, Sendable {
-    var sent: [String: Int] = [:]
-    var bytesSent = 0
-    var received: [String: Int] = [:]
-    var bytesReceived = 0
-    var itemsAdded = 0
-    var itemsInvalid = 0
-    var itemsConflicting = 0
-    var reconcileRounds = 0
+public struct GossipCounters: Codable, Sendable {
+    public var sent: [String: Int] = [:]
+    public var bytesSent = 0
+    public var received: [String: Int] = [:]
+    public var bytesReceived = 0
+    public var itemsAdded = 0
+    public var itemsInvalid = 0
+    public var itemsConflicting = 0
+    public var reconcileRounds = 0
 }
 
 /// The gossip half of a node: the peer table and connections, push with duplicate suppression, anti-entropy by set
@@ -133,8 +133,12 @@ public actor GossipNode {
             group.addTask { await self.every(self.settings.pollSeconds) { await self.pollLocal() } }
             group.addTask { await self.every(self.settings.antiEntropySeconds) { await self.antiEntropy() } }
             group.addTask { await self.every(self.settings.peerExchangeSeconds) { await self.peerExchange() } }
-            group.addTask { await self.every(2.0) { await self.writeState() } }
-            group.addTask { await self.every(10.0) { await self.saveTable() } }
+            group.addTask {
+                await self.every(2.0) {
+                    await self.writeState()
+                    await self.saveTable()
+                }
+            }
             await group.waitForAll()
         }
         saveTable()
@@ -498,33 +502,14 @@ public actor GossipNode {
         if FileManager.default.createFile(atPath: tmp, contents: data) { _ = rename(tmp, path) }
     }
 
-    struct StateFile: Codable {
-        struct Peer: Codable {
-            let id: String
-            let address: String
-            let direction: String
-            let score: Double
-            let connectedSeconds: Double
-        }
-        let node: String
-        let listen: Int
-        let updated: Double
-        let catalogItems: Int
-        let pendingItems: Int
-        let knownPeers: Int
-        let peers: [Peer]
-        let counters: GossipCounters
-        let mirror: [String: String]
-    }
-
     func writeState() {
         guard let path = settings.statePath else { return }
         let now = Date()
-        let state = StateFile(
+        let state = NodeState(
             node: selfHex, listen: listenPort, updated: now.timeIntervalSince1970, catalogItems: catalog.itemCount,
             pendingItems: pending.count, knownPeers: table.count,
             peers: links.values.sorted { $0.keyHex < $1.keyHex }.map {
-                StateFile.Peer(
+                NodeState.Peer(
                     id: $0.keyHex, address: $0.listenAddress?.description ?? "?",
                     direction: $0.initiatedBySelf ? "out" : "in", score: table[$0.keyHex]?.score ?? 0,
                     connectedSeconds: now.timeIntervalSince($0.since))
@@ -535,4 +520,24 @@ public actor GossipNode {
         let tmp = path + ".tmp"
         if FileManager.default.createFile(atPath: tmp, contents: data) { _ = rename(tmp, path) }
     }
+}
+
+/// What `node run` writes to `<home>/node-state.json` every two seconds, for `status` and `peers`.
+public struct NodeState: Codable, Sendable {
+public struct Peer: Codable, Sendable {
+        public let id: String
+        public let address: String
+        public let direction: String
+        public let score: Double
+        public let connectedSeconds: Double
+    }
+    public let node: String
+    public let listen: Int
+    public let updated: Double
+    public let catalogItems: Int
+    public let pendingItems: Int
+    public let knownPeers: Int
+    public let peers: [Peer]
+    public let counters: GossipCounters
+    public let mirror: [String: String]
 }

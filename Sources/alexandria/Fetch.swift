@@ -38,6 +38,17 @@ struct Fetch: AsyncParsableCommand {
             }
             if !peers.contains(p) { peers.append(p) }
         }
+        if peer.isEmpty {
+            // No --peer: the holders the catalog knows of (availability gossip), then the node's peer table.
+            let hash = (try? Reference(parsing: ref)).flatMap { r -> ContentHash? in
+                if case .manifest(let h) = r { return h }
+                if case .release = r { return try? registry.resolve(r, localKeys: localKeyIDs(home)).manifest.id }
+                return nil
+            }
+            for p in LocalNode.peers(for: hash, home: home, catalog: registry.catalog) where !peers.contains(p) {
+                peers.append(p)
+            }
+        }
         let fetcher = Fetcher(
             store: registry.store, identity: NodeIdentity(key: try home.nodeKey()),
             logger: Logger(label: "alexandria.fetch"))

@@ -1,5 +1,7 @@
+import AlexandriaCatalog
 import AlexandriaCore
 import AlexandriaHome
+import AlexandriaPeer
 import AlexandriaStore
 import ArgumentParser
 
@@ -178,7 +180,8 @@ struct List: ParsableCommand {
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show what the local store holds.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show the node's state: store, catalog, holdings and budget, and (if a node runs) its peers.")
 
     @OptionGroup var options: HomeOptions
 
@@ -193,6 +196,11 @@ struct Status: ParsableCommand {
         let storedBytes: UInt64
         let packBytes: UInt64
         let budgetBytes: UInt64?
+        let catalogItems: Int
+        let releases: Int
+        let pins: Int
+        let node: NodeState?
+        let nodeRunning: Bool
     }
 
     func run() throws {
@@ -200,17 +208,40 @@ struct Status: ParsableCommand {
         let store = try home.openStore()
         let u = try store.usage()
         let budget = try home.config().storeBudget
+        let catalog = try Catalog(path: home.catalogPath)
+        let state = LocalNode.state(home)
+        let releases = try catalog.allManifests().count
+        let pins = try catalog.pins().count
         if json {
             try Output.json(
                 Report(
                     home: home.path, files: u.files, chunks: u.chunks, rawBytes: u.rawBytes, storedBytes: u.storedBytes,
-                    packBytes: u.packBytes, budgetBytes: budget))
+                    packBytes: u.packBytes, budgetBytes: budget, catalogItems: catalog.itemCount, releases: releases,
+                    pins: pins, node: state, nodeRunning: state.map(LocalNode.isRunning) ?? false))
         } else {
             Output.line("home     \(home.path)")
             Output.line("files    \(u.files)")
             Output.line("chunks   \(u.chunks) (\(ByteSize.format(u.rawBytes)) of content)")
             Output.line("on disk  \(ByteSize.format(u.packBytes)) in packs")
             Output.line("budget   \(budget.map { ByteSize.format($0) } ?? "no limit")")
+            Output.line("catalog  \(catalog.itemCount) items, \(releases) releases, \(pins) pinned")
+            if let state {
+                let m = state.mirror
+                Output.line(
+                    "node     ed25519:\(state.node.prefix(16)) on port \(state.listen), "
+                        + (LocalNode.isRunning(state) ? "running" : "not running (state is old)"))
+                Output.line(
+                    "mirror   mode \(m["mode"] ?? "?"), holds \(m["releasesHeld"] ?? "?") of \(m["releasesKnown"] ?? "?") "
+                        + "releases (\(ByteSize.format(UInt64(m["used"] ?? "") ?? 0)) of a \(ByteSize.format(UInt64(m["budget"] ?? "") ?? 0)) budget)")
+                Output.line("peers    \(state.peers.count) connected, \(state.knownPeers) known (`alexandria peers`)")
+                for p in state.peers.prefix(8) {
+                    Output.line(
+                        "  ed25519:\(p.id.prefix(16))  \(p.address)  \(p.direction)  score "
+                            + String(format: "%.1f", p.score))
+                }
+            } else {
+                Output.line("node     not started on this home")
+            }
         }
     }
 }

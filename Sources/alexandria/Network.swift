@@ -1,0 +1,126 @@
+import AlexandriaCatalog
+import AlexandriaCore
+import AlexandriaHome
+import AlexandriaPeer
+import ArgumentParser
+import Foundation
+
+/// What the local node last wrote about itself, and its peer table; nil when no node has run on this home.
+enum LocalNode {
+    static func state(_ home: Home) -> NodeState? {
+        guard let data = FileManager.default.contents(atPath: home.nodeStatePath) else { return nil }
+        return try? JSONDecoder().decode(NodeState.self, from: data)
+    }
+
+    static func table(_ home: Home) -> [PeerEntry] {
+        guard let data = FileManager.default.contents(atPath: home.peerTablePath) else { return [] }
+        return (try? JSONDecoder().decode([PeerEntry].self, from: data)) ?? []
+    }
+
+    /// Whether the state file is fresh (the node rewrites it every two seconds).
+    static func isRunning(_ state: NodeState) -> Bool { Date().timeIntervalSince1970 - state.updated < 10 }
+
+    /// Peers to fetch from when none was given: the live holders of the releases that contain `address` (or of the
+    /// release itself) first, then the most recently seen peers of the table, at most `limit`.
+    static func peers(for address: ContentHash?, home: Home, catalog: Catalog, limit: Int = 8) -> [PeerAddress] {
+        let table = self.table(home)
+        var byKey: [String: PeerEntry] = [:]
+        for e in table { byKey[e.key] = e }
+        var out: [PeerAddress] = []
+        func add(_ e: PeerEntry) {
+            let a = PeerAddress(host: e.host, port: e.port)
+            if e.port > 0, !out.contains(a) { out.append(a) }
+        }
+        if let address {
+            var manifests = (try? catalog.manifests(containing: address)) ?? []
+            if (try? catalog.manifestOrEvidence(id: address)) != nil { manifests.insert(address, at: 0) }
+            for m in manifests {
+                for holder in (try? catalog.holders(of: m)) ?? [] {
+                    if let e = byKey[Hex.encode(holder)] { add(e) }
+                }
+            }
+        }
+        for e in table.sorted(by: { $0.lastSeen > $1.lastSeen }) where out.count < limit && e.bannedUntil < Date().timeIntervalSince1970 {
+            add(e)
+        }
+        return Array(out.prefix(max(limit, out.count)))
+    }
+}
+
+struct Peers: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the node's peers: connections with scores, and the peer table.",
+        discussion: "Reads what `node run` on this home last wrote (every two seconds).")
+
+    @OptionGroup var options: HomeOptions
+    @Flag(help: "Print as JSON.") var json = false
+    @Flag(help: "Also list every entry of the peer table.") var all = false
+
+    func run() throws {
+        let home = options.resolved
+        let state = LocalNode.state(home)
+        let table = LocalNode.table(home)
+        if json {
+            struct Report: Encodable {
+                let running: Bool
+                let connected: [NodeState.Peer]
+                let table: [PeerEntry]
+            }
+            return try Output.json(
+                Report(running: state.map(LocalNode.isRunning) ?? false, connected: state?.peers ?? [], table: table))
+        }
+        guard let state else {
+            Output.line("no node has run on this home (start one with `alexandria node run`)")
+            return
+        }
+        Output.line(
+            "node ed25519:\(state.node.prefix(16)) \(LocalNode.isRunning(state) ? "running" : "NOT running (state is old)"); "
+                + "\(state.peers.count) connected, \(table.count) in the table")
+        Output.line("  id                       address                dir  score   connected")
+        for p in state.peers {
+            Output.line(
+                "  ed25519:\(p.id.prefix(16))  \(p.address.padding(toLength: 22, withPad: " ", startingAt: 0)) "
+                    + "\(p.direction.padding(toLength: 4, withPad: " ", startingAt: 0)) "
+                    + String(format: "%5.1f  %6.0f s", p.score, p.connectedSeconds))
+        }
+        if all {
+            Output.line("table (most recently seen first):")
+            for e in table.sorted(by: { $0.lastSeen > $1.lastSeen }) {
+                let ago = Date().timeIntervalSince1970 - e.lastSeen
+                Output.line(
+                    "  ed25519:\(e.key.prefix(16))  \(e.host):\(e.port)  seen \(Int(ago)) s ago  score "
+                        + String(format: "%.1f", e.score) + (e.failures > 0 ? "  \(e.failures) failed dials" : ""))
+            }
+        }
+    }
+}
+
+struct Pin: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Keep a release on this node whatever the budget says (the mirror pulls it if missing).")
+    @OptionGroup var options: HomeOptions
+    @Argument(help: "A manifest id or publisher/name@version.") var ref: String
+
+    func run() throws {
+        let home = options.resolved
+        let registry = try openRegistry(home)
+        let resolved = try resolve(ref, home: home, registry: registry)
+        try registry.catalog.pin(resolved.manifest.id)
+        Output.line("pinned \(resolved.manifest.manifest.release) (\(resolved.manifest.id))")
+    }
+}
+
+struct Unpin: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop keeping a release whatever the budget says; it stays while the policy and budget allow.")
+    @OptionGroup var options: HomeOptions
+    @Argument(help: "A manifest id or publisher/name@version.") var ref: String
+
+    func run() throws {
+        let home = options.resolved
+        let registry = try openRegistry(home)
+        let resolved = try resolve(ref, home: home, registry: registry)
+        try registry.catalog.unpin(resolved.manifest.id)
+        Output.line("unpinned \(resolved.manifest.manifest.release) (\(resolved.manifest.id))")
+    }
+}
