@@ -483,6 +483,15 @@ public actor GossipNode {
 
     func connectedKeys() -> [String] { Array(links.keys) }
 
+    /// Node keys (hex) known to be up: this node, connected peers, and table entries seen within `seconds`.
+    func liveNodes(within seconds: Double) -> Set<String> {
+        let now = Date().timeIntervalSince1970
+        var out = Set(links.keys)
+        out.insert(selfHex)
+        for (hex, e) in table where now - e.lastSeen <= seconds && !dropped(hex) { out.insert(hex) }
+        return out
+    }
+
     func setMirrorState(_ state: [String: String]) { mirrorState = state }
 
     // MARK: - Persistence

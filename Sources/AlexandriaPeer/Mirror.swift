@@ -73,6 +73,8 @@ public actor Mirror {
 
     struct Candidate {
         let id: ContentHash
+        /// Live holders other than this node, by key (hex).
+        let holderKeys: Set<String>
         let manifest: SignedManifest
         let size: UInt64
         let held: Bool
@@ -105,7 +107,7 @@ public actor Mirror {
                 .filter { $0 != identity.publicKey }
             out.append(
                 Candidate(
-                    id: id, manifest: signed, size: size, held: held, must: must, otherHolders: holders.count,
+                    id: id, holderKeys: Set(holders.map { Hex.encode($0) }), manifest: signed, size: size, held: held, must: must, otherHolders: holders.count,
                     demand: (demand[id] ?? 0) + (local[id] ?? 0)))
         }
         return out
@@ -123,7 +125,7 @@ public actor Mirror {
 
     /// What to keep: must-keeps, then under-replicated releases, then (mode `all`) the rest, most demanded first,
     /// newest first among equals, while the budget lasts.
-    func plan(_ all: [Candidate]) -> Set<ContentHash> {
+    func plan(_ all: [Candidate], live: Set<String> = []) -> Set<ContentHash> {
         var keep: Set<ContentHash> = []
         var total: UInt64 = 0
         let r = policy.replicationFactor
@@ -139,7 +141,7 @@ public actor Mirror {
             let wanted: Bool
             switch policy.mode {
             case .all: wanted = true
-            case .factor: wanted = c.must || underReplicated
+            case .factor: wanted = c.must || (underReplicated && (c.held || chosen(c, live: live)))
             case .pinned: wanted = c.must
             }
             guard wanted else { continue }
@@ -151,9 +153,21 @@ public actor Mirror {
         return keep
     }
 
+    /// Rendezvous placement: of the live nodes that do not hold the release, the ones ranked first by
+    /// `SHA-256(manifest id || node key)` make up the missing holders, so mirrors do not all pull at once.
+    func chosen(_ c: Candidate, live: Set<String>) -> Bool {
+        let missing = policy.replicationFactor - c.otherHolders
+        guard missing > 0 else { return false }
+        let me = Hex.encode(identity.publicKey)
+        let ranked = live.subtracting(c.holderKeys).union([me]).sorted {
+            ContentHash.of(c.id.bytes + Array($0.utf8)) < ContentHash.of(c.id.bytes + Array($1.utf8))
+        }
+        return ranked.prefix(missing).contains(me)
+    }
+
     func tick() async throws {
         let all = try candidates()
-        let keep = plan(all)
+        let keep = plan(all, live: await gossip.liveNodes(within: policy.holderTTLSeconds))
         let mine = try catalog.statements(of: identity.publicKey)
         let now = Int(Date().timeIntervalSince1970 * 1000)
         var own: [CatalogItem] = []

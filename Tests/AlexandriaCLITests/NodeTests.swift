@@ -8,9 +8,9 @@ final class NodeProcess {
     let process: Process
     let port: Int
 
-    init(cli: CLI, extra: [String] = []) throws {
+    init(cli: CLI, extra: [String] = [], port: Int? = nil) throws {
         self.cli = cli
-        port = Int.random(in: 20_000...60_000)
+        self.port = port ?? Int.random(in: 20_000...60_000)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CLI.binary)
         p.arguments = ["node", "run", "--home", cli.home, "--listen", "127.0.0.1:\(port)"] + extra

@@ -1,0 +1,219 @@
+import AlexandriaCore
+import Foundation
+import Testing
+
+/// Several `node run` processes on loopback that find each other through one bootstrap address, with short gossip
+/// and mirror intervals so a test takes seconds. Every wait is bounded; nothing asserts on a duration.
+final class Cluster {
+    var clis: [CLI] = []
+    var nodes: [NodeProcess?] = []
+    let dropFiles: [String]
+    let config: String
+
+    init(size: Int, mirror: String = "mode = \"all\"") throws {
+        config = """
+            [gossip]
+            anti_entropy = "500ms"
+            peer_exchange = "2s"
+
+            [mirror]
+            \(mirror)
+            interval = "500ms"
+            holder_ttl = "4s"
+            demand_report = "2s"
+            """
+        var drops: [String] = []
+        for _ in 0..<size {
+            let cli = CLI()
+            _ = try cli.run("init")
+            drops.append(cli.home + "/drop-peers")
+            FileManager.default.createFile(atPath: cli.home + "/drop-peers", contents: Data())
+            try (config + "\n[test]\ndrop_peers_file = \"\(cli.home)/drop-peers\"\n").write(
+                toFile: cli.home + "/config.toml", atomically: true, encoding: .utf8)
+            clis.append(cli)
+        }
+        dropFiles = drops
+        for i in 0..<size { try start(i) }
+    }
+
+    func start(_ i: Int, port: Int? = nil) throws {
+        let extra = i == 0 || nodes.isEmpty ? [] : ["--peer", nodes[0]?.address ?? ""]
+        let node = try NodeProcess(cli: clis[i], extra: extra.filter { !$0.isEmpty }, port: port)
+        if i < nodes.count { nodes[i] = node } else { nodes.append(node) }
+    }
+
+    func stop(_ i: Int) {
+        nodes[i]?.stop()
+        nodes[i] = nil
+    }
+
+    func tearDown() {
+        for n in nodes { n?.stop() }
+        for c in clis { c.cleanUp() }
+    }
+
+    /// `status --json` of node i.
+    func status(_ i: Int) -> [String: Any] {
+        guard let r = try? clis[i].runCommand(["status", "--json"]),
+            let o = try? JSONSerialization.jsonObject(with: r.stdout) as? [String: Any]
+        else { return [:] }
+        return o
+    }
+
+    func items(_ i: Int) -> Int { status(i)["catalogItems"] as? Int ?? -1 }
+
+    func nodeKey(_ i: Int) -> String {
+        ((status(i)["node"] as? [String: Any])?["node"] as? String) ?? ""
+    }
+
+    /// Audit of REF on node i as JSON, with its exit status.
+    func audit(_ i: Int, _ ref: String) -> (status: Int32, report: [String: Any]) {
+        guard let r = try? clis[i].runCommand(["audit", ref, "--offline", "--json"]) else { return (-1, [:]) }
+        return (r.status, (try? JSONSerialization.jsonObject(with: r.stdout) as? [String: Any]) ?? [:])
+    }
+
+    /// Drops traffic between the nodes of `a` and those of `b` (both ways), as a network partition would.
+    func partition(_ a: [Int], _ b: [Int]) {
+        let keysA = a.map(nodeKey)
+        let keysB = b.map(nodeKey)
+        for i in a { FileManager.default.createFile(atPath: dropFiles[i], contents: Data(keysB.joined(separator: "\n").utf8)) }
+        for i in b { FileManager.default.createFile(atPath: dropFiles[i], contents: Data(keysA.joined(separator: "\n").utf8)) }
+    }
+
+    func heal() {
+        for f in dropFiles { FileManager.default.createFile(atPath: f, contents: Data()) }
+    }
+
+    /// Publishes a generated model of `bytes` on node i; returns (manifest id, publisher/name@version).
+    func publish(_ i: Int, name: String, version: String, bytes: Int, seed: UInt64, key: String = "pub") throws -> (
+        String, String
+    ) {
+        let cli = clis[i]
+        let dir = cli.home + "-model-\(name)-\(version)-\(seed)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/model.safetensors", contents: Data(randomBytes(bytes, seed: seed)))
+        FileManager.default.createFile(atPath: dir + "/config.json", contents: Data("{\"seed\": \(seed)}\n".utf8))
+        if !FileManager.default.fileExists(atPath: cli.home + "/keys/publishers/\(key).pem") {
+            _ = try cli.run("keys", "generate", key)
+        }
+        let r = try cli.runCommand(
+            ["publish", dir, "--name", name, "--version", version, "--key", key, "--json", "--assume-log-current"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let o = try JSONSerialization.jsonObject(with: r.stdout) as! [String: Any]
+        return (o["manifestID"] as! String, o["release"] as! String)
+    }
+}
+
+/// Waits up to `seconds` for `condition`, checking every quarter second.
+func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        Thread.sleep(forTimeInterval: 0.25)
+    }
+    return condition()
+}
+
+@Suite("Gossip and replication across node processes", .serialized)
+struct ClusterTests {
+    @Test func catalogConvergesAndAnOverwriteAttemptIsCaughtByEveryNode() throws {
+        let cluster = try Cluster(size: 4)
+        defer { cluster.tearDown() }
+        let (manifest, release) = try cluster.publish(0, name: "demo", version: "1.0", bytes: 1 << 20, seed: 1)
+        // Everyone learns the release (and, as mirrors, witnesses and holds it).
+        #expect(
+            eventually(30) {
+                (0..<4).allSatisfy { cluster.audit($0, release).report["manifestID"] as? String == manifest }
+            })
+        #expect(eventually(30) { Set((0..<4).map(cluster.items)).count == 1 })
+        // The publisher, from a fresh home with its key and no log, signs other weights under the same name.
+        let rogue = CLI()
+        defer { rogue.cleanUp() }
+        _ = try rogue.run("init")
+        let pass = rogue.home + "-pass"
+        try "pw\n".write(toFile: pass, atomically: true, encoding: .utf8)
+        let pem = rogue.home + "-key.pem"
+        #expect(
+            try cluster.clis[0].runCommand(["keys", "export", "pub", "-o", pem, "--passphrase-file", pass]).status == 0)
+        #expect(try rogue.runCommand(["keys", "import", pem, "--name", "pub", "--passphrase-file", pass]).status == 0)
+        cluster.clis.append(rogue)
+        cluster.nodes.append(nil)
+        let dropPath = rogue.home + "/drop-peers"
+        FileManager.default.createFile(atPath: dropPath, contents: Data())
+        try (cluster.config + "\n[test]\ndrop_peers_file = \"\(dropPath)\"\n").write(
+            toFile: rogue.home + "/config.toml", atomically: true, encoding: .utf8)
+        let (forged, forgedRelease) = try cluster.publish(4, name: "demo", version: "1.0", bytes: 1 << 20, seed: 2)
+        #expect(forgedRelease == release && forged != manifest)
+        try cluster.start(4)
+        // Every node, the rogue's included, shows the attempt and keeps resolving the name to the original.
+        for i in 0..<5 {
+            #expect(
+                eventually(30) {
+                    let (status, report) = cluster.audit(i, release)
+                    return status == 6 && report["manifestID"] as? String == manifest
+                }, "node \(i)")
+        }
+        // Witnesses: the mirrors cosigned; --min-witnesses passes at 3 and fails above the count.
+        let r = try cluster.clis[1].runCommand(["audit", manifest, "--offline", "--json"])
+        let witnesses = (try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])?["witnesses"] as? [String]
+        #expect((witnesses?.count ?? 0) >= 3)
+    }
+
+    @Test func anOfflineNodeCatchesUpAndAPartitionHeals() throws {
+        let cluster = try Cluster(size: 4)
+        defer { cluster.tearDown() }
+        #expect(eventually(20) { (0..<4).allSatisfy { !cluster.nodeKey($0).isEmpty } })
+        let port3 = cluster.nodes[3]!.port
+        cluster.stop(3)
+        let (_, first) = try cluster.publish(0, name: "offline", version: "1", bytes: 256 << 10, seed: 3)
+        #expect(eventually(20) { cluster.audit(1, first).status == 0 })
+        try cluster.start(3, port: port3)
+        #expect(eventually(30) { cluster.audit(3, first).report["release"] as? String == first }, "catch-up")
+        // Partition {0,1} from {2,3}; a release published on 0 stays on its side until the partition heals.
+        cluster.partition([0, 1], [2, 3])
+        Thread.sleep(forTimeInterval: 1.5)
+        let (_, second) = try cluster.publish(0, name: "partitioned", version: "1", bytes: 256 << 10, seed: 4)
+        #expect(eventually(20) { cluster.audit(1, second).report["release"] as? String == second })
+        Thread.sleep(forTimeInterval: 2)
+        #expect(cluster.audit(2, second).report["release"] == nil, "the partition leaked")
+        cluster.heal()
+        #expect(eventually(30) { (2...3).allSatisfy { cluster.audit($0, second).report["release"] as? String == second } })
+        #expect(eventually(30) { Set((0..<4).map(cluster.items)).count == 1 })
+    }
+
+    @Test func mirrorsKeepTheReplicationFactorAndServeWhenThePublisherIsGone() throws {
+        let cluster = try Cluster(size: 5, mirror: "mode = \"factor\"\nreplication_factor = 2")
+        defer { cluster.tearDown() }
+        let (manifest, _) = try cluster.publish(0, name: "rf", version: "1", bytes: 2 << 20, seed: 5)
+        /// Running nodes that hold every chunk of the release.
+        func holding() -> Set<Int> {
+            Set(
+                (0..<5).filter { i in
+                    guard cluster.nodes[i] != nil else { return false }
+                    let mirror = (cluster.status(i)["node"] as? [String: Any])?["mirror"] as? [String: String]
+                    return mirror?["releasesHeld"] == "1"
+                })
+        }
+        #expect(eventually(30) { holding().count >= 2 }, "the publisher plus one mirror")
+        // The publisher goes offline: one holder is left, so another mirror makes up the factor from it.
+        cluster.stop(0)
+        #expect(eventually(40) { holding().count >= 2 }, "re-replicated after the publisher left")
+        // A fresh client fetches by manifest id with no --peer: its node learned the holders through gossip.
+        let client = CLI()
+        defer { client.cleanUp() }
+        _ = try client.run("init")
+        try "[mirror]\nmode = \"pinned\"\n".write(
+            toFile: client.home + "/config.toml", atomically: true, encoding: .utf8)
+        let node = try NodeProcess(cli: client, extra: ["--peer", cluster.nodes[holding().first!]!.address])
+        #expect(eventually(20) { (try? client.run("audit", manifest, "--offline").status) == 5 })
+        let r = try client.runCommand(["fetch", manifest, "-o", client.home + "-release"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try client.run("audit", manifest).status == 0)
+        node.stop()
+        // A holder dies; once its statements age out the others restore the factor without it.
+        let before = holding()
+        let victim = before.first!
+        cluster.stop(victim)
+        #expect(eventually(40) { holding().count >= 2 }, "re-replicated after a holder died: \(before) → \(holding())")
+    }
+}
