@@ -45,6 +45,13 @@ public struct PeerEntry: Codable, Sendable {
     public var failures: Int = 0
     public var lastAttempt: Double = 0
     public var bannedUntil: Double = 0
+
+    public init(key: String, host: String, port: Int, lastSeen: Double) {
+        self.key = key
+        self.host = host
+        self.port = port
+        self.lastSeen = lastSeen
+    }
 }
 
 /// A live connection to a peer, either direction. Messages go out through a bounded queue drained by the connection's

@@ -23,7 +23,13 @@ enum LocalNode {
     /// Peers to fetch from when none was given: the live holders of the releases that contain `address` (or of the
     /// release itself) first, then the most recently seen peers of the table, at most `limit`.
     static func peers(for address: ContentHash?, home: Home, catalog: Catalog, limit: Int = 8) -> [PeerAddress] {
-        let table = self.table(home)
+        var table = self.table(home)
+        // Peers the running node is connected to, in case the table was not written yet.
+        for p in state(home)?.peers ?? [] where !table.contains(where: { $0.key == p.id }) {
+            if let a = PeerAddress(parsing: p.address) {
+                table.append(PeerEntry(key: p.id, host: a.host, port: a.port, lastSeen: Date().timeIntervalSince1970))
+            }
+        }
         var byKey: [String: PeerEntry] = [:]
         for e in table { byKey[e.key] = e }
         var out: [PeerAddress] = []

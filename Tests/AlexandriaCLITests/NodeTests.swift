@@ -13,7 +13,7 @@ final class NodeProcess {
         self.port = port ?? Int.random(in: 20_000...60_000)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CLI.binary)
-        p.arguments = ["node", "run", "--home", cli.home, "--listen", "127.0.0.1:\(port)"] + extra
+        p.arguments = ["node", "run", "--home", cli.home, "--listen", "127.0.0.1:\(self.port)"] + extra
         p.standardOutput = FileHandle.nullDevice
         let log = Pipe()
         p.standardError = log
