@@ -21,6 +21,9 @@ public struct GossipSettings: Sendable {
     public var antiEntropySeconds = 2.0
     /// Seconds between peer-exchange queries.
     public var peerExchangeSeconds = 30.0
+    /// Seconds between closing one outbound connection (when all slots are full) so the overlay keeps mixing and a
+    /// healed partition reconnects.
+    public var rotateSeconds = 10.0
     /// Seconds between looks at the catalog for items a CLI process on this home added.
     public var pollSeconds = 0.1
     /// Where the peer table is kept (`<home>/peers.json`), and the state file `status`/`peers` read.
@@ -89,6 +92,8 @@ public struct GossipCounters: Codable, Sendable {
     public var itemsInvalid = 0
     public var itemsConflicting = 0
     public var reconcileRounds = 0
+    /// ITEMS messages sent per item (id hex, first 16 digits), for the most recent items.
+    public var itemSends: [String: Int] = [:]
 }
 
 /// The gossip half of a node: the peer table and connections, push with duplicate suppression, anti-entropy by set
@@ -109,6 +114,8 @@ public actor GossipNode {
     var listenPort = 0
     weak var server: PeerServer?
     var extraDrop: Set<String> = []
+    var lastRotation = Date()
+    var recentItems: [String] = []
     /// Set by the mirror: what this node holds, for the state file.
     var mirrorState: [String: String] = [:]
 
@@ -214,7 +221,16 @@ public actor GossipNode {
                 text.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) })
             for (hex, link) in links where dropped(hex) { link.channel.close(promise: nil) }
         }
-        let outbound = links.values.filter(\.initiatedBySelf).count
+        var outbound = links.values.filter(\.initiatedBySelf).count
+        if outbound >= settings.outboundTarget, Date().timeIntervalSince(lastRotation) >= settings.rotateSeconds,
+            let victim = links.values.filter(\.initiatedBySelf).randomElement()
+        {
+            // Rotation: one slot is freed and redialled at random, so the overlay keeps mixing.
+            lastRotation = Date()
+            victim.channel.close(promise: nil)
+            links.removeValue(forKey: victim.keyHex)
+            outbound -= 1
+        }
         guard outbound < settings.outboundTarget, let server else { return }
         let now = Date().timeIntervalSince1970
         var candidates: [PeerAddress] = []
@@ -225,7 +241,7 @@ public actor GossipNode {
         let ranked = table.values.filter {
             $0.key != selfHex && links[$0.key] == nil && $0.bannedUntil < now && !dropped($0.key)
                 && now - $0.lastAttempt >= min(60, pow(2, Double($0.failures)))
-        }.sorted { ($0.score, $0.lastSeen) > ($1.score, $1.lastSeen) }
+        }.shuffled().sorted { ($0.score < 0 ? 0 : 1) > ($1.score < 0 ? 0 : 1) }
         for entry in ranked { candidates.append(PeerAddress(host: entry.host, port: entry.port)) }
         if candidates.isEmpty && links.isEmpty { candidates = bootstrap }
         for address in candidates.prefix(settings.outboundTarget - outbound) {
@@ -265,6 +281,14 @@ public actor GossipNode {
 
     /// Sends items in messages that respect the item count and frame size limits.
     func sendItems(_ items: [CatalogItem], path: [[UInt8]], to link: Link) {
+        for item in items {
+            let key = String(item.id.hex.prefix(16))
+            if counters.itemSends[key] == nil {
+                recentItems.append(key)
+                if recentItems.count > 256 { counters.itemSends.removeValue(forKey: recentItems.removeFirst()) }
+            }
+            counters.itemSends[key, default: 0] += 1
+        }
         var batch: [CatalogItem] = []
         var bytes = 0
         for item in items {
