@@ -5,7 +5,7 @@
 #   replication   publish to the third holder (replication factor 3, mode "factor")
 #   catch-up      a partition into two halves heals; time until every node of the cut-off half has the release  (< 30 s)
 #   idle          bytes sent per node per minute with nothing to announce
-# Default intervals (anti-entropy 2 s, peer exchange 30 s, rotation 10 s). Talks to 127.0.0.1 only; stops what it
+# Default intervals (anti-entropy 1 s, peer exchange 30 s, rotation 10 s). Talks to 127.0.0.1 only; stops what it
 # starts. env: NODES (50), ANNOUNCEMENTS (10), IDLE_SECONDS (60), BASE_PORT (18400)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -21,7 +21,7 @@ public struct HomeConfig: Sendable {
     public var inbound = 64
     /// `[gossip] fanout`, `anti_entropy`, `peer_exchange` (see Protocol/gossip-v1.md).
     public var fanout = 3
-    public var antiEntropySeconds = 2.0
+    public var antiEntropySeconds = 1.0
     public var peerExchangeSeconds = 30.0
     /// `[mirror] mode`: "all" (every release within budget, most demanded first), "factor" (only releases below the
     /// replication factor), "pinned" (only pins and mirrored publishers).
@@ -72,7 +72,7 @@ public struct HomeConfig: Sendable {
         # Peers each new catalog item is pushed to by every node that sees it first.
         fanout = 3
         # Seconds between anti-entropy rounds (set reconciliation with one random peer) and peer exchanges.
-        anti_entropy = "2s"
+        anti_entropy = "1s"
         peer_exchange = "30s"
 
         [mirror]

@@ -18,7 +18,7 @@ public struct GossipSettings: Sendable {
     /// Peers a new item is pushed to by each node that sees it first.
     public var fanout = 3
     /// Seconds between anti-entropy rounds (one random connected peer each).
-    public var antiEntropySeconds = 2.0
+    public var antiEntropySeconds = 1.0
     /// Seconds between peer-exchange queries.
     public var peerExchangeSeconds = 30.0
     /// Seconds between closing one outbound connection (when all slots are full) so the overlay keeps mixing and a

@@ -26,7 +26,7 @@ public struct MirrorPolicy: Sendable {
     public var replicationFactor = 3
     /// Seconds between replication rounds.
     public var intervalSeconds = 2.0
-    /// A holder's availability statement older than this no longer counts; holders restate every third of it.
+    /// A holder's availability statement older than this no longer counts; holders restate at half of it.
     public var holderTTLSeconds = 600.0
     /// Seconds between this node's demand reports, and the window they count.
     public var demandReportSeconds = 60.0
@@ -48,6 +48,7 @@ public actor Mirror {
     let policy: MirrorPolicy
     let logger: Logger
     var lastDemandReport = Date.distantPast
+    var lastDemandCounts: [String] = []
     var lastFetchFailure: [ContentHash: Date] = [:]
 
     public init(
@@ -175,7 +176,7 @@ public actor Mirror {
         for c in all where c.held {
             let stated = mine[c.id]
             if stated == nil || stated!.holds == false
-                || now - stated!.timestampMillis > Int(policy.holderTTLSeconds * 1000 / 3)
+                || now - stated!.timestampMillis > Int(policy.holderTTLSeconds * 1000 / 2)
             {
                 own.append(
                     try AvailabilityStatement(
@@ -278,10 +279,14 @@ public actor Mirror {
     }
 
     func reportDemand() async throws {
-        guard Date().timeIntervalSince(lastDemandReport) >= policy.demandReportSeconds else { return }
-        lastDemandReport = Date()
+        let since = Date().timeIntervalSince(lastDemandReport)
+        guard since >= policy.demandReportSeconds else { return }
         let counts = try catalog.localDemand(minutes: policy.demandWindowMinutes)
-        guard !counts.isEmpty else { return }
+        let summary = counts.map { "\($0.manifest.hex):\($0.fetches)" }
+        // A report only when the counts changed, or to keep an unchanged one from ageing out.
+        guard !counts.isEmpty, summary != lastDemandCounts || since >= 10 * policy.demandReportSeconds else { return }
+        lastDemandReport = Date()
+        lastDemandCounts = summary
         let report = DemandReport(
             nodeKey: identity.publicKey, timestampMillis: UInt64(Date().timeIntervalSince1970 * 1000),
             counts: counts.map { ($0.manifest, UInt32(clamping: $0.fetches)) })
