@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: builds alexandria, creates a home, generates a small sample model folder
-# (safetensors-like weights, config, tokenizer), adds it, reads every file back verified, scrubs the store; then
-# publishes it as a signed release, serves it from a node, fetches it by name into a second home over loopback,
-# audits it there, and shows an overwrite being refused. Everything lives in a temporary directory that is removed
-# at the end (KEEP=1 keeps it), and the node is stopped.
+# The main job on a fresh machine: a local demo network on loopback, on the embedded default (SQLite and the local
+# disk). It builds alexandria, generates a small sample model (safetensors-like weights, config, tokenizer), checks
+# the store by hand (add, verified reads against sha256sum, gc, verify), then starts five nodes as separate processes
+# that find each other from one bootstrap address, publishes the model on one of them, shows the release gossiping
+# and replicating to the mirrors (with their witness cosignatures), takes the publisher offline, fetches the release
+# by hash from the mirrors into a fresh client with no --peer, makes the publisher attempt an overwrite from a
+# restored backup of its key, shows every node catching it, and prints an audit. Everything lives in a temporary
+# directory that is removed at the end (KEEP=1 keeps it), and every node is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +24,10 @@ fi
 swift build -c release --product alexandria 2>&1 | tail -1
 bin="$(swift build -c release --show-bin-path)/alexandria"
 work=$(mktemp -d /tmp/alexandria-demo.XXXXXX)
-node_pid=""
+declare -A pids=()
 cleanup() {
-    [ -z "$node_pid" ] || kill -TERM "$node_pid" 2>/dev/null || true
-    [ -z "$node_pid" ] || wait "$node_pid" 2>/dev/null || true
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -82,31 +85,97 @@ step "alexandria gc (compresses the weights in the background of a node; here by
 step "alexandria verify"
 "$bin" verify
 
-step "alexandria status"
-"$bin" status
+base=$((20000 + RANDOM % 20000))
+names=(publisher mirror1 mirror2 mirror3 mirror4)
+start_node() {  # name index [bootstrap index]
+    local name=$1 i=$2 boot=()
+    [ $# -lt 3 ] || boot=(--peer "127.0.0.1:$((base + $3))")
+    "$bin" node run --home "$work/$name" --listen "127.0.0.1:$((base + i))" --log-level warning "${boot[@]}" \
+        2>>"$work/$name.log" &
+    pids[$name]=$!
+    for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$((base + i))) 2>/dev/null && return 0; sleep 0.1; done
+    echo "node $name did not start"; exit 1
+}
+wait_for() {  # seconds description command...
+    local limit=$1 what=$2; shift 2
+    for _ in $(seq $((limit * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
+    echo "timed out waiting for: $what"; exit 1
+}
+table() {  # a line per node: catalog items, holds the release, witnesses seen
+    printf '  %-10s %-8s %-14s %s\n' node items "holds release" witnesses
+    for name in "$@"; do
+        local items held wit
+        items=$("$bin" status --json --home "$work/$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["catalogItems"])')
+        held=$("$bin" audit "$manifest" --offline --json --home "$work/$name" 2>/dev/null \
+            | python3 -c 'import json,sys; r=json.load(sys.stdin); print("yes" if all(f["present"] for f in r["files"]) else "no")' 2>/dev/null || echo "-")
+        wit=$("$bin" audit "$manifest" --offline --json --home "$work/$name" 2>/dev/null \
+            | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["witnesses"]))' 2>/dev/null || echo "-")
+        printf '  %-10s %-8s %-14s %s\n' "$name" "$items" "$held" "$wit"
+    done
+}
 
-step "alexandria keys generate demo && alexandria publish"
+step "five nodes on loopback: each knows one bootstrap address; peer exchange finds the rest"
+for i in "${!names[@]}"; do
+    "$bin" init --home "$work/${names[$i]}" > /dev/null
+    printf '[mirror]\ninterval = "1s"\n' > "$work/${names[$i]}/config.toml"
+    if [ "$i" = 0 ]; then start_node "${names[$i]}" "$i"; else start_node "${names[$i]}" "$i" $((i - 1)); fi
+done
+echo "nodes on 127.0.0.1:$base..$((base + 4))"
+wait_for 20 "a full mesh" bash -c "\"$bin\" peers --json --home \"$work/mirror4\" | python3 -c 'import json,sys; sys.exit(len(json.load(sys.stdin)[\"connected\"]) < 4)'"
+"$bin" peers --home "$work/mirror4"
+
+step "the publisher signs tiny-llama@1.0 (alexandria keys generate demo && alexandria publish)"
+export ALEXANDRIA_HOME="$work/publisher"
 "$bin" keys generate demo
-"$bin" publish "$model" --name tiny-llama --version 1.0 --license apache-2.0
-release=$("$bin" publish "$model" --name tiny-llama --version 1.0 --license apache-2.0 --json \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["release"])')
+"$bin" add "$model" > /dev/null
+out=$("$bin" publish "$model" --name tiny-llama --version 1.0 --license apache-2.0 --json)
+echo "$out"
+release=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["release"])')
+manifest=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["manifestID"])')
+unset ALEXANDRIA_HOME
 
-step "publishing other bytes under the same release is refused"
-echo '{"model_type": "llama", "hidden_size": 128}' > "$model/config.json"
-"$bin" publish "$model" --name tiny-llama --version 1.0 --license apache-2.0 || echo "(refused, exit $?)"
+step "gossip: every node learns the release; mirrors pull its chunks, cosign its checkpoint and say they hold it"
+for name in "${names[@]:1}"; do
+    wait_for 30 "$name to hold the release" "$bin" audit "$manifest" --home "$work/$name"
+done
+sleep 2
+table "${names[@]}"
 
-step "alexandria node run (serving this home on loopback)"
-port=$((20000 + RANDOM % 20000))
-"$bin" node run --listen "127.0.0.1:$port" --log-level warning &
-node_pid=$!
-for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-echo "node $node_pid listening on 127.0.0.1:$port"
+step "the publisher goes offline"
+kill -TERM "${pids[publisher]}"; wait "${pids[publisher]}" 2>/dev/null || true; unset 'pids[publisher]'
+echo "stopped the publisher's node"
 
-step "a second home fetches $release from the node"
-export ALEXANDRIA_HOME="$work/mirror"
-"$bin" init > /dev/null
-"$bin" fetch "$release" -o "$work/fetched" --peer "127.0.0.1:$port"
-ls -l "$work/fetched"
+step "a fresh client fetches the weights by their sha256 (the value sha256sum prints), with no --peer"
+weights=$(sha256sum "$model/model.safetensors" | cut -d' ' -f1)
+"$bin" init --home "$work/client" > /dev/null
+printf '[mirror]\nmode = "pinned"\n' > "$work/client/config.toml"
+start_node client 9 2
+wait_for 20 "the client to learn the catalog and its peers" bash -c \
+    "\"$bin\" audit $manifest --offline --home \"$work/client\" && test -s \"$work/client/peers.json\" && grep -q 127 \"$work/client/peers.json\""
+"$bin" fetch "sha256:$weights" -o "$work/fetched.safetensors" --home "$work/client"
+echo "sha256sum: $(sha256sum "$work/fetched.safetensors" | cut -d' ' -f1)  (wanted $weights)"
+"$bin" fetch "$manifest" -o "$work/fetched-release" --home "$work/client"
+ls -l "$work/fetched-release"
 
-step "alexandria audit on the second home"
-"$bin" audit "$release"
+step "the publisher, restored from a backup of its key with no log, signs other weights as tiny-llama@1.0"
+"$bin" init --home "$work/rogue" > /dev/null
+echo "demo-passphrase" > "$work/pass"
+"$bin" keys export demo -o "$work/demo.pem" --passphrase-file "$work/pass" --home "$work/publisher"
+"$bin" keys import "$work/demo.pem" --name demo --passphrase-file "$work/pass" --home "$work/rogue"
+forged="$work/forged"; cp -r "$model" "$forged"
+python3 -c "import sys; b=bytearray(open(sys.argv[1],'rb').read()); b[-1]^=1; open(sys.argv[1],'wb').write(b)" "$forged/model.safetensors"
+"$bin" publish "$forged" --name tiny-llama --version 1.0 --license apache-2.0 --assume-log-current --home "$work/rogue"
+start_node rogue 8 3
+for name in mirror1 mirror2 mirror3 mirror4 client rogue; do
+    wait_for 30 "$name to see the overwrite attempt" bash -c "\"$bin\" audit $release --offline --home \"$work/$name\"; test \$? -eq 6"
+    resolved=$("$bin" audit "$release" --offline --json --home "$work/$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["manifestID"])' || true)
+    echo "  $name: overwrite attempt caught (audit exit 6); $release -> ${resolved:0:23}… $([ "$resolved" = "$manifest" ] && echo "(the original)" || echo "(NOT the original)")"
+done
+
+step "alexandria audit $release on mirror2"
+"$bin" audit "$release" --home "$work/mirror2" || echo "(audit exit $?: the overwrite attempt is shown above)"
+
+step "alexandria status on mirror2"
+"$bin" status --home "$work/mirror2"
+
+step "tearing down: every node stops gracefully"

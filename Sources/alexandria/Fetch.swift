@@ -51,7 +51,12 @@ struct Fetch: AsyncParsableCommand {
         }
         let fetcher = Fetcher(
             store: registry.store, identity: NodeIdentity(key: try home.nodeKey()),
-            logger: Logger(label: "alexandria.fetch"))
+            logger: {
+                // Per-peer trouble is summarised after the fetch ("dropped peer …"); the log shows only warnings.
+                var logger = Logger(label: "alexandria.fetch")
+                logger.logLevel = .warning
+                return logger
+            }())
         fetcher.stallSeconds = stallTimeout
         let reference = try Reference(parsing: ref)
         var knownAsManifest = false
