@@ -105,7 +105,9 @@ let package = Package(
         ),
         .testTarget(
             name: "AlexandriaManifestTests",
-            dependencies: ["AlexandriaCore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaStore"]
+            dependencies: [
+                "AlexandriaCore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaStore", "AlexandriaGossip",
+            ]
         ),
         .testTarget(
             name: "AlexandriaWireTests",

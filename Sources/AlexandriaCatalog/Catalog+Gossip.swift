@@ -543,7 +543,8 @@ extension Catalog {
                         continue
                     }
                     if let m = try? SignedManifest(envelope: envelope, publicKey: key) { return m }
-                    return try? SignedManifest(rotatedEnvelope: envelope, manifest: try Manifest(payload: envelope.payload))
+                    return try? SignedManifest(
+                        rotatedEnvelope: envelope, manifest: try Manifest(payload: envelope.payload))
                 }
             }
         }

@@ -564,7 +564,7 @@ public actor GossipNode {
 
 /// What `node run` writes to `<home>/node-state.json` every two seconds, for `status` and `peers`.
 public struct NodeState: Codable, Sendable {
-public struct Peer: Codable, Sendable {
+    public struct Peer: Codable, Sendable {
         public let id: String
         public let address: String
         public let direction: String

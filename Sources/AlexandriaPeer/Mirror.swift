@@ -108,7 +108,8 @@ public actor Mirror {
                 .filter { $0 != identity.publicKey }
             out.append(
                 Candidate(
-                    id: id, holderKeys: Set(holders.map { Hex.encode($0) }), manifest: signed, size: size, held: held, must: must, otherHolders: holders.count,
+                    id: id, holderKeys: Set(holders.map { Hex.encode($0) }), manifest: signed, size: size, held: held,
+                    must: must, otherHolders: holders.count,
                     demand: (demand[id] ?? 0) + (local[id] ?? 0)))
         }
         return out

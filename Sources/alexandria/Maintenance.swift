@@ -232,7 +232,8 @@ struct Status: ParsableCommand {
                         + (LocalNode.isRunning(state) ? "running" : "not running (state is old)"))
                 Output.line(
                     "mirror   mode \(m["mode"] ?? "?"), holds \(m["releasesHeld"] ?? "?") of \(m["releasesKnown"] ?? "?") "
-                        + "releases (\(ByteSize.format(UInt64(m["used"] ?? "") ?? 0)) of a \(ByteSize.format(UInt64(m["budget"] ?? "") ?? 0)) budget)")
+                        + "releases (\(ByteSize.format(UInt64(m["used"] ?? "") ?? 0)) of a \(ByteSize.format(UInt64(m["budget"] ?? "") ?? 0)) budget)"
+                )
                 Output.line("peers    \(state.peers.count) connected, \(state.knownPeers) known (`alexandria peers`)")
                 for p in state.peers.prefix(8) {
                     Output.line(

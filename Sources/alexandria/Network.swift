@@ -46,7 +46,8 @@ enum LocalNode {
                 }
             }
         }
-        for e in table.sorted(by: { $0.lastSeen > $1.lastSeen }) where out.count < limit && e.bannedUntil < Date().timeIntervalSince1970 {
+        for e in table.sorted(by: { $0.lastSeen > $1.lastSeen })
+        where out.count < limit && e.bannedUntil < Date().timeIntervalSince1970 {
             add(e)
         }
         return Array(out.prefix(max(limit, out.count)))

@@ -76,8 +76,12 @@ final class Cluster {
     func partition(_ a: [Int], _ b: [Int]) {
         let keysA = a.map(nodeKey)
         let keysB = b.map(nodeKey)
-        for i in a { FileManager.default.createFile(atPath: dropFiles[i], contents: Data(keysB.joined(separator: "\n").utf8)) }
-        for i in b { FileManager.default.createFile(atPath: dropFiles[i], contents: Data(keysA.joined(separator: "\n").utf8)) }
+        for i in a {
+            FileManager.default.createFile(atPath: dropFiles[i], contents: Data(keysB.joined(separator: "\n").utf8))
+        }
+        for i in b {
+            FileManager.default.createFile(atPath: dropFiles[i], contents: Data(keysA.joined(separator: "\n").utf8))
+        }
     }
 
     func heal() {
@@ -85,13 +89,16 @@ final class Cluster {
     }
 
     /// Publishes a generated model of `bytes` on node i; returns (manifest id, publisher/name@version).
-    func publish(_ i: Int, name: String, version: String, bytes: Int, seed: UInt64, key: String = "pub") throws -> (
+    func publish(
+        _ i: Int, name: String, version: String, bytes: Int, seed: UInt64, key: String = "pub"
+    ) throws -> (
         String, String
     ) {
         let cli = clis[i]
         let dir = cli.home + "-model-\(name)-\(version)-\(seed)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: dir + "/model.safetensors", contents: Data(randomBytes(bytes, seed: seed)))
+        FileManager.default.createFile(
+            atPath: dir + "/model.safetensors", contents: Data(randomBytes(bytes, seed: seed)))
         FileManager.default.createFile(atPath: dir + "/config.json", contents: Data("{\"seed\": \(seed)}\n".utf8))
         if !FileManager.default.fileExists(atPath: cli.home + "/keys/publishers/\(key).pem") {
             _ = try cli.run("keys", "generate", key)
@@ -177,7 +184,8 @@ struct ClusterTests {
         Thread.sleep(forTimeInterval: 2)
         #expect(cluster.audit(2, second).report["release"] == nil, "the partition leaked")
         cluster.heal()
-        #expect(eventually(30) { (2...3).allSatisfy { cluster.audit($0, second).report["release"] as? String == second } })
+        #expect(
+            eventually(30) { (2...3).allSatisfy { cluster.audit($0, second).report["release"] as? String == second } })
         #expect(eventually(30) { Set((0..<4).map(cluster.items)).count == 1 })
     }
 
@@ -209,7 +217,9 @@ struct ClusterTests {
         try "[mirror]\nmode = \"pinned\"\n".write(
             toFile: client.home + "/config.toml", atomically: true, encoding: .utf8)
         let node = try NodeProcess(cli: client, extra: ["--peer", cluster.nodes[holding().first!]!.address])
-        #expect(eventually(20) { (try? client.run("audit", manifest, "--offline").status) == 0 }, "the client learned the release")
+        #expect(
+            eventually(20) { (try? client.run("audit", manifest, "--offline").status) == 0 },
+            "the client learned the release")
         #expect(
             eventually(20) {
                 let r = try? client.runCommand(["peers", "--json"])

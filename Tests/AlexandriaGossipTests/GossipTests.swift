@@ -81,7 +81,8 @@ struct GossipVectorTests {
 
     @Test func itemIDsAndFingerprints() {
         for item in Vectors.json["items"] as! [[String: Any]] {
-            let i = CatalogItem(kind: CatalogItem.Kind(rawValue: UInt8(item["kind"] as! Int))!, body: Vectors.hex(item["body"]))
+            let i = CatalogItem(
+                kind: CatalogItem.Kind(rawValue: UInt8(item["kind"] as! Int))!, body: Vectors.hex(item["body"]))
             #expect(i.id.bytes == Vectors.hex(item["id"]))
         }
         for f in Vectors.json["fingerprints"] as! [[String: Any]] {
@@ -170,16 +171,26 @@ struct ReconcilerTests {
         #expect(throws: GossipError.self) { try Reconciler.step([], message: [.init(upper: .id(lo), mode: .skip)]) }
         #expect(throws: GossipError.self) {
             try Reconciler.step(
-                [], message: [.init(upper: .id(hi), mode: .skip), .init(upper: .id(lo), mode: .skip), .init(upper: .infinity, mode: .skip)])
+                [],
+                message: [
+                    .init(upper: .id(hi), mode: .skip), .init(upper: .id(lo), mode: .skip),
+                    .init(upper: .infinity, mode: .skip),
+                ])
         }
         #expect(throws: GossipError.self) { try Reconciler.step([], message: []) }
-        let tooMany = (0..<(GossipLimits.maxIDsPerRange + 1)).map { ContentHash.of([UInt8($0 & 0xff), UInt8($0 >> 8)]) }
-        #expect(throws: GossipError.self) { try Reconciler.step([], message: [.init(upper: .infinity, mode: .ids(tooMany))]) }
+        let tooMany = (0..<(GossipLimits.maxIDsPerRange + 1)).map {
+            ContentHash.of([UInt8($0 & 0xff), UInt8($0 >> 8)])
+        }
+        #expect(throws: GossipError.self) {
+            try Reconciler.step([], message: [.init(upper: .infinity, mode: .ids(tooMany))])
+        }
     }
 
     @Test func wireMessagesRoundTripAndRefuseOversizedLists() throws {
         let ranges: [Reconciler.Range] = [
-            .init(upper: .id(ContentHash.of([7])), mode: .fingerprint(count: 3, fingerprint: Array(repeating: 9, count: 16))),
+            .init(
+                upper: .id(ContentHash.of([7])),
+                mode: .fingerprint(count: 3, fingerprint: Array(repeating: 9, count: 16))),
             .init(upper: .infinity, mode: .ids([ContentHash.of([8])])),
         ]
         for m in [
