@@ -12,6 +12,7 @@ import Crypto
 /// <home>/config.toml      settings (see `HomeConfig`)
 /// <home>/store/           the content store (index.sqlite, packs/)
 /// <home>/keys/node.key    the node's Ed25519 identity, mode 0600
+/// <home>/peer-scores.tsv  per-peer scores kept across fetches
 /// ```
 public struct Home: Sendable {
     public let path: String
@@ -30,6 +31,8 @@ public struct Home: Sendable {
     public var configPath: String { path + "/config.toml" }
     public var keysPath: String { path + "/keys" }
     public var nodeKeyPath: String { keysPath + "/node.key" }
+    /// Per-peer scores kept across fetches (`PeerScores`).
+    public var peerScoresPath: String { path + "/peer-scores.tsv" }
 
     public var isInitialized: Bool { access(storePath + "/index.sqlite", F_OK) == 0 }
 

@@ -17,6 +17,11 @@ struct Fetch: AsyncParsableCommand {
             come from several peers at once; every chunk is hashed before it is written; the file is renamed into \
             place only when its whole SHA-256 matches. An interrupted fetch resumes without downloading verified \
             chunks again. No path in a manifest can write outside DIR.
+
+            A fetched file is written once: the store keeps its chunks by reference to FILE (hashed on every read), \
+            so this node serves it to peers from then on. If FILE is later changed, moved or deleted, those chunks \
+            read as missing (never as wrong bytes) and `verify` reports them; `--copy` also copies the chunks into \
+            the store's packs, at the cost of writing every byte twice.
             """)
 
     @OptionGroup var options: HomeOptions
@@ -25,6 +30,8 @@ struct Fetch: AsyncParsableCommand {
     var output: String
     @Option(help: "A peer HOST:PORT (repeatable; adds to config's [node] peers).") var peer: [String] = []
     @Option(help: "Seconds without progress before a peer's requests go elsewhere.") var stallTimeout: Double = 5
+    @Flag(help: "Also copy the chunks into the store's packs (the file stays servable if FILE goes away).")
+    var copy = false
     @Flag(help: "Print a JSON report.") var json = false
 
     func run() async throws {
@@ -42,6 +49,8 @@ struct Fetch: AsyncParsableCommand {
             store: registry.store, identity: NodeIdentity(key: try home.nodeKey()),
             logger: Logger(label: "alexandria.fetch"))
         fetcher.stallSeconds = stallTimeout
+        fetcher.copyIntoStore = copy
+        fetcher.scores = PeerScores(path: home.peerScoresPath)
         let reference = try Reference(parsing: ref)
         var knownAsManifest = false
         if case .manifest(let hash) = reference, try registry.catalog.manifest(id: hash) == nil,
@@ -88,7 +97,9 @@ struct Fetch: AsyncParsableCommand {
         if try !registry.catalog.equivocations(publisher: manifest.publisher).isEmpty {
             Output.warning("an overwrite attempt by this publisher was seen; `alexandria audit \(ref)` shows it")
         }
-        // Bring every missing file into the store from peers first, each checked against the manifest's root.
+        // Bring every missing file into the store from peers first, each checked against the manifest's root. The
+        // scratch copies go away, so their chunks must land in the packs.
+        fetcher.copyIntoStore = true
         for file in manifest.files where try registry.store.recipe(of: file.sha256) == nil {
             let scratch = output + ".alexandria-fetch-\(file.sha256.hex.prefix(16))"
             _ = try await fetcher.fetch(file.sha256, to: scratch, peers: peers, expectedRoot: file.merkleRoot)
