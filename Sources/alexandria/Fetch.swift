@@ -35,6 +35,7 @@ struct Fetch: AsyncParsableCommand {
     @Flag(help: "Print a JSON report.") var json = false
 
     func run() async throws {
+        Self.reuseChunkBuffers()
         let home = options.resolved
         let registry = try openRegistry(home)
         let config = try home.config()
@@ -117,6 +118,17 @@ struct Fetch: AsyncParsableCommand {
 #endif
 
 extension Fetch {
+    /// `main` makes glibc hand every buffer of 256 KiB or more back to the kernel when freed, which bounds a serving
+    /// node's memory. A fetch allocates a chunk-sized buffer per message received, so there that costs a page fault
+    /// per 4 KiB received (about half the fetch's CPU time, measured on a 2 GiB fetch). One fetch holds few buffers
+    /// at a time, so it keeps freed buffers for reuse instead (peak RSS measured: about 50 MB). Environment variables
+    /// (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) still win.
+    static func reuseChunkBuffers() {
+        // glibc's <malloc.h> values: M_TRIM_THRESHOLD -1, M_MMAP_THRESHOLD -3.
+        if getenv("MALLOC_MMAP_THRESHOLD_") == nil { _ = c_mallopt(-3, 4 << 20) }
+        if getenv("MALLOC_TRIM_THRESHOLD_") == nil { _ = c_mallopt(-1, 64 << 20) }
+    }
+
     /// Asks peers for a manifest this node does not know, and verifies it into the catalog. Trust is anchored in what
     /// the user typed: a manifest id must be the hash of the payload, a release name's publisher id must be the
     /// fingerprint of the key that signed it; the log entries and checkpoint are checked like any others.
