@@ -31,10 +31,11 @@ public struct Home: Sendable {
     public var configPath: String { path + "/config.toml" }
     public var keysPath: String { path + "/keys" }
     public var nodeKeyPath: String { keysPath + "/node.key" }
-    /// Per-peer scores kept across fetches (`PeerScores`).
-    public var peerScoresPath: String { path + "/peer-scores.tsv" }
 
     public var isInitialized: Bool { access(storePath + "/index.sqlite", F_OK) == 0 }
+
+    /// Per-peer scores kept across fetches (`PeerScores`).
+    public var peerScoresPath: String { path + "/peer-scores.tsv" }
 
     /// Creates the home, its store, a default config and a node key. Leaves an existing home as it is.
     /// Returns false if the home was already initialised.
