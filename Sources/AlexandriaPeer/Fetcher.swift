@@ -178,9 +178,10 @@ public final class Fetcher: @unchecked Sendable {
     /// Outstanding GET_CHUNKS per peer, and chunks per request.
     public var window = 4
     public var batch = 16
-    /// Copy every received chunk into the store's packs as well (the file then stays servable if the output is
-    /// moved or deleted). Off: the store holds the fetched file's chunks by reference to the output file.
-    public var copyIntoStore = false
+    /// Copy every received chunk into the store's packs as well, so the file stays servable when the output is moved
+    /// or deleted (callers that fetch into a scratch file and delete it, such as replication, need this; it is the
+    /// default). Off: every byte is written once, and the store holds the chunks by reference to the output file.
+    public var copyIntoStore = true
     /// Per-peer scores kept across fetches; peers that misbehaved before are used only if the others fall short.
     public var scores: PeerScores?
 
@@ -194,10 +195,11 @@ public final class Fetcher: @unchecked Sendable {
     /// received is verified before it is written; the file is renamed into place only after its whole SHA-256
     /// matches `address` (and, if given, its chunk list matches `expectedRoot`).
     ///
-    /// Each byte is written once: received chunks go into the output file, and the store records them by reference
-    /// to it (first to the partial file, so an interrupted fetch resumes; then, in the transaction that registers the
-    /// file, to its final path). With `copyIntoStore` they go into the packs too. The whole-file SHA-256 is computed
-    /// as chunks arrive (`FileHashCursor`), so there is no second pass over the file when they arrive in order.
+    /// With `copyIntoStore` off, each byte is written once: received chunks go into the output file, and the store
+    /// records them by reference to it (first to the partial file, so an interrupted fetch resumes; then, in the
+    /// transaction that registers the file, to its final path). With it on, they go into the packs too. The whole-file
+    /// SHA-256 is computed as chunks arrive (`FileHashCursor`), so there is no second pass over the file when they
+    /// arrive in order.
     public func fetch(
         _ address: ContentHash, to path: String, peers: [PeerAddress], expectedRoot: ContentHash? = nil,
         progress: (@Sendable (Int, Int, UInt64) -> Void)? = nil

@@ -50,6 +50,7 @@ struct Fetch: AsyncParsableCommand {
             store: registry.store, identity: NodeIdentity(key: try home.nodeKey()),
             logger: Logger(label: "alexandria.fetch"))
         fetcher.stallSeconds = stallTimeout
+        // A file fetched for the user stays where the user put it: link to it unless --copy.
         fetcher.copyIntoStore = copy
         fetcher.scores = PeerScores(path: home.peerScoresPath)
         let reference = try Reference(parsing: ref)

@@ -200,6 +200,8 @@ struct HostilePeerTests {
             logger: Logger(label: "test.fetch"))
         // Generous: the honest node runs in this test process, and other suites running in parallel can starve it.
         fetcher.stallSeconds = 8
+        // Write once (the store links to the output), so hostile peers are tried against that path too.
+        fetcher.copyIntoStore = false
         // Small requests, so the work is spread and the hostile peer is always given some.
         fetcher.batch = 2
         fetcher.window = 2
