@@ -4,13 +4,20 @@
 #              vs curl from nginx (sendfile) on loopback into a file                         (goal >= 0.8)
 #   4 peers    each node limited to R (--upload-rate); aggregate vs 4R                       (goal >= 0.75)
 #   rss        peak RSS of a serving node with 8 concurrent fetchers, and of one fetch        (goal < 150 MB)
-# Needs nginx and curl (../shared/peers/install.sh installs them). Talks to 127.0.0.1 only; stops what it starts.
-# env: SIZE_MIB (2048), RATE_MIB (50), RSS_FILE_MIB (512)
+#   kubo       IPFS kubo fetch (bitswap) of the same file, via ../shared/peers/ipfs_kubo.sh   (goal: ours >= 10x)
+#   libtorrent seeder -> leecher of the same file, via ../shared/peers/bt_libtorrent.sh     (goal: ours >= 2x)
+# Needs nginx and curl (../shared/peers/install.sh installs them, and the venv with kubo and libtorrent; PEERS=0
+# skips those two, which need root for their network namespace). Talks to 127.0.0.1 only; stops what it starts.
+# env: SIZE_MIB (2048), RATE_MIB (50), RSS_FILE_MIB (512), PEERS (1), RUNS (3)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${1:-/tmp/alexandria-bench-data}
 RATE_MIB=${RATE_MIB:-50}
 RSS_FILE_MIB=${RSS_FILE_MIB:-512}
+PEERS=${PEERS:-1}
+RUNS=${RUNS:-3}
+PEERS_DIR="$ROOT/../shared/peers"
+[ -d "$PEERS_DIR" ] || PEERS_DIR=/work/shared/peers
 WORK=$(mktemp -d /tmp/alexandria-fetchbench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -23,7 +30,7 @@ trap cleanup EXIT
 echo "loadavg_1m_start: $(cut -d' ' -f1 /proc/loadavg) load"
 (cd "$ROOT" && swift build -c release --product alexandria 2>&1 | tail -1 | sed 's/^/# /')
 BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/alexandria"
-[ -f "$DATA/random.bin" ] || bash "$ROOT/../shared/peers/make_data.sh" "$DATA" "${SIZE_MIB:-2048}" | sed 's/^/# /'
+[ -f "$DATA/random.bin" ] || bash "$PEERS_DIR/make_data.sh" "$DATA" "${SIZE_MIB:-2048}" | sed 's/^/# /'
 FILE="$DATA/random.bin"
 SIZE=$(stat -c %s "$FILE")
 ADDR="sha256:$(openssl dgst -sha256 -r "$FILE" | cut -c1-64)"
@@ -58,14 +65,22 @@ PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
 cat "$FILE" > /dev/null
 t_curl=()
 t_fetch=()
-for i in 1 2 3; do
-    rm -f "$WORK/curl.out"; sync
-    t0=$(now); curl -sf -o "$WORK/curl.out" http://127.0.0.1:18091/file.bin; t_curl+=("$(echo "$(now) - $t0" | bc -l)")
-    rm -rf "$WORK/c" "$WORK/fetch.out"; "$BIN" init --home "$WORK/c" > /dev/null; sync
-    t0=$(now); "$BIN" fetch "$ADDR" -o "$WORK/fetch.out" --peer 127.0.0.1:17601 --home "$WORK/c" > /dev/null
-    t_fetch+=("$(echo "$(now) - $t0" | bc -l)")
+for i in $(seq "$RUNS"); do
+    # Alternate which goes first, and start each from no dirty pages, so neither inherits the other's writeback.
+    rm -f "$WORK/curl.out" "$WORK/fetch.out"; rm -rf "$WORK/c"; "$BIN" init --home "$WORK/c" > /dev/null; sync
+    for which in $( [ $((i % 2)) = 1 ] && echo "curl fetch" || echo "fetch curl"); do
+        if [ "$which" = curl ]; then
+            t0=$(now); curl -sf -o "$WORK/curl.out" http://127.0.0.1:18091/file.bin
+            t_curl+=("$(echo "$(now) - $t0" | bc -l)")
+        else
+            t0=$(now); "$BIN" fetch "$ADDR" -o "$WORK/fetch.out" --peer 127.0.0.1:17601 --home "$WORK/c" > /dev/null
+            t_fetch+=("$(echo "$(now) - $t0" | bc -l)")
+        fi
+        sync
+    done
+    echo "# run $i: curl $(mibs "$SIZE" "${t_curl[-1]}") MiB/s, fetch $(mibs "$SIZE" "${t_fetch[-1]}") MiB/s"
 done
-med() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+med() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
 tc=$(med "${t_curl[@]}"); tf=$(med "${t_fetch[@]}")
 [ "$(stat -c %s "$WORK/curl.out")" = "$SIZE" ] || { echo "curl did not get the whole file" >&2; exit 1; }
 echo "curl_from_nginx_to_file: $(mibs "$SIZE" "$tc") MiB/s"
@@ -78,6 +93,27 @@ cmp -s "$FILE" "$WORK/fetch.out" && echo "fetch_output_identical: 1 bool"
 }
 echo "fetch_process_peak_rss: $(( $(tail -1 "$WORK/rss") / 1024 )) MiB"
 rm -rf "$WORK/c" "$WORK/c2" "$WORK"/*.out
+
+# --- The same file through IPFS kubo and libtorrent, beside our single-peer fetch -----------------------------------
+if [ "$PEERS" = 1 ]; then
+    ours=$(mibs "$SIZE" "$tf")
+    kubo=$(FILES=random HASH_RUNS=0 VERIFY=0 bash "$PEERS_DIR/ipfs_kubo.sh" "$DATA" 2>&1 \
+        | sed -n 's/^kubo_fetch_random_tput: \([0-9.]*\) MiB\/s$/\1/p' || true)
+    lt=$(FILES=random MODES=hybrid bash "$PEERS_DIR/bt_libtorrent.sh" "$DATA" 2>&1 \
+        | sed -n 's/^lt_leech_random_tput: \([0-9.]*\) MiB\/s$/\1/p' || true)
+    if [ -n "$kubo" ]; then
+        echo "kubo_fetch_to_file: $kubo MiB/s"
+        echo "fetch_one_peer_vs_kubo: $(ratio "$ours" "$kubo") x"
+    else
+        echo "# kubo did not run (bash $PEERS_DIR/install.sh; it needs root for unshare -n)"
+    fi
+    if [ -n "$lt" ]; then
+        echo "libtorrent_seeder_to_leecher: $lt MiB/s"
+        echo "fetch_one_peer_vs_libtorrent: $(ratio "$ours" "$lt") x"
+    else
+        echo "# libtorrent did not run (bash $PEERS_DIR/install.sh; it needs root for unshare -n)"
+    fi
+fi
 
 # --- Four rate-limited peers -------------------------------------------------------------------------------------
 for n in 1 2 3 4; do

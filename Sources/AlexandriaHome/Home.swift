@@ -12,6 +12,7 @@ import Crypto
 /// <home>/config.toml      settings (see `HomeConfig`)
 /// <home>/store/           the content store (index.sqlite, packs/)
 /// <home>/keys/node.key    the node's Ed25519 identity, mode 0600
+/// <home>/peer-scores.tsv  per-peer scores kept across fetches
 /// ```
 public struct Home: Sendable {
     public let path: String
@@ -35,6 +36,9 @@ public struct Home: Sendable {
     public var nodeStatePath: String { path + "/node-state.json" }
 
     public var isInitialized: Bool { access(storePath + "/index.sqlite", F_OK) == 0 }
+
+    /// Per-peer scores kept across fetches (`PeerScores`).
+    public var peerScoresPath: String { path + "/peer-scores.tsv" }
 
     /// Creates the home, its store, a default config and a node key. Leaves an existing home as it is.
     /// Returns false if the home was already initialised.

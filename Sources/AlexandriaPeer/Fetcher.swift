@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// `host:port`.
 public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
@@ -53,10 +54,14 @@ actor FetchPlan {
     var done: Set<Int> = []
     var received: [String: UInt64] = [:]
     var dropped: [String: String] = [:]
+    /// Peers that sent wrong bytes, a bad chunk list or false availability (their score drops).
+    var misbehaved: Set<String> = []
     var downloaded: UInt64 = 0
     let stallSeconds: Double
-    /// Chunk indices the local store held before the fetch started (copied from the store, not downloaded).
-    var initiallyHeld: Set<Int> = []
+    /// Set once the chunks already in the local store are in the output; only then do peers start pulling.
+    private(set) var started = false
+    /// Set when the fetch cannot go on (the output file cannot be written): every peer stops.
+    private(set) var fatal: Error?
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
     init(stallSeconds: Double) {
@@ -66,22 +71,34 @@ actor FetchPlan {
 
     var recipe: FileRecipe? { recipeBox.recipe }
 
-    /// The first valid recipe wins; later ones must have the same root or that peer is not used.
-    func offer(_ recipe: FileRecipe, alreadyHeld: Set<Int>) -> Bool {
-        if let current = recipeBox.recipe { return current.merkleRoot == recipe.merkleRoot }
+    /// Whether this recipe is the chosen one. The first valid recipe wins (`first` is then true: the caller fills the
+    /// output from the local store and calls `start`); later ones must have the same root or that peer is not used.
+    func offer(_ recipe: FileRecipe) -> (accepted: Bool, first: Bool) {
+        if let current = recipeBox.recipe { return (current.merkleRoot == recipe.merkleRoot, false) }
         recipeBox.recipe = recipe
-        done = alreadyHeld
-        initiallyHeld = alreadyHeld
-        needed = Set(recipe.chunks.indices).subtracting(alreadyHeld)
-        wake()
-        return true
+        return (true, true)
     }
 
-    func waitForRecipe() async -> FileRecipe? {
-        if recipeBox.recipe == nil && dropped.count < 1_000 {
+    /// The chunks at `alreadyHeld` are in the output; the rest are to be fetched.
+    func start(alreadyHeld: Set<Int>) {
+        guard let recipe = recipeBox.recipe, !started else { return }
+        started = true
+        done = alreadyHeld
+        needed = Set(recipe.chunks.indices).subtracting(alreadyHeld)
+        wake()
+    }
+
+    func fail(_ error: Error) {
+        if fatal == nil { fatal = error }
+        wake()
+    }
+
+    /// Waits until the peers can start pulling; nil if there is nothing to pull from this plan.
+    func waitForStart() async -> FileRecipe? {
+        if !started && fatal == nil && dropped.count < 1_000 {
             await withCheckedContinuation { waiters.append($0) }
         }
-        return recipeBox.recipe
+        return started && fatal == nil ? recipeBox.recipe : nil
     }
 
     func giveUpWaiting() { wake() }
@@ -91,11 +108,12 @@ actor FetchPlan {
         waiters = []
     }
 
-    var isComplete: Bool { recipeBox.recipe != nil && needed.isEmpty && assigned.isEmpty }
+    var isComplete: Bool { started && fatal == nil && needed.isEmpty && assigned.isEmpty }
 
     /// Up to `count` chunk indices for `peer` (only ones it has). When nothing is unassigned, an idle peer takes over
     /// chunks that another peer has held longer than half the stall time, so a fetch never sits at 99 %.
     func take(peer: String, count: Int, has: (Int) -> Bool) -> [Int] {
+        guard fatal == nil else { return [] }
         var out: [Int] = []
         for i in needed.sorted() where out.count < count && has(i) {
             out.append(i)
@@ -141,6 +159,8 @@ actor FetchPlan {
         if let reason { dropped[peer] = reason }
     }
 
+    func penalize(_ peer: String) { misbehaved.insert(peer) }
+
     func snapshot() -> (Int, UInt64) { (done.count, downloaded) }
 }
 
@@ -153,9 +173,17 @@ public final class Fetcher: @unchecked Sendable {
     let logger: Logger
     /// No message for this long while requests are outstanding: the peer is stalled.
     public var stallSeconds: Double = 5
+    /// A peer that accepts the connection but has not proved its key within this long is dropped.
+    public var handshakeTimeoutSeconds = Double(WireLimits.handshakeTimeoutSeconds)
     /// Outstanding GET_CHUNKS per peer, and chunks per request.
     public var window = 4
     public var batch = 16
+    /// Copy every received chunk into the store's packs as well, so the file stays servable when the output is moved
+    /// or deleted (callers that fetch into a scratch file and delete it, such as replication, need this; it is the
+    /// default). Off: every byte is written once, and the store holds the chunks by reference to the output file.
+    public var copyIntoStore = true
+    /// Per-peer scores kept across fetches; peers that misbehaved before are used only if the others fall short.
+    public var scores: PeerScores?
 
     public init(store: ContentStore, identity: NodeIdentity, logger: Logger) {
         self.store = store
@@ -164,70 +192,152 @@ public final class Fetcher: @unchecked Sendable {
     }
 
     /// Fetches `address` into `path`. Chunks the local store already holds are not downloaded again; every chunk
-    /// received is verified and lands in the store; the file is renamed into place only after its whole SHA-256
+    /// received is verified before it is written; the file is renamed into place only after its whole SHA-256
     /// matches `address` (and, if given, its chunk list matches `expectedRoot`).
+    ///
+    /// With `copyIntoStore` off, each byte is written once: received chunks go into the output file, and the store
+    /// records them by reference to it (first to the partial file, so an interrupted fetch resumes; then, in the
+    /// transaction that registers the file, to its final path). With it on, they go into the packs too. The whole-file
+    /// SHA-256 is computed as chunks arrive (`FileHashCursor`), so there is no second pass over the file when they
+    /// arrive in order.
     public func fetch(
         _ address: ContentHash, to path: String, peers: [PeerAddress], expectedRoot: ContentHash? = nil,
         progress: (@Sendable (Int, Int, UInt64) -> Void)? = nil
     ) async throws -> FetchReport {
         let started = Date()
         let plan = FetchPlan(stallSeconds: stallSeconds)
-        let temporary = path + ".alexandria-partial"
+        let finalPath = OutputFile.absolute(path)
+        let temporary = finalPath + ".alexandria-partial"
         let output = try OutputFile(path: temporary)
-        var localBytes: UInt64 = 0
+        let job = Job(address: address, plan: plan, output: output, expectedRoot: expectedRoot, progress: progress)
 
         if let recipe = try store.recipe(of: address) {
-            // Already here: no network at all.
-            _ = await plan.offer(recipe, alreadyHeld: Set(recipe.chunks.indices))
-        } else {
-            guard !peers.isEmpty else {
-                throw WireError(
-                    .notFound, "\(address) is not in the local store and no peer was given (--peer HOST:PORT)")
-            }
-            try await withThrowingDiscardingTaskGroup { group in
-                for peer in peers {
-                    group.addTask {
-                        await self.work(
-                            peer: peer, address: address, plan: plan, output: output,
-                            expectedRoot: expectedRoot, progress: progress)
-                    }
+            // Already here: copied from the store, verified on read; peers only for chunks found damaged.
+            _ = await plan.offer(recipe)
+            try await fill(job, recipe: recipe)
+        } else if peers.isEmpty {
+            throw WireError(.notFound, "\(address) is not in the local store and no peer was given (--peer HOST:PORT)")
+        }
+        if await !plan.isComplete, !peers.isEmpty {
+            // Peers that misbehaved in an earlier fetch are held back until the others have done what they can.
+            let penalized = Set(peers.filter { (scores?.score(of: $0.description) ?? 0) < 0 })
+            for round in [peers.filter { !penalized.contains($0) }, peers.filter { penalized.contains($0) }] {
+                if round.isEmpty { continue }
+                if await plan.isComplete { break }
+                await withDiscardingTaskGroup { group in
+                    for peer in round { group.addTask { await self.work(peer: peer, job: job) } }
                 }
             }
         }
+        scores?.record(
+            used: await plan.received.keys.map { $0 }, misbehaved: await plan.misbehaved.map { $0 })
+        if let fatal = await plan.fatal { throw fatal }
         guard let recipe = await plan.recipe else {
             let dropped = await plan.dropped
             throw WireError(
                 .notFound,
                 "no peer provided \(address): \(dropped.map { "\($0.key): \($0.value)" }.joined(separator: "; "))")
         }
-        guard await plan.isComplete else {
+        guard await plan.isComplete, let cursor = job.cursor else {
             let dropped = await plan.dropped
             throw WireError(
                 .notFound,
                 "the fetch stopped with chunks missing; no remaining peer has them (\(dropped.map { "\($0.key): \($0.value)" }.joined(separator: "; ")))"
             )
         }
-        // Chunks that were in the local store: copy them into the output, verified on read.
-        if await plan.initiallyHeld.count == recipe.chunks.count { try output.prepare(size: recipe.size) }
-        localBytes = try output.fillFromStore(store, recipe: recipe, only: await plan.initiallyHeld)
-        guard try output.sha256() == address else {
+        guard try cursor.finish(output: output) == address else {
             output.discard()
             throw WireError(.protocolViolation, "the assembled file does not hash to \(address); nothing was written")
         }
-        try output.finish(renamingTo: path)
-        if try store.recipe(of: address) == nil { try store.registerFile(recipe) }
+        try output.finish(renamingTo: finalPath, sync: store.options.durability == .fsync)
+        if copyIntoStore {
+            if try store.recipe(of: address) == nil { try store.registerFile(recipe) }
+        } else {
+            try store.registerFile(recipe, relinking: temporary, to: finalPath)
+        }
         let (_, downloaded) = await plan.snapshot()
         return FetchReport(
             address: address.description, size: recipe.size, chunks: recipe.chunks.count, bytesDownloaded: downloaded,
-            bytesFromLocalStore: localBytes, peers: await plan.received,
+            bytesFromLocalStore: job.localBytes.withLock { $0 }, peers: await plan.received,
             droppedPeers: await plan.dropped, seconds: Date().timeIntervalSince(started))
     }
 
+    /// One fetch's shared parts.
+    final class Job: @unchecked Sendable {
+        let address: ContentHash
+        let plan: FetchPlan
+        let output: OutputFile
+        let expectedRoot: ContentHash?
+        let progress: (@Sendable (Int, Int, UInt64) -> Void)?
+        /// Set by `fill`, before any peer pulls a chunk.
+        var cursor: FileHashCursor?
+        let localBytes = Mutex<UInt64>(0)
+
+        init(
+            address: ContentHash, plan: FetchPlan, output: OutputFile, expectedRoot: ContentHash?,
+            progress: (@Sendable (Int, Int, UInt64) -> Void)?
+        ) {
+            self.address = address
+            self.plan = plan
+            self.output = output
+            self.expectedRoot = expectedRoot
+            self.progress = progress
+        }
+    }
+
+    /// Puts the chunks the local store already holds into the output, in file order, and starts the plan. A chunk an
+    /// interrupted fetch left in the partial file is checked where it is and not written again; others are read from
+    /// the store (verified). A chunk that fails either way is left to the peers.
+    func fill(_ job: Job, recipe: FileRecipe) async throws {
+        let cursor = FileHashCursor(recipe: recipe)
+        job.cursor = cursor
+        var held = Set<Int>()
+        do {
+            try job.output.prepare(size: recipe.size)
+            let inStore = try store.holds(recipe.chunks.map(\.id))
+            var offsets: [ContentHash: [UInt64]] = [:]
+            for chunk in recipe.chunks { offsets[chunk.id, default: []].append(chunk.offset) }
+            var copied = Set<ContentHash>()
+            var localBytes: UInt64 = 0
+            for (i, chunk) in recipe.chunks.enumerated() where inStore.contains(chunk.id) {
+                if copied.contains(chunk.id) {
+                    held.insert(i)
+                    continue
+                }
+                if job.output.initialSize > 0, chunk.end <= job.output.initialSize,
+                    try job.output.read(at: chunk.offset, length: Int(chunk.length), { cursor.verify(chunk.id, $0) })
+                {
+                    // Left by an interrupted fetch and intact; its other positions (if any) get the bytes too.
+                    let others = (offsets[chunk.id] ?? []).filter { $0 != chunk.offset }
+                    if others.isEmpty {
+                        try cursor.written(chunk.id, nil, output: job.output)
+                    } else {
+                        let bytes = try job.output.read(at: chunk.offset, length: Int(chunk.length)) { Array($0) }
+                        try job.output.write(bytes, at: others)
+                        try cursor.written(chunk.id, bytes, output: job.output)
+                    }
+                    localBytes += UInt64(chunk.length)
+                } else {
+                    guard let bytes = try? store.chunk(chunk.id),
+                        bytes.withUnsafeBytes({ cursor.verify(chunk.id, $0) })
+                    else { continue }
+                    try job.output.write(bytes, at: offsets[chunk.id] ?? [])
+                    try cursor.written(chunk.id, bytes, output: job.output)
+                    localBytes += UInt64(bytes.count)
+                }
+                copied.insert(chunk.id)
+                held.insert(i)
+            }
+            job.localBytes.withLock { $0 = localBytes }
+        } catch {
+            await job.plan.fail(error)
+            throw error
+        }
+        await job.plan.start(alreadyHeld: held)
+    }
+
     /// One peer's share of the work, from connecting to running out of chunks.
-    func work(
-        peer: PeerAddress, address: ContentHash, plan: FetchPlan, output: OutputFile, expectedRoot: ContentHash?,
-        progress: (@Sendable (Int, Int, UInt64) -> Void)?
-    ) async {
+    func work(peer: PeerAddress, job: Job) async {
         let name = peer.description
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -235,25 +345,32 @@ public final class Fetcher: @unchecked Sendable {
                 .connectTimeout(.seconds(5))
                 .connect(host: peer.host, port: peer.port) { channel in PeerSession.pipeline(channel) }
             try await channel.executeThenClose { inbound, outbound in
+                let deadline = handshakeDeadline(channel.channel)
                 try await PeerSession.handshake(
                     identity: identity, initiator: true, listenPort: 0, inbound: inbound, outbound: outbound
                 ) { session in
-                    try await self.exchange(
-                        &session, channel: channel.channel, name: name, address: address, plan: plan,
-                        output: output, expectedRoot: expectedRoot, progress: progress)
+                    deadline.cancel()
+                    try await self.exchange(&session, channel: channel.channel, name: name, job: job)
                 }
             }
         } catch {
             logger.info("peer dropped", metadata: ["peer.address": "\(name)", "error": "\(error)"])
-            await plan.release(peer: name, reason: "\(error)")
+            await job.plan.release(peer: name, reason: "\(error)")
         }
-        await plan.giveUpWaiting()
+        await job.plan.giveUpWaiting()
     }
 
-    func exchange(
-        _ session: inout PeerSession, channel: Channel, name: String, address: ContentHash, plan: FetchPlan,
-        output: OutputFile, expectedRoot: ContentHash?, progress: (@Sendable (Int, Int, UInt64) -> Void)?
-    ) async throws {
+    /// Closes a connection whose handshake has not finished in time (a peer that accepts TCP and then says nothing
+    /// would otherwise hold the fetch forever). Cancel it once the handshake is done.
+    func handshakeDeadline(_ channel: Channel) -> Scheduled<Void> {
+        channel.eventLoop.scheduleTask(in: .milliseconds(Int64(handshakeTimeoutSeconds * 1000))) {
+            channel.close(promise: nil)
+        }
+    }
+
+    func exchange(_ session: inout PeerSession, channel: Channel, name: String, job: Job) async throws {
+        let plan = job.plan
+        let address = job.address
         // Stall watchdog: closing the channel ends the inbound stream, which ends this exchange.
         let stall = TimeAmount.milliseconds(Int64(stallSeconds * 1000))
         var watchdog = channel.eventLoop.scheduleTask(in: stall) { channel.close(promise: nil) }
@@ -275,20 +392,26 @@ public final class Fetcher: @unchecked Sendable {
         if await plan.recipe == nil {
             let recipe = try await fetchRecipe(&session, address: address)
             rearm()
-            if let expectedRoot, recipe.merkleRoot != expectedRoot {
+            if let expectedRoot = job.expectedRoot, recipe.merkleRoot != expectedRoot {
+                await plan.penalize(name)
                 throw WireError(.protocolViolation, "the peer's chunk list does not match the manifest's Merkle root")
             }
-            let held = try store.holds(recipe.chunks.map(\.id))
-            let heldIndices = Set(recipe.chunks.indices.filter { held.contains(recipe.chunks[$0].id) })
-            guard await plan.offer(recipe, alreadyHeld: heldIndices) else {
+            let (accepted, first) = await plan.offer(recipe)
+            guard accepted else {
                 throw WireError(.protocolViolation, "the peer's chunk list differs from the one already chosen")
             }
-            try output.prepare(size: recipe.size)
+            if first {
+                // Copying local chunks is not a stall of this peer.
+                watchdog.cancel()
+                try await fill(job, recipe: recipe)
+            }
         }
         // Waiting for another peer's chunk list is not a stall of this one: no watchdog while we wait.
         watchdog.cancel()
-        guard let recipe = await plan.waitForRecipe() else { return }
+        guard let recipe = await plan.waitForStart(), let cursor = job.cursor else { return }
         rearm()
+        let output = job.output
+        let linkPath = output.path
         // Where each distinct chunk goes in the file (a chunk can repeat).
         var offsets: [ContentHash: [UInt64]] = [:]
         for chunk in recipe.chunks { offsets[chunk.id, default: []].append(chunk.offset) }
@@ -296,7 +419,15 @@ public final class Fetcher: @unchecked Sendable {
         var outstanding: [UInt32: [Int]] = [:]
         var nextRequest: UInt32 = 1
         var pending: [VerifiedChunk] = []
+        var links: [LinkedChunk] = []
         var misses = 0
+        var lastSent = Date()
+        var pingOutstanding: UInt64?
+        func flush() throws {
+            if copyIntoStore { try store.put(pending) } else { try store.link(links, inFile: linkPath) }
+            pending.removeAll()
+            links.removeAll()
+        }
         // Whatever happens to this peer, the chunks it already delivered (verified, and counted as done) are stored.
         do {
             while true {
@@ -306,13 +437,23 @@ public final class Fetcher: @unchecked Sendable {
                     outstanding[nextRequest] = indices
                     try await session.send(
                         .getChunks(requestID: nextRequest, ids: indices.map { recipe.chunks[$0].id }))
+                    lastSent = Date()
                     nextRequest &+= 1
                 }
                 if outstanding.isEmpty {
                     if await plan.isComplete { break }
+                    if await plan.fatal != nil { break }
                     // Others are still working; wait a little and look again (end game: take over stalled chunks).
-                    try store.put(pending)
-                    pending.removeAll()
+                    try flush()
+                    // Keepalive: a quiet connection still carries a frame within the peer's idle timeout.
+                    if pingOutstanding == nil,
+                        Date().timeIntervalSince(lastSent) > Double(WireLimits.idleTimeoutSeconds) / 2
+                    {
+                        let nonce = UInt64.random(in: 0...UInt64.max)
+                        try await session.send(.ping(nonce))
+                        pingOutstanding = nonce
+                        lastSent = Date()
+                    }
                     try await Task.sleep(nanoseconds: 50_000_000)
                     rearm()
                     continue
@@ -324,37 +465,55 @@ public final class Fetcher: @unchecked Sendable {
                 rearm()
                 switch message {
                 case .chunk(let rid, let index, let id, let codec, let rawLength, let payload):
-                    guard let request = outstanding[rid], Int(index) < request.count else {
+                    guard let request = outstanding[rid], Int(index) < request.count, request[Int(index)] >= 0 else {
+                        await plan.penalize(name)
                         throw WireError(.protocolViolation, "a chunk that was not requested")
                     }
                     let fileIndex = request[Int(index)]
                     guard recipe.chunks[fileIndex].id == id, Int(rawLength) == Int(recipe.chunks[fileIndex].length),
                         let bytes = decoder.decode(codec: codec, payload: payload, rawLength: Int(rawLength)),
-                        let verified = VerifiedChunk(id: id, bytes: bytes)
-                    else { throw WireError(.protocolViolation, "the peer sent bytes that do not match chunk \(id)") }
-                    try output.write(verified, at: offsets[id] ?? [])
-                    pending.append(verified)
-                    if pending.count >= 32 {
-                        try store.put(pending)
-                        pending.removeAll()
+                        bytes.withUnsafeBytes({ cursor.verify(id, $0) })
+                    else {
+                        await plan.penalize(name)
+                        throw WireError(.protocolViolation, "the peer sent bytes that do not match chunk \(id)")
                     }
+                    // Verified: only now do the bytes reach the output (and, by reference or copy, the store).
+                    try output.write(bytes, at: offsets[id] ?? [])
+                    try cursor.written(id, bytes, output: output)
+                    if copyIntoStore {
+                        guard let verified = VerifiedChunk(id: id, bytes: bytes) else {
+                            throw WireError(.protocolViolation, "chunk \(id) changed in memory")
+                        }
+                        pending.append(verified)
+                    } else {
+                        links.append(
+                            LinkedChunk(id: id, offset: recipe.chunks[fileIndex].offset, length: bytes.count))
+                    }
+                    if pending.count + links.count >= 32 { try flush() }
                     _ = await plan.complete([fileIndex], peer: name, bytes: UInt64(bytes.count))
                     outstanding[rid]![Int(index)] = -1
                     if outstanding[rid]!.allSatisfy({ $0 == -1 }) { outstanding[rid] = nil }
-                    if let progress {
+                    if let progress = job.progress {
                         let (count, bytes) = await plan.snapshot()
                         progress(count, recipe.chunks.count, bytes)
                     }
                 case .chunkMissing(let rid, let index, _):
                     guard let request = outstanding[rid], Int(index) < request.count else {
+                        await plan.penalize(name)
                         throw WireError(.protocolViolation, "a missing-chunk notice for nothing requested")
                     }
                     misses += 1
                     outstanding[rid]![Int(index)] = -1
                     if outstanding[rid]!.allSatisfy({ $0 == -1 }) { outstanding[rid] = nil }
                     await plan.release(peer: name, reason: nil)
+                    await plan.penalize(name)
                     // A peer that claims chunks it does not have is not used again for this fetch.
                     throw WireError(.notFound, "the peer claimed chunks it does not have (\(misses))")
+                case .pong(let nonce):
+                    guard nonce == pingOutstanding else { throw WireError(.protocolViolation, "an unrequested PONG") }
+                    pingOutstanding = nil
+                case .ping(let nonce):
+                    try await session.send(.pong(nonce))
                 case .error(let code, let text):
                     throw WireError(code, "the peer said: \(text)")
                 default:
@@ -362,10 +521,10 @@ public final class Fetcher: @unchecked Sendable {
                 }
             }
         } catch {
-            try? store.put(pending)
+            try? flush()
             throw error
         }
-        try store.put(pending)
+        try flush()
         await plan.release(peer: name, reason: nil)
     }
 
@@ -425,9 +584,11 @@ extension Fetcher {
                     .connectTimeout(.seconds(5))
                     .connect(host: peer.host, port: peer.port) { channel in PeerSession.pipeline(channel) }
                 let bundle: ManifestBundle? = try await channel.executeThenClose { inbound, outbound in
-                    try await PeerSession.handshake(
+                    let deadline = handshakeDeadline(channel.channel)
+                    return try await PeerSession.handshake(
                         identity: identity, initiator: true, listenPort: 0, inbound: inbound, outbound: outbound
                     ) { session in
+                        deadline.cancel()
                         try await session.send(query)
                         switch try await session.next() {
                         case .manifest(let envelope, let key, let entries, let checkpoint)?:

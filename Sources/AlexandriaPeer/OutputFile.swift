@@ -11,12 +11,20 @@ import Foundation
 final class OutputFile: @unchecked Sendable {
     let path: String
     private let fd: Int32
+    /// The file's size when opened: nonzero when an interrupted fetch left it (its verified chunks may be reused).
+    let initialSize: UInt64
     private let lock = NSLock()
 
     init(path: String) throws {
         self.path = path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw StoreError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw StoreError(.io, "\(path) exists and is not a regular file; remove it")
+        }
+        initialSize = UInt64(st.st_size)
     }
 
     deinit { close(fd) }
@@ -25,11 +33,12 @@ final class OutputFile: @unchecked Sendable {
         guard ftruncate(fd, off_t(size)) == 0 else { throw StoreError.posixError("cannot size", path) }
     }
 
-    func write(_ chunk: VerifiedChunk, at offsets: [UInt64]) throws {
+    /// Writes verified bytes at each offset.
+    func write(_ bytes: [UInt8], at offsets: [UInt64]) throws {
         lock.lock()
         defer { lock.unlock() }
         for offset in offsets {
-            try chunk.bytes.withUnsafeBytes { p in
+            try bytes.withUnsafeBytes { p in
                 var done = 0
                 while done < p.count {
                     let n = pwrite(fd, p.baseAddress! + done, p.count - done, off_t(offset) + off_t(done))
@@ -43,48 +52,37 @@ final class OutputFile: @unchecked Sendable {
         }
     }
 
-    /// Copies the chunks at `indices` from the local store (each verified on read). Returns the bytes copied.
-    func fillFromStore(_ store: ContentStore, recipe: FileRecipe, only indices: Set<Int>) throws -> UInt64 {
-        var copied: UInt64 = 0
-        let held = try store.holds(recipe.chunks.map(\.id))
-        var offsets: [ContentHash: [UInt64]] = [:]
-        for chunk in recipe.chunks { offsets[chunk.id, default: []].append(chunk.offset) }
-        var written = Set<ContentHash>()
-        for i in indices.sorted() where held.contains(recipe.chunks[i].id) {
-            let chunk = recipe.chunks[i]
-            if written.contains(chunk.id) { continue }
-            let bytes = try store.chunk(chunk.id)
-            guard let verified = VerifiedChunk(id: chunk.id, bytes: bytes) else { continue }
-            try write(verified, at: offsets[chunk.id] ?? [])
-            written.insert(chunk.id)
-            copied += UInt64(bytes.count)
-        }
-        return copied
-    }
-
-    func sha256() throws -> ContentHash {
-        var hasher = SHA256Stream()
-        var buffer = [UInt8](repeating: 0, count: 4 << 20)
-        var offset: off_t = 0
-        while true {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw StoreError.posixError("cannot read", path)
+    /// Reads `length` bytes at `offset` (short only at the end of the file) and passes them to `body`.
+    func read<T>(at offset: UInt64, length: Int, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        var buffer = [UInt8](repeating: 0, count: length)
+        var done = 0
+        try buffer.withUnsafeMutableBytes { p in
+            while done < length {
+                let n = pread(fd, p.baseAddress! + done, length - done, off_t(offset) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw StoreError.posixError("cannot read", path)
+                }
+                if n == 0 { break }
+                done += n
             }
-            if n == 0 { break }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            offset += off_t(n)
         }
-        return hasher.finalize()
+        return try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<done])) }
     }
 
-    func finish(renamingTo final: String) throws {
-        guard fsync(fd) == 0 else { throw StoreError.posixError("cannot sync", path) }
+    /// Syncs (when asked) and renames the file into place.
+    func finish(renamingTo final: String, sync: Bool) throws {
+        if sync { guard fsync(fd) == 0 else { throw StoreError.posixError("cannot sync", path) } }
         guard rename(path, final) == 0 else { throw StoreError.posixError("cannot rename to \(final)", path) }
     }
 
     func discard() { unlink(path) }
+
+    /// `path` made absolute against the working directory (the store records linked files by absolute path).
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return FileManager.default.currentDirectoryPath + "/" + path
+    }
 }
 
 extension StoreError {

@@ -354,7 +354,8 @@ final class IngestSession: @unchecked Sendable {
     /// Runs on the writer queue only.
     func write(id: ContentHash, bytes: UnsafeRawBufferPointer) throws(StoreError) -> Bool {
         if pendingIDs.contains(id) { return false }
-        let stmt = try db.statement("SELECT 1 FROM chunks WHERE id = ? AND bad = 0")
+        // A linked chunk lives in a file the user may change or delete: an add or a copying fetch stores its own copy.
+        let stmt = try db.statement("SELECT 1 FROM chunks WHERE id = ? AND bad = 0 AND linked IS NULL")
         stmt.bind(.blob(id.bytes))
         let known = try stmt.step()
         stmt.reset()
@@ -394,7 +395,9 @@ final class IngestSession: @unchecked Sendable {
 
     /// Writes the recipe record, makes the packs durable as configured, and commits every row in one transaction.
     /// Returns true if the file was already in the store.
-    func commit(recipe: FileRecipe, root: ContentHash) throws(StoreError) -> Bool {
+    func commit(
+        recipe: FileRecipe, root: ContentHash, alsoInTransaction: ((SQLiteConnection) throws(StoreError) -> Void)? = nil
+    ) throws(StoreError) -> Bool {
         endReadTransaction()
         let exists = try db.statement("SELECT 1 FROM files WHERE address = ?")
         exists.bind(.blob(recipe.address.bytes))
@@ -441,6 +444,7 @@ final class IngestSession: @unchecked Sendable {
                 }
             }
             try recordPackSizes(extraLive: liveAdded)
+            try alsoInTransaction?(db)
         }
         return present
     }
@@ -453,7 +457,7 @@ final class IngestSession: @unchecked Sendable {
             VALUES (?, ?, ?, ?, ?, ?, 0, 0)
             ON CONFLICT(id) DO UPDATE SET pack = excluded.pack, offset = excluded.offset,
                 raw_length = excluded.raw_length, stored_length = excluded.stored_length,
-                codec = excluded.codec, bad = 0
+                codec = excluded.codec, bad = 0, linked = NULL
             """)
         for row in pendingRows {
             insert.reset()

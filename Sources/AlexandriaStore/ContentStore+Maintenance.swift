@@ -55,20 +55,15 @@ extension ContentStore {
                 let line = check.text(0)
                 if line != "ok" { integrity.append(line) }
             }
+            // Linked chunks (pack -1) come first, grouped by file and in file order.
             let stmt = try db.statement(
-                "SELECT id, pack, offset, raw_length, stored_length, codec FROM chunks WHERE bad = 0 ORDER BY pack, offset"
-            )
+                "SELECT \(Self.locationColumns) WHERE c.bad = 0 ORDER BY c.pack, c.linked, c.offset")
             var out: [ChunkLocation] = []
             var total: UInt64 = 0
             while try stmt.step() {
-                guard let id = ContentHash(bytes: stmt.blob(0)),
-                    let codec = ChunkCodec(rawValue: UInt8(truncatingIfNeeded: stmt.int(5)))
-                else { throw StoreError(.indexCorrupt, "a chunk row in the index is damaged") }
-                out.append(
-                    ChunkLocation(
-                        id: id, pack: stmt.int(1), offset: stmt.int(2), rawLength: stmt.int(3),
-                        storedLength: stmt.int(4), codec: codec))
-                total += UInt64(stmt.int(3))
+                guard let location = try Self.location(row: stmt) else { continue }
+                out.append(location)
+                total += UInt64(location.rawLength)
             }
             return (out, total, integrity)
         }
@@ -159,7 +154,7 @@ extension ContentStore {
                 let dead = try db.statement("SELECT pack, stored_length FROM chunks WHERE refs <= 0")
                 var perPack: [Int: Int] = [:]
                 while try dead.step() {
-                    perPack[dead.int(0), default: 0] += PackRecordHeader.size + dead.int(1)
+                    if dead.int(0) >= 0 { perPack[dead.int(0), default: 0] += PackRecordHeader.size + dead.int(1) }
                     report.chunksRemoved += 1
                 }
                 try db.statement("DELETE FROM chunks WHERE refs <= 0").run()
@@ -170,6 +165,10 @@ extension ContentStore {
                     try update.run()
                 }
             }
+            // Linked files no chunk row points at any more are forgotten (the files themselves are the user's).
+            try db.execute(
+                "DELETE FROM linked_files WHERE NOT EXISTS (SELECT 1 FROM chunks WHERE chunks.linked = linked_files.id)"
+            )
             // 2. Packs to rewrite.
             let candidates = try db.statement(
                 "SELECT id, committed_size, live_bytes, compressed FROM packs ORDER BY id")

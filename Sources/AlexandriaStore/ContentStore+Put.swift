@@ -79,6 +79,12 @@ extension ContentStore {
     /// Records a file whose chunks are all in the store. The caller MUST have checked that the bytes the recipe
     /// describes hash to `recipe.address` (the fetcher does, over the file it wrote, before calling this).
     public func registerFile(_ recipe: FileRecipe) throws(StoreError) {
+        try registerFile(recipe, alsoInTransaction: nil)
+    }
+
+    func registerFile(
+        _ recipe: FileRecipe, alsoInTransaction: ((SQLiteConnection) throws(StoreError) -> Void)?
+    ) throws(StoreError) {
         do { try recipe.validateLayout() } catch {
             throw StoreError(.corruptChunk, "the chunk list of \(recipe.address) is malformed: \(error)")
         }
@@ -88,7 +94,9 @@ extension ContentStore {
         }
         try asWriter { (db) throws(StoreError) in
             let session = try IngestSession(store: self, db: db)
-            do throws(StoreError) { _ = try session.commit(recipe: recipe, root: recipe.merkleRoot) } catch {
+            do throws(StoreError) {
+                _ = try session.commit(recipe: recipe, root: recipe.merkleRoot, alsoInTransaction: alsoInTransaction)
+            } catch {
                 session.rollBack()
                 throw error
             }

@@ -96,7 +96,7 @@ extension ContentStore {
             SHA256Stream.update(&file, UnsafeRawBufferPointer(bytes), &one, UnsafeRawBufferPointer(bytes))
             guard one.finalize() == chunk.id else {
                 markBad(chunk.id)
-                return Self.corrupt(location, path: packs.path(location.pack), "its bytes do not hash to its id")
+                return Self.corrupt(location, path: sourcePath(location), "its bytes do not hash to its id")
                     .message
             }
             progress?(location.rawLength)

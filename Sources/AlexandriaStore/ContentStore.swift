@@ -148,22 +148,41 @@ public final class ContentStore: Sendable {
         let rawLength: Int
         let storedLength: Int
         let codec: ChunkCodec
+        /// Set for a linked chunk: the file outside the store whose bytes at `offset` are the chunk (plain).
+        var linkedPath: String? = nil
+    }
+
+    /// The columns `location(of:)` and `verify` read, in order; `linkedPath` is NULL for a chunk in a pack.
+    static let locationColumns = """
+        c.id, c.pack, c.offset, c.raw_length, c.stored_length, c.codec, c.linked, l.path
+        FROM chunks c LEFT JOIN linked_files l ON l.id = c.linked
+        """
+
+    /// A location from a row of `locationColumns`. Nil for a linked chunk whose file row is gone (reads as missing).
+    static func location(row stmt: SQLiteStatement) throws(StoreError) -> ChunkLocation? {
+        guard let id = ContentHash(bytes: stmt.blob(0)),
+            let codec = ChunkCodec(rawValue: UInt8(truncatingIfNeeded: stmt.int(5)))
+        else { throw StoreError(.indexCorrupt, "a chunk row in the index is damaged") }
+        var loc = ChunkLocation(
+            id: id, pack: stmt.int(1), offset: stmt.int(2), rawLength: stmt.int(3), storedLength: stmt.int(4),
+            codec: codec)
+        if !stmt.isNull(6) {
+            guard !stmt.isNull(7), codec == .raw, loc.storedLength == loc.rawLength else { return nil }
+            loc.linkedPath = stmt.text(7)
+        }
+        return loc
     }
 
     func location(of id: ContentHash, in db: SQLiteConnection) throws(StoreError) -> ChunkLocation? {
-        let stmt = try db.statement(
-            "SELECT pack, offset, raw_length, stored_length, codec FROM chunks WHERE id = ? AND bad = 0")
+        let stmt = try db.statement("SELECT \(Self.locationColumns) WHERE c.id = ? AND c.bad = 0")
         stmt.bind(.blob(id.bytes))
         guard try stmt.step() else { return nil }
-        guard let codec = ChunkCodec(rawValue: UInt8(truncatingIfNeeded: stmt.int(4))) else {
-            throw StoreError(.indexCorrupt, "the index names an unknown codec \(stmt.int(4)) for chunk \(id)")
-        }
-        let loc = ChunkLocation(
-            id: id, pack: stmt.int(0), offset: stmt.int(1), rawLength: stmt.int(2), storedLength: stmt.int(3),
-            codec: codec)
-        stmt.reset()
-        return loc
+        defer { stmt.reset() }
+        return try Self.location(row: stmt)
     }
+
+    /// The file a chunk's bytes are read from: its pack, or the linked file.
+    func sourcePath(_ location: ChunkLocation) -> String { location.linkedPath ?? packs.path(location.pack) }
 
     /// The recipe and Merkle root of a stored file, or nil if the store has no such file.
     public func recipe(of address: ContentHash) throws(StoreError) -> FileRecipe? {
@@ -244,7 +263,8 @@ public final class ContentStore: Sendable {
     public func usage() throws(StoreError) -> Usage {
         try withReader { (db) throws(StoreError) in
             let c = try db.statement(
-                "SELECT count(*), coalesce(sum(raw_length), 0), coalesce(sum(stored_length + 56), 0) FROM chunks")
+                "SELECT count(*), coalesce(sum(raw_length), 0), "
+                    + "coalesce(sum(CASE WHEN linked IS NULL THEN stored_length + 56 ELSE 0 END), 0) FROM chunks")
             _ = try c.step()
             let (chunks, raw, stored) = (c.int(0), c.int(1), c.int(2))
             c.reset()
@@ -271,7 +291,7 @@ public final class ContentStore: Sendable {
     ) throws(StoreError) {
         try load(location, into: destination, context: context)
         guard SHA256Stream.hash(UnsafeRawBufferPointer(destination)) == location.id else {
-            throw Self.corrupt(location, path: packs.path(location.pack), "its bytes do not hash to its id")
+            throw Self.corrupt(location, path: sourcePath(location), "its bytes do not hash to its id")
         }
     }
 
@@ -287,8 +307,8 @@ public final class ContentStore: Sendable {
         let (ha, hb) = SHA256Stream.hashPair(
             ea == nil ? UnsafeRawBufferPointer(da) : UnsafeRawBufferPointer(start: nil, count: 0),
             eb == nil ? UnsafeRawBufferPointer(db) : UnsafeRawBufferPointer(start: nil, count: 0))
-        if ea == nil, ha != a.id { ea = Self.corrupt(a, path: packs.path(a.pack), "its bytes do not hash to its id") }
-        if eb == nil, hb != b.id { eb = Self.corrupt(b, path: packs.path(b.pack), "its bytes do not hash to its id") }
+        if ea == nil, ha != a.id { ea = Self.corrupt(a, path: sourcePath(a), "its bytes do not hash to its id") }
+        if eb == nil, hb != b.id { eb = Self.corrupt(b, path: sourcePath(b), "its bytes do not hash to its id") }
         return (ea, eb)
     }
 
@@ -310,6 +330,7 @@ public final class ContentStore: Sendable {
     private func load(
         _ location: ChunkLocation, into destination: UnsafeMutableRawBufferPointer, context: ReadContext
     ) throws(StoreError) {
+        if let linked = location.linkedPath { return try loadLinked(location, path: linked, into: destination) }
         let recordSize = PackRecordHeader.size + location.storedLength
         let path = packs.path(location.pack)
         context.ensureCapacity(recordSize)
@@ -328,6 +349,26 @@ public final class ContentStore: Sendable {
         let payload = UnsafeRawBufferPointer(rebasing: record[PackRecordHeader.size..<recordSize])
         guard context.coder.decode(location.codec, payload, into: destination) else {
             throw corrupt("the stored bytes do not decode")
+        }
+    }
+
+    /// Reads a linked chunk's plain bytes from the file outside the store. A file that is gone, not a regular file
+    /// (a FIFO must not block the reader) or too short is `corruptChunk`: the chunk then reads as missing.
+    private func loadLinked(
+        _ location: ChunkLocation, path: String, into destination: UnsafeMutableRawBufferPointer
+    ) throws(StoreError) {
+        func corrupt(_ why: String) -> StoreError { Self.corrupt(location, path: path, why) }
+        guard destination.count == location.rawLength else { throw corrupt("the index names a wrong length") }
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else { throw corrupt("the linked file cannot be opened (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw corrupt("the linked file is not a regular file")
+        }
+        let n = try POSIX.pread(fd, destination, at: location.offset, path: path)
+        guard n == location.rawLength else {
+            throw corrupt("the linked file ends \(location.rawLength - n) bytes early")
         }
     }
 
@@ -464,7 +505,7 @@ final class ReadWindow: @unchecked Sendable {
             let a = items[i]
             let sa = slots[i]
             guard a.rawLength <= sa.buffer.count else {
-                failed(i, ContentStore.corrupt(a, path: store.packs.path(a.pack), "it claims too many bytes"))
+                failed(i, ContentStore.corrupt(a, path: store.sourcePath(a), "it claims too many bytes"))
                 return
             }
             let da = UnsafeMutableRawBufferPointer(rebasing: sa.buffer[0..<a.rawLength])
@@ -472,7 +513,7 @@ final class ReadWindow: @unchecked Sendable {
                 let b = items[i + 1]
                 let sb = slots[i + 1]
                 guard b.rawLength <= sb.buffer.count else {
-                    failed(i + 1, ContentStore.corrupt(b, path: store.packs.path(b.pack), "it claims too many bytes"))
+                    failed(i + 1, ContentStore.corrupt(b, path: store.sourcePath(b), "it claims too many bytes"))
                     return
                 }
                 let db = UnsafeMutableRawBufferPointer(rebasing: sb.buffer[0..<b.rawLength])

@@ -4,7 +4,7 @@
 /// hold chunk records and file-recipe records. It exists to make lookups fast, not to be the source of truth.
 enum Schema {
     /// The newest version this build understands. An index with a higher version is refused, never downgraded.
-    static let currentVersion = 1
+    static let currentVersion = 2
 
     /// Migration `i` (1-based) brings an index from version `i - 1` to `i`.
     static let migrations: [String] = [
@@ -68,6 +68,21 @@ enum Schema {
             pack        INTEGER NOT NULL,
             offset      INTEGER NOT NULL
         ) STRICT, WITHOUT ROWID;
+        """,
         """
+        -- Version 2: chunks held by reference to a verified file outside the packs (a fetch's output).
+
+        -- Files outside the store whose bytes back linked chunks. The store never writes, moves or deletes them;
+        -- a linked chunk is hashed on every read like any other, so a changed or deleted file reads as missing.
+        CREATE TABLE linked_files (
+            id   INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE           -- absolute path
+        ) STRICT;
+
+        -- NULL: the chunk is a record in pack `pack`. Otherwise linked_files.id: the chunk is `raw_length` plain
+        -- bytes at `offset` of that file, `pack` is -1, `codec` 0 and `stored_length` = `raw_length`.
+        ALTER TABLE chunks ADD COLUMN linked INTEGER;
+        CREATE INDEX chunks_by_linked ON chunks(linked) WHERE linked IS NOT NULL;
+        """,
     ]
 }

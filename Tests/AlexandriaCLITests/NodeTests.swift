@@ -78,6 +78,59 @@ struct NodeTests {
         #expect(try last.run("verify").status == 0)
     }
 
+    @Test func aFetchedFileThatIsChangedOrDeletedIsNeverServedWrong() throws {
+        let data = randomBytes(6 << 20, seed: 79)
+        let address = ContentHash.of(data).description
+        let origin = CLI()
+        let middle = CLI()
+        let last = CLI()
+        defer { [origin, middle, last].forEach { $0.cleanUp() } }
+        for cli in [origin, middle, last] { _ = try cli.run("init") }
+        _ = try origin.run("add", try origin.write(data, to: "d.bin"))
+        let source = try NodeProcess(cli: origin)
+        defer { source.stop() }
+        // The middle node fetches (its store now holds the chunks by reference to the output) and serves onward.
+        let out = middle.home + "-out.bin"
+        #expect(try middle.runCommand(["fetch", address, "-o", out, "--peer", source.address]).status == 0)
+        source.stop()
+        let serving = try NodeProcess(cli: middle)
+        defer { serving.stop() }
+        let served = last.home + "-served.bin"
+        let first = try last.runCommand(["fetch", address, "-o", served, "--peer", serving.address])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(FileManager.default.contents(atPath: served) == Data(data))
+        // Change one byte in the middle of the middle node's output file (same size, same name).
+        let handle = try #require(FileHandle(forUpdatingAtPath: out))
+        try handle.seek(toOffset: 3 << 20)
+        try handle.write(contentsOf: Data([data[3 << 20] ^ 0x5a]))
+        try handle.close()
+        // A node that has never seen the file asks the middle one, which must not serve the changed chunk.
+        let fresh = CLI()
+        defer { fresh.cleanUp() }
+        _ = try fresh.run("init")
+        let again = fresh.home + "-again.bin"
+        let second = try fresh.runCommand([
+            "fetch", address, "-o", again, "--peer", serving.address, "--stall-timeout", "2",
+        ])
+        #expect(second.status != 0, "a changed file must not be served")
+        #expect(!FileManager.default.fileExists(atPath: again))
+        let cat = try middle.runCommand(["cat", address])
+        #expect(cat.status != 0 && cat.stdout.count < data.count, "cat must not print the changed bytes")
+        let verify = try middle.runCommand(["verify"])
+        #expect(verify.status == 1 && verify.text.contains("INCOMPLETE"), "\(verify.text)")
+        // Deleted: every chunk reads as missing, `verify` says which file is incomplete, nothing else is lost.
+        try FileManager.default.removeItem(atPath: out)
+        let verifyGone = try middle.runCommand(["verify"])
+        #expect(verifyGone.status == 1 && verifyGone.text.contains("INCOMPLETE"), "\(verifyGone.text)")
+        #expect(try middle.runCommand(["cat", address]).status != 0)
+        // Fetching it again repairs the store (the chunks come back, linked to the new output).
+        let lastNode = try NodeProcess(cli: last)
+        defer { lastNode.stop() }
+        let back = try middle.runCommand(["fetch", address, "-o", out, "--peer", lastNode.address])
+        #expect(back.status == 0, "\(back.stderr)")
+        #expect(try middle.runCommand(["verify"]).status == 0)
+    }
+
     @Test func anInterruptedFetchResumesWithoutDownloadingVerifiedChunksAgain() throws {
         let data = randomBytes(40 << 20, seed: 78)
         let address = ContentHash.of(data).description

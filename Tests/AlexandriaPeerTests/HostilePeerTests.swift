@@ -8,6 +8,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 /// A peer that speaks the handshake correctly and then misbehaves in one chosen way, at the raw frame level.
@@ -20,6 +21,8 @@ final class HostilePeer: @unchecked Sendable {
     let behavior: Behavior
     let identity = NodeIdentity(key: Curve25519.Signing.PrivateKey())
     var channel: Channel?
+    /// Connections accepted so far.
+    let connections = Mutex(0)
 
     init(store: ContentStore, behavior: Behavior) {
         self.store = store
@@ -39,7 +42,10 @@ final class HostilePeer: @unchecked Sendable {
         Task {
             try? await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
-                    for try await connection in inbound { group.addTask { try? await self.serve(connection) } }
+                    for try await connection in inbound {
+                        connections.withLock { $0 += 1 }
+                        group.addTask { try? await self.serve(connection) }
+                    }
                 }
             }
         }
@@ -194,6 +200,8 @@ struct HostilePeerTests {
             logger: Logger(label: "test.fetch"))
         // Generous: the honest node runs in this test process, and other suites running in parallel can starve it.
         fetcher.stallSeconds = 8
+        // Write once (the store links to the output), so hostile peers are tried against that path too.
+        fetcher.copyIntoStore = false
         // Small requests, so the work is spread and the hostile peer is always given some.
         fetcher.batch = 2
         fetcher.window = 2
@@ -207,6 +215,85 @@ struct HostilePeerTests {
         #expect(report.droppedPeers.keys.contains("127.0.0.1:\(badPort)"), "\(report.droppedPeers) \(report.peers)")
         #expect(report.peers["127.0.0.1:\(badPort)", default: 0] == 0)
         #expect(!FileManager.default.fileExists(atPath: output + ".alexandria-partial"))
+    }
+
+    @Test func aPeerThatSentWrongBytesIsHeldBackInTheNextFetch() async throws {
+        let data = testBytes(4 << 20, seed: 43)
+        let honest = try ServingNode(data: data)
+        honest.server.uploadBytesPerSecond = 8_000_000
+        let goodPort = try await honest.start()
+        let hostile = HostilePeer(store: honest.store, behavior: .wrongBytes)
+        let badPort = try await hostile.start()
+        defer { hostile.stop() }
+        let home = FileManager.default.temporaryDirectory.path + "/alexandria-scores-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let peers = [PeerAddress(host: "127.0.0.1", port: badPort), PeerAddress(host: "127.0.0.1", port: goodPort)]
+        for round in 0..<2 {
+            // A fresh store each time, so the second fetch downloads everything again; the scores file is shared.
+            try ContentStore.initialize(at: home + "/store\(round)")
+            let fetcher = Fetcher(
+                store: try ContentStore(directory: home + "/store\(round)"),
+                identity: NodeIdentity(key: Curve25519.Signing.PrivateKey()), logger: Logger(label: "test.fetch"))
+            fetcher.stallSeconds = 8
+            fetcher.batch = 2
+            fetcher.window = 2
+            fetcher.scores = PeerScores(path: home + "/peer-scores.tsv")
+            let output = home + "/out\(round).bin"
+            _ = try await fetcher.fetch(ContentHash.of(data), to: output, peers: peers)
+            #expect(FileManager.default.contents(atPath: output) == Data(data))
+            let scores = PeerScores(path: home + "/peer-scores.tsv")
+            #expect(scores.score(of: "127.0.0.1:\(badPort)") < 0)
+            #expect(scores.score(of: "127.0.0.1:\(goodPort)") > 0)
+            if round == 0 { #expect(hostile.connections.withLock { $0 } >= 1) }
+        }
+        // The second fetch finished from the honest peer without ever connecting to the penalised one.
+        #expect(hostile.connections.withLock { $0 } == 1)
+    }
+
+    @Test func aPeerThatNeverCompletesTheHandshakeCannotHoldTheFetch() async throws {
+        // A listener that the kernel completes TCP connections for, but that never reads or writes.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        #expect(bound == 0)
+        #expect(listen(fd, 16) == 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let silentPort = Int(UInt16(bigEndian: addr.sin_port))
+        let data = testBytes(1 << 20, seed: 44)
+        let honest = try ServingNode(data: data)
+        let goodPort = try await honest.start()
+        let home = FileManager.default.temporaryDirectory.path + "/alexandria-silent-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        try ContentStore.initialize(at: home + "/store")
+        let fetcher = Fetcher(
+            store: try ContentStore(directory: home + "/store"),
+            identity: NodeIdentity(key: Curve25519.Signing.PrivateKey()), logger: Logger(label: "test.fetch"))
+        fetcher.handshakeTimeoutSeconds = 1
+        let silent = PeerAddress(host: "127.0.0.1", port: silentPort)
+        // Alone, the silent peer makes the fetch fail after the handshake timeout, not hang.
+        let started = Date()
+        await #expect(throws: WireError.self) {
+            _ = try await fetcher.fetch(ContentHash.of(data), to: home + "/alone.bin", peers: [silent])
+        }
+        #expect(Date().timeIntervalSince(started) < 10)
+        // Beside an honest peer, the fetch completes and the silent one is dropped.
+        let report = try await fetcher.fetch(
+            ContentHash.of(data), to: home + "/out.bin",
+            peers: [silent, PeerAddress(host: "127.0.0.1", port: goodPort)])
+        #expect(FileManager.default.contents(atPath: home + "/out.bin") == Data(data))
+        #expect(report.droppedPeers.keys.contains(silent.description), "\(report.droppedPeers)")
     }
 
     @Test func aFloodingClientIsCutOff() async throws {

@@ -303,6 +303,64 @@ struct StoreTests {
         #expect(try store.list().count == 2)
     }
 
+    @Test func linkedChunksAreReadVerifiedAndAChangedFileReadsAsMissing() throws {
+        let t = try TemporaryStore()
+        let data = TestData.random(3_000_000, seed: 11)
+        let path = try t.file(data, name: "fetched.bin")
+        var chunks: [ChunkRef] = []
+        var offset = 0
+        for length in Chunker().chunkLengths(data) {
+            let id = ContentHash.of(Array(data[offset..<offset + length]))
+            chunks.append(ChunkRef(id: id, offset: UInt64(offset), length: UInt32(length)))
+            offset += length
+        }
+        #expect(chunks.count >= 3)
+        let recipe = FileRecipe(address: ContentHash.of(data), size: UInt64(data.count), chunker: .v1, chunks: chunks)
+        try t.store.link(
+            chunks.map { LinkedChunk(id: $0.id, offset: $0.offset, length: Int($0.length)) }, inFile: path)
+        try t.store.registerFile(recipe)
+        #expect(try readAll(t.store, recipe.address) == data)
+        #expect(try t.store.linkedUsage().chunks == chunks.count)
+        #expect(try t.store.usage().packBytes < 4096, "linked chunks take no pack space")
+        // One byte changed inside chunk 1: that chunk reads as missing, never as the changed bytes; the rest stay.
+        try flipByte(in: path, at: Int(chunks[1].offset) + 5)
+        #expect(throws: StoreError.self) { try readAll(t.store, recipe.address) }
+        #expect(throws: StoreError.self) { try t.store.chunk(chunks[1].id) }
+        #expect(try t.store.chunk(chunks[0].id) == Array(data[0..<Int(chunks[0].length)]))
+        let report = try t.store.verify()
+        #expect(report.incompleteFiles == [recipe.address])
+        // Truncated: the later chunks are reported too, with the file named.
+        truncate(path, off_t(chunks[2].offset + 10))
+        let truncated = try t.store.verify()
+        #expect(truncated.problems.contains { $0.chunk == chunks[2].id && $0.message.contains(path) })
+        // Removing the file and collecting garbage forgets the links and leaves the user's file alone.
+        try t.store.remove(recipe.address)
+        _ = try t.store.collectGarbage()
+        #expect(try t.store.linkedUsage().chunks == 0)
+        #expect(FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test func addingAFileWhoseChunksAreLinkedStoresItsOwnCopy() throws {
+        let t = try TemporaryStore()
+        let data = TestData.random(2_000_000, seed: 12)
+        let path = try t.file(data, name: "fetched.bin")
+        let lengths = Chunker().chunkLengths(data)
+        var links: [LinkedChunk] = []
+        var offset = 0
+        for length in lengths {
+            links.append(
+                LinkedChunk(
+                    id: ContentHash.of(Array(data[offset..<offset + length])), offset: UInt64(offset), length: length))
+            offset += length
+        }
+        try t.store.link(links, inFile: path)
+        let added = try t.store.add(path: try t.file(data))
+        #expect(added.newBytes == UInt64(data.count), "an add must not depend on a file the user may delete")
+        #expect(try t.store.linkedUsage().chunks == 0)
+        try FileManager.default.removeItem(atPath: path)
+        #expect(try readAll(t.store, added.address) == data)
+    }
+
     @Test func storeFromANewerVersionIsRefused() throws {
         let t = try TemporaryStore()
         try t.store.writerConnection.withLock { try $0.execute("PRAGMA user_version = 99") }
