@@ -403,10 +403,7 @@ public actor GossipNode {
     func receive(_ items: [CatalogItem], path: [[UInt8]], from link: Link) throws {
         var fresh: [CatalogItem] = []
         for item in items {
-            switch try offer(item, from: link) {
-            case .some(let new): fresh += new
-            case .none: continue
-            }
+            if let new = try offer(item, from: link) { fresh += new }
         }
         if !fresh.isEmpty {
             fresh += retryPending()
@@ -452,7 +449,7 @@ public actor GossipNode {
         while progress && !pending.isEmpty {
             progress = false
             for (id, item) in pending.sorted(by: { $0.value.kind < $1.value.kind }) {
-                guard case .some(let new)? = try? offer(item, from: nil) else {
+                guard let new = try? offer(item, from: nil) else {
                     if (try? catalog.hasItem(id)) == true { pending.removeValue(forKey: id) }
                     continue
                 }
@@ -499,7 +496,7 @@ public actor GossipNode {
     func publishOwn(_ items: [CatalogItem]) {
         var fresh: [CatalogItem] = []
         for item in items {
-            if case .some(let new)? = try? offer(item, from: nil) { fresh += new }
+            if let new = try? offer(item, from: nil) { fresh += new }
         }
         push(fresh, path: [], except: nil)
     }
