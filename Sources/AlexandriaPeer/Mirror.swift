@@ -155,15 +155,18 @@ public actor Mirror {
         return keep
     }
 
+    /// A node's place for a release in rendezvous order: `SHA-256(manifest id || node key hex)`, lowest first.
+    func rank(_ manifest: ContentHash, _ nodeKeyHex: String) -> ContentHash {
+        ContentHash.of(manifest.bytes + Array(nodeKeyHex.utf8))
+    }
+
     /// Rendezvous placement: of the live nodes that do not hold the release, the ones ranked first by
     /// `SHA-256(manifest id || node key)` make up the missing holders, so mirrors do not all pull at once.
     func chosen(_ c: Candidate, live: Set<String>) -> Bool {
         let missing = policy.replicationFactor - c.otherHolders
         guard missing > 0 else { return false }
         let me = Hex.encode(identity.publicKey)
-        let ranked = live.subtracting(c.holderKeys).union([me]).sorted {
-            ContentHash.of(c.id.bytes + Array($0.utf8)) < ContentHash.of(c.id.bytes + Array($1.utf8))
-        }
+        let ranked = live.subtracting(c.holderKeys).union([me]).sorted { rank(c.id, $0) < rank(c.id, $1) }
         return ranked.prefix(missing).contains(me)
     }
 
@@ -245,18 +248,21 @@ public actor Mirror {
     }
 
     /// Removes releases the plan no longer keeps, only while over budget: never a pinned one, never one no other
-    /// live holder has, those with at least R other holders first, least demanded first.
+    /// live holder has, never one this node is the designated keeper of, those with at least R other holders first,
+    /// least demanded first.
     func evict(_ all: [Candidate], keep: Set<ContentHash>) throws {
         var used = all.filter(\.held).reduce(UInt64(0)) { $0 + $1.size }
         guard used > policy.budgetBytes else { return }
         let r = policy.replicationFactor
-        let victims = all.filter { $0.held && !$0.must && !keep.contains($0.id) && $0.otherHolders > 0 }
-            .sorted { a, b in
-                let ra = a.otherHolders >= r
-                let rb = b.otherHolders >= r
-                if ra != rb { return ra }
-                return a.demand < b.demand
-            }
+        let victims = all.filter {
+            $0.held && !$0.must && !keep.contains($0.id) && $0.otherHolders > 0 && !isKeeper($0)
+        }
+        .sorted { a, b in
+            let ra = a.otherHolders >= r
+            let rb = b.otherHolders >= r
+            if ra != rb { return ra }
+            return a.demand < b.demand
+        }
         let keptFiles = Set(all.filter { keep.contains($0.id) }.flatMap { $0.manifest.manifest.files.map(\.sha256) })
         var removed: [CatalogItem] = []
         for v in victims where used > policy.budgetBytes {
@@ -277,6 +283,14 @@ public actor Mirror {
             _ = try store.collectGarbage(compress: false)
             Task { [gossip] in await gossip.publishOwn(removed) }
         }
+    }
+
+    /// Of a release's holders (this node included), the one ranked first by `SHA-256(manifest id || node key hex)`
+    /// never evicts it: holders that all see each other as "another holder" cannot all drop it at once.
+    func isKeeper(_ c: Candidate) -> Bool {
+        let me = Hex.encode(identity.publicKey)
+        let first = c.holderKeys.union([me]).min { rank(c.id, $0) < rank(c.id, $1) }
+        return first == me
     }
 
     func reportDemand() async throws {

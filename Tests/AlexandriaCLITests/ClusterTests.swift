@@ -47,6 +47,18 @@ final class Cluster {
         nodes[i] = nil
     }
 
+    /// Waits until every running node's peer table lists every other node (peer exchange has run).
+    func waitForMesh(_ seconds: Double = 30) -> Bool {
+        let running = (0..<nodes.count).filter { nodes[$0] != nil }
+        return eventually(seconds) {
+            running.allSatisfy { i in
+                let r = try? clis[i].runCommand(["peers", "--json"])
+                let o = r.flatMap { try? JSONSerialization.jsonObject(with: $0.stdout) as? [String: Any] }
+                return ((o?["table"] as? [Any])?.count ?? 0) >= running.count - 1
+            }
+        }
+    }
+
     func tearDown() {
         for n in nodes { n?.stop() }
         for c in clis { c.cleanUp() }
@@ -192,6 +204,8 @@ struct ClusterTests {
     @Test func mirrorsKeepTheReplicationFactorAndServeWhenThePublisherIsGone() throws {
         let cluster = try Cluster(size: 5, mirror: "mode = \"factor\"\nreplication_factor = 2")
         defer { cluster.tearDown() }
+        // Placement ranks the live nodes a mirror knows; let peer exchange run first.
+        #expect(cluster.waitForMesh())
         let (manifest, _) = try cluster.publish(0, name: "rf", version: "1", bytes: 2 << 20, seed: 5)
         /// Running nodes that hold every chunk of the release.
         func holding() -> Set<Int> {
@@ -234,7 +248,43 @@ struct ClusterTests {
         let before = holding()
         let victims = Array(before.sorted().dropFirst())
         for v in victims { cluster.stop(v) }
+        let live = (0..<5).filter { cluster.nodes[$0] != nil }
+        #expect(live.count >= 2, "a node must be left to replicate to: \(before)")
         #expect(eventually(40) { holding().count >= 2 }, "re-replicated after holders died: \(before) → \(holding())")
         #expect(holding().isDisjoint(with: victims))
+    }
+
+    @Test func evictionKeepsTheBudgetAndNeverTheLastCopy() throws {
+        // Mirrors with room for one 2 MiB release (budget 3 MiB); the publisher's node keeps everything.
+        let cluster = try Cluster(size: 3, mirror: "mode = \"all\"\nbudget = \"3 MiB\"")
+        defer { cluster.tearDown() }
+        try
+            (cluster.config.replacingOccurrences(of: "budget = \"3 MiB\"", with: "budget = \"1 GiB\"")
+            + "\n[test]\ndrop_peers_file = \"\(cluster.dropFiles[0])\"\n").write(
+                toFile: cluster.clis[0].home + "/config.toml", atomically: true, encoding: .utf8)
+        let port0 = cluster.nodes[0]!.port
+        cluster.stop(0)
+        try cluster.start(0, port: port0)
+        /// Whether node i's store holds the weights generated with `seed`.
+        func holds(_ i: Int, _ seed: UInt64) -> Bool {
+            let address = ContentHash.of(randomBytes(2 << 20, seed: seed)).hex
+            return (try? cluster.clis[i].run("ls").text.contains(address)) ?? false
+        }
+        let first: UInt64 = 11
+        let second: UInt64 = 12
+        _ = try cluster.publish(0, name: "old", version: "1", bytes: 2 << 20, seed: first)
+        #expect(eventually(30) { holds(1, first) && holds(2, first) })
+        let (pinned, _) = try cluster.publish(0, name: "new", version: "1", bytes: 2 << 20, seed: second)
+        // Full budgets: the newer release (no demand yet) does not displace the older. Pinned, it must: each mirror
+        // takes it, and at least one drops the older to get back within its budget (the older's designated keeper,
+        // by rendezvous order among its holders, keeps it whatever the budget).
+        for i in 1...2 {
+            #expect(eventually(20) { cluster.audit(i, pinned).status == 0 })
+            #expect(try cluster.clis[i].run("pin", pinned).status == 0)
+        }
+        #expect(eventually(40) { holds(1, second) && holds(2, second) })
+        #expect(eventually(30) { !holds(1, first) || !holds(2, first) })
+        // The older release is never gone from the network: the publisher's node keeps it.
+        #expect(holds(0, first))
     }
 }
