@@ -114,9 +114,12 @@ extension Catalog {
         }
     }
 
-    public var itemCount: Int {
+    public var itemCount: Int { scalar("SELECT count(*) FROM items") }
+
+    /// One integer from a query, 0 if it fails.
+    func scalar(_ sql: String) -> Int {
         (try? locked {
-            let stmt = try db.statement("SELECT count(*) FROM items")
+            let stmt = try db.statement(sql)
             _ = try stmt.step()
             defer { stmt.reset() }
             return stmt.int(0)
@@ -157,14 +160,7 @@ extension Catalog {
         }
     }
 
-    public var lastItemSeq: Int {
-        (try? locked {
-            let stmt = try db.statement("SELECT coalesce(max(seq), 0) FROM items")
-            _ = try stmt.step()
-            defer { stmt.reset() }
-            return stmt.int(0)
-        }) ?? 0
-    }
+    public var lastItemSeq: Int { scalar("SELECT coalesce(max(seq), 0) FROM items") }
 
     /// When this node first stored the item (milliseconds since 1970), or nil.
     public func itemArrival(_ id: ContentHash) throws -> Int? {

@@ -115,6 +115,8 @@ public actor GossipNode {
     weak var server: PeerServer?
     var extraDrop: Set<String> = []
     var lastRotation = Date()
+    /// Set on graceful shutdown: every link is closed and no new one is taken.
+    var stopping = false
     var recentItems: [String] = []
     /// Set by the mirror: what this node holds, for the state file.
     var mirrorState: [String: String] = [:]
@@ -175,7 +177,7 @@ public actor GossipNode {
         key: [UInt8], initiatedBySelf: Bool, listenAddress: PeerAddress?, channel: Channel
     ) -> Link? {
         let hex = Hex.encode(key)
-        if dropped(hex) { return nil }
+        if stopping || dropped(hex) { return nil }
         if let entry = table[hex], entry.bannedUntil > Date().timeIntervalSince1970 { return nil }
         if !initiatedBySelf && links.values.filter({ !$0.initiatedBySelf }).count >= settings.inboundCap {
             return nil
@@ -205,6 +207,15 @@ public actor GossipNode {
         return link
     }
 
+    /// Graceful shutdown: closes every gossip link now (they are long-lived, so the server would otherwise wait on
+    /// them), and refuses new ones.
+    func stop() {
+        stopping = true
+        saveTable()
+        for link in links.values { link.channel.close(promise: nil) }
+        links.removeAll()
+    }
+
     func unregister(_ link: Link) {
         if links[link.keyHex] === link { links.removeValue(forKey: link.keyHex) }
         link.queue.finish()
@@ -231,7 +242,7 @@ public actor GossipNode {
             links.removeValue(forKey: victim.keyHex)
             outbound -= 1
         }
-        guard outbound < settings.outboundTarget, let server else { return }
+        guard !stopping, outbound < settings.outboundTarget, let server else { return }
         let now = Date().timeIntervalSince1970
         var candidates: [PeerAddress] = []
         let connectedAddresses = Set(links.values.compactMap(\.listenAddress))

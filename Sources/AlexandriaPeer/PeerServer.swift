@@ -73,6 +73,7 @@ public final class PeerServer: Service, @unchecked Sendable {
             self.logger.info("shutting down: no new connections")
             gossipTask.cancel()
             server.channel.close(promise: nil)
+            if let gossip { Task { await gossip.stop() } }
         }
         gossipTask.cancel()
         await gossipTask.value

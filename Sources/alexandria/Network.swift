@@ -102,32 +102,40 @@ struct Peers: ParsableCommand {
     }
 }
 
-struct Pin: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Keep a release on this node whatever the budget says (the mirror pulls it if missing).")
-    @OptionGroup var options: HomeOptions
-    @Argument(help: "A manifest id or publisher/name@version.") var ref: String
+/// `pin` and `unpin`: resolve a release, then set or clear its pin.
+protocol PinCommand: ParsableCommand {
+    var options: HomeOptions { get }
+    var ref: String { get }
+    static var pins: Bool { get }
+}
 
+extension PinCommand {
     func run() throws {
         let home = options.resolved
         let registry = try openRegistry(home)
         let resolved = try resolve(ref, home: home, registry: registry)
-        try registry.catalog.pin(resolved.manifest.id)
-        Output.line("pinned \(resolved.manifest.manifest.release) (\(resolved.manifest.id))")
+        if Self.pins {
+            try registry.catalog.pin(resolved.manifest.id)
+        } else {
+            try registry.catalog.unpin(resolved.manifest.id)
+        }
+        Output.line(
+            "\(Self.pins ? "pinned" : "unpinned") \(resolved.manifest.manifest.release) (\(resolved.manifest.id))")
     }
 }
 
-struct Unpin: ParsableCommand {
+struct Pin: PinCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stop keeping a release whatever the budget says; it stays while the policy and budget allow.")
+        abstract: "Keep a release on this node whatever the budget says (the mirror pulls it if missing).")
+    static let pins = true
     @OptionGroup var options: HomeOptions
     @Argument(help: "A manifest id or publisher/name@version.") var ref: String
+}
 
-    func run() throws {
-        let home = options.resolved
-        let registry = try openRegistry(home)
-        let resolved = try resolve(ref, home: home, registry: registry)
-        try registry.catalog.unpin(resolved.manifest.id)
-        Output.line("unpinned \(resolved.manifest.manifest.release) (\(resolved.manifest.id))")
-    }
+struct Unpin: PinCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop keeping a release whatever the budget says; it stays while the policy and budget allow.")
+    static let pins = false
+    @OptionGroup var options: HomeOptions
+    @Argument(help: "A manifest id or publisher/name@version.") var ref: String
 }

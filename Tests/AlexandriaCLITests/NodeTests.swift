@@ -31,8 +31,15 @@ final class NodeProcess {
 
     var address: String { "127.0.0.1:\(port)" }
 
+    /// SIGTERM, then waits up to 15 s for a graceful exit; a node that hangs is killed and the test fails.
     func stop() {
         if process.isRunning { process.terminate() }
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            Issue.record("node run did not stop within 15 s of SIGTERM")
+        }
         process.waitUntilExit()
     }
 }
