@@ -115,6 +115,8 @@ public actor GossipNode {
     weak var server: PeerServer?
     var extraDrop: Set<String> = []
     var lastRotation = Date()
+    /// Addresses in one PEERS answer (of the wire limit of 64): the most recently seen.
+    static let peersPerAnswer = 32
     /// Set on graceful shutdown: every link is closed and no new one is taken.
     var stopping = false
     var recentItems: [String] = []
@@ -201,8 +203,9 @@ public actor GossipNode {
         }
         logger.debug(
             "peer connected", metadata: ["peer.id": "\(hex.prefix(16))", "peer.outbound": "\(initiatedBySelf)"])
-        // A fresh connection: learn its peers, and reconcile at once (a node back from offline catches up now).
-        link.queue.yield(.peersQuery)
+        // A fresh connection: reconcile at once (a node back from offline catches up now), and learn its peers while
+        // this node knows few (rotation makes new links all the time; the periodic exchange is enough after that).
+        if table.count < 4 * settings.outboundTarget { send(.peersQuery, to: link) }
         send(.reconcile(round: 0, ranges: Reconciler.open((try? catalog.itemIDs()) ?? [])), to: link)
         return link
     }
@@ -383,7 +386,7 @@ public actor GossipNode {
             var records: [PeerRecord] = []
             let fresh = table.values.filter { $0.key != link.keyHex && now - $0.lastSeen < 24 * 3600 }
                 .sorted { $0.lastSeen > $1.lastSeen }
-            for e in fresh.prefix(GossipLimits.maxPeers - 1) {
+            for e in fresh.prefix(Self.peersPerAnswer) {
                 guard let key = Hex.decode(e.key), key.count == 32, e.host.utf8.count < 256 else { continue }
                 records.append(
                     PeerRecord(nodeKey: key, host: e.host, port: UInt16(e.port), lastSeen: UInt64(e.lastSeen)))
