@@ -130,7 +130,10 @@ let package = Package(
         ),
         .testTarget(
             name: "AlexandriaGossipTests",
-            dependencies: ["AlexandriaCore", "AlexandriaGossip", "AlexandriaWire", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "AlexandriaCore", "AlexandriaGossip", "AlexandriaWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "AlexandriaHomeTests",
