@@ -419,10 +419,17 @@ public actor GossipNode {
         for item in items {
             if let new = try offer(item, from: link) { fresh += new }
         }
-        if !fresh.isEmpty {
-            fresh += retryPending()
-            push(fresh, path: path, except: link.keyHex)
+        guard !fresh.isEmpty else { return }
+        fresh += retryPending()
+        if path.isEmpty {
+            // Learned by repair (an answer to reconciliation or WANT), not by push: the push wave for these is under
+            // way or over, and anti-entropy reaches whoever it missed, so pass on only what this node made itself
+            // from them (an equivocation proof). This keeps an announcement at most `fanout` messages per node.
+            let received = Set(items.map(\.id))
+            fresh = fresh.filter { $0.kind == .equivocation && !received.contains($0.id) }
+            if fresh.isEmpty { return }
         }
+        push(fresh, path: path, except: link.keyHex)
     }
 
     /// Offers one item to the catalog; returns the items to pass on (nil if none). Faults count against `link`.
