@@ -358,11 +358,6 @@ extension Catalog {
         }
     }
 
-    /// Stores this node's own statement (availability or demand) as an item, replacing its older one.
-    public func storeOwn(_ item: CatalogItem) throws {
-        _ = try accept(item)
-    }
-
     // MARK: - Witnesses, holders, demand, pins
 
     /// Distinct witnesses that cosigned the checkpoint `(origin, size, root)`, earliest first.

@@ -29,9 +29,8 @@ public struct GossipSettings: Sendable {
     /// Where the peer table is kept (`<home>/peers.json`), and the state file `status`/`peers` read.
     public var peerTablePath: String?
     public var statePath: String?
-    /// Test switch: node keys (hex) whose traffic this node drops, as if partitioned (`[test] drop_peers`).
-    public var dropPeers: Set<String> = []
-    /// A file whose lines are node keys (hex) to drop; re-read every second, so a test can heal a partition.
+    /// Test switch (`[test] drop_peers_file`): a file whose lines are node keys (hex) whose traffic this node drops,
+    /// as if partitioned; re-read every second, so a test can heal the partition.
     public var dropPeersFile: String?
 
     public init() {}
@@ -113,7 +112,7 @@ public actor GossipNode {
     var counters = GossipCounters()
     var listenPort = 0
     weak var server: PeerServer?
-    var extraDrop: Set<String> = []
+    var droppedKeys: Set<String> = []
     var lastRotation = Date()
     /// Addresses in one PEERS answer (of the wire limit of 64): the most recently seen.
     static let peersPerAnswer = 32
@@ -224,14 +223,14 @@ public actor GossipNode {
         link.queue.finish()
     }
 
-    func dropped(_ hex: String) -> Bool { settings.dropPeers.contains(hex) || extraDrop.contains(hex) }
+    func dropped(_ hex: String) -> Bool { droppedKeys.contains(hex) }
 
     /// Keeps `outboundTarget` outbound connections: bootstrap addresses first while none is connected, then the
     /// peer table, best score and most recently seen first, with exponential backoff after failures.
     func maintain() async {
         if let path = settings.dropPeersFile {
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            extraDrop = Set(
+            droppedKeys = Set(
                 text.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) })
             for (hex, link) in links where dropped(hex) { link.channel.close(promise: nil) }
         }

@@ -373,7 +373,10 @@ public struct PeerRecord: Equatable, Sendable {
     public let lastSeen: UInt64
     public init(nodeKey: [UInt8], host: String, port: UInt16, lastSeen: UInt64) {
         self.nodeKey = nodeKey
-        self.host = String(host.utf8.prefix(255))!
+        // At most 255 bytes on the wire, cut at a character boundary.
+        var host = host
+        while host.utf8.count > 255 { host.removeLast() }
+        self.host = host
         self.port = port
         self.lastSeen = lastSeen
     }
