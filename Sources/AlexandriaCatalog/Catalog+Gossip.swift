@@ -527,19 +527,39 @@ extension Catalog {
     public func manifestOrEvidence(id: ContentHash) throws -> SignedManifest? {
         if let m = try manifest(id: id) { return m }
         for publisher in try publishers() {
-            for (proof, _) in try equivocations(publisher: publisher) where proof.kind == .manifests {
-                guard let key = try? P256.Signing.PublicKey(derRepresentation: proof.publisherKey) else { continue }
-                for bytes in [proof.first, proof.second] {
-                    guard let envelope = try? DSSEEnvelope(json: bytes), ContentHash.of(envelope.payload) == id else {
-                        continue
-                    }
-                    if let m = try? SignedManifest(envelope: envelope, publicKey: key) { return m }
-                    return try? SignedManifest(
-                        rotatedEnvelope: envelope, manifest: try Manifest(payload: envelope.payload))
+            if let m = try evidenceManifests(publisher: publisher).first(where: { $0.id == id }) { return m }
+        }
+        return nil
+    }
+
+    /// Whether any equivocation proof names `publisher` (one indexed query; no proof is parsed).
+    public func hasEquivocations(publisher: PublisherID) throws -> Bool {
+        try locked {
+            let stmt = try db.statement("SELECT 1 FROM equivocations WHERE publisher = ? LIMIT 1")
+                .bind(.text(publisher.description))
+            defer { stmt.reset() }
+            return try stmt.step()
+        }
+    }
+
+    /// Both manifests of every manifest-equivocation proof of `publisher`, each verified against the proof's key
+    /// (which `equivocations` has checked signs both).
+    func evidenceManifests(publisher: PublisherID) throws -> [SignedManifest] {
+        var out: [SignedManifest] = []
+        for (proof, _) in try equivocations(publisher: publisher) where proof.kind == .manifests {
+            guard let key = try? P256.Signing.PublicKey(derRepresentation: proof.publisherKey) else { continue }
+            for bytes in [proof.first, proof.second] {
+                guard let envelope = try? DSSEEnvelope(json: bytes) else { continue }
+                if let m = try? SignedManifest(envelope: envelope, publicKey: key) {
+                    out.append(m)
+                } else if let statement = try? Manifest(payload: envelope.payload),
+                    let m = try? SignedManifest(rotatedEnvelope: envelope, manifest: statement)
+                {
+                    out.append(m)
                 }
             }
         }
-        return nil
+        return out
     }
 
     /// The conflicting manifests for one release that this node knows (its first binding first).
@@ -548,15 +568,11 @@ extension Catalog {
             let firstManifest = try manifestOrEvidence(id: first)
         else { return [] }
         var out = [firstManifest]
-        for (proof, _) in try equivocations(publisher: publisher) where proof.kind == .manifests {
-            guard let key = try? P256.Signing.PublicKey(derRepresentation: proof.publisherKey) else { continue }
-            for bytes in [proof.first, proof.second] {
-                guard let envelope = try? DSSEEnvelope(json: bytes),
-                    let m = try? Manifest(payload: envelope.payload), m.release.local == release,
-                    m.publisher == publisher, !out.contains(where: { $0.id == ContentHash.of(envelope.payload) })
-                else { continue }
-                if let signed = try? SignedManifest(envelope: envelope, publicKey: key) { out.append(signed) }
-            }
+        for m in try evidenceManifests(publisher: publisher)
+        where m.manifest.release.local == release && m.manifest.publisher == publisher
+            && !out.contains(where: { $0.id == m.id })
+        {
+            out.append(m)
         }
         return out
     }

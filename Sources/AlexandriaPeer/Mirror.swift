@@ -50,6 +50,8 @@ public actor Mirror {
     var lastDemandReport = Date.distantPast
     var lastDemandCounts: [String] = []
     var lastFetchFailure: [ContentHash: Date] = [:]
+    /// Manifests already verified from the catalog, by id.
+    var verified: [ContentHash: SignedManifest] = [:]
 
     public init(
         store: ContentStore, catalog: Catalog, identity: NodeIdentity, gossip: GossipNode, policy: MirrorPolicy,
@@ -91,10 +93,18 @@ public actor Mirror {
             try catalog.localDemand(minutes: policy.demandWindowMinutes).map { ($0.manifest, $0.fetches) },
             uniquingKeysWith: +)
         var out: [Candidate] = []
+        var equivocating: [PublisherID: Bool] = [:]
         for (id, publisher, _) in try catalog.allManifests() {
-            // A manifest that lost a conflict is evidence, never a release to keep.
-            guard let signed = try catalog.manifest(id: id) else { continue }
-            if let winner = try catalog.settledBinding(publisher: publisher, release: signed.manifest.release.local),
+            // Stored manifests never change, so each is verified (its publisher's log replayed) once, not every round.
+            guard let signed = try verified[id] ?? catalog.manifest(id: id) else { continue }
+            verified[id] = signed
+            // A manifest that lost a conflict is evidence, never a release to keep. Settling costs proofs and
+            // witnesses, so it runs only for publishers with a proof against them.
+            if equivocating[publisher] == nil {
+                equivocating[publisher] = try catalog.hasEquivocations(publisher: publisher)
+            }
+            if equivocating[publisher] == true,
+                let winner = try catalog.settledBinding(publisher: publisher, release: signed.manifest.release.local),
                 winner != id
             {
                 continue
@@ -119,8 +129,10 @@ public actor Mirror {
     func holdsAll(_ manifest: Manifest) throws -> Bool {
         for file in manifest.files {
             guard let recipe = try store.recipe(of: file.sha256), recipe.merkleRoot == file.merkleRoot,
-                recipe.size == file.size, let a = try store.availability(of: file.sha256), a.complete
+                recipe.size == file.size
             else { return false }
+            let ids = recipe.chunks.map(\.id)
+            guard try store.holds(ids).count == Set(ids).count else { return false }
         }
         return true
     }
