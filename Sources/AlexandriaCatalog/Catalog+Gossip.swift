@@ -386,7 +386,17 @@ extension Catalog {
         }
         var best: [Data: (UInt64, Int)] = [:]
         let origin = Checkpoint.origin(for: signed.manifest.publisher)
-        for size in (index + 1)...log.size {
+        // Only the sizes some witness cosigned need a root (each root hashes the whole prefix).
+        let sizes = try locked { () -> [Int] in
+            let stmt = try db.statement(
+                "SELECT DISTINCT size FROM cosignatures WHERE origin = ? AND size > ? AND size <= ?"
+            )
+            .bind(.text(origin), .int(index), .int(log.size))
+            var out: [Int] = []
+            while try stmt.step() { out.append(stmt.int(0)) }
+            return out
+        }
+        for size in sizes {
             let root = MerkleTree.root(Array(log.leaves[0..<size]))
             for c in try cosignatures(origin: origin, size: size, root: root) {
                 let k = Data(c.witness)
