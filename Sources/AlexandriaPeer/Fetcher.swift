@@ -341,7 +341,7 @@ public final class Fetcher: @unchecked Sendable {
         let name = peer.description
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(5))
                 .connect(host: peer.host, port: peer.port) { channel in PeerSession.pipeline(channel) }
             try await channel.executeThenClose { inbound, outbound in

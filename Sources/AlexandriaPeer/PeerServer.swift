@@ -47,7 +47,7 @@ public final class PeerServer: Service, @unchecked Sendable {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { channel in PeerSession.pipeline(channel) }
         boundPort = server.channel.localAddress?.port
         logger.info("listening", metadata: ["node.id": "\(identity.id)", "listen.port": "\(boundPort ?? -1)"])
@@ -141,7 +141,7 @@ public final class PeerServer: Service, @unchecked Sendable {
     func dial(_ address: PeerAddress, listenPort: Int) async {
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(3))
                 .connect(host: address.host, port: address.port) { channel in PeerSession.pipeline(channel) }
             let raw = channel.channel
