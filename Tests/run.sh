@@ -20,4 +20,16 @@ fi
 # Serially: Swift Testing runs even synchronous tests on the cooperative thread pool, and on a 2-core machine two
 # blocking tests (waiting on processes, store I/O) can starve the in-process nodes of the peer tests for seconds,
 # which their stall detection then rightly treats as a stalled peer. The whole run takes about two minutes.
-swift test --no-parallel
+#
+# Built by whoever runs this (root in CI), run as an unprivileged user (Tests/unprivileged.sh): a node deployed by
+# the systemd unit or a container is not root, and root hides what breaks it. The test bundle is what `swift test`
+# runs; `--testing-library swift-testing` is how it asks for the Swift Testing tests (there are no XCTest tests).
+# Extra arguments (e.g. `--filter NodeTests`) go to the test run.
+if [ "$(id -u)" -eq 0 ]; then
+    source Tests/unprivileged.sh
+    swift build --build-tests
+    bundle="$(swift build --show-bin-path)/AlexandriaPackageTests.xctest"
+    as_unprivileged "$bundle" --testing-library swift-testing --no-parallel "$@"
+else
+    swift test --no-parallel "$@"
+fi
