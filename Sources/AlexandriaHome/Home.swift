@@ -40,13 +40,22 @@ public struct Home: Sendable {
     /// Per-peer scores kept across fetches (`PeerScores`).
     public var peerScoresPath: String { path + "/peer-scores.tsv" }
 
-    /// Creates the home, its store, a default config and a node key. Leaves an existing home as it is.
+    /// Creates the home, its store, a default config and a node key. Leaves an existing home's contents as they are.
     /// Returns false if the home was already initialised.
+    ///
+    /// The home and its keys directory end up mode 0700 and the node key 0600 whoever made the directory first:
+    /// `useradd --create-home`, systemd's `StateDirectory=` and container volumes all make 0755 directories, and the
+    /// home's permissions are what keeps other users from reading the keys or planting chunks in the store. A
+    /// directory this user does not own, or a shared one (world-writable, such as /tmp), is refused before anything
+    /// is written to it.
     @discardableResult
     public func initialize() throws -> Bool {
         let existed = isInitialized
         try Self.makeDirectory(path, mode: 0o700)
+        try Self.makePrivate(path)
+        try checkWritable()
         try Self.makeDirectory(keysPath, mode: 0o700)
+        try Self.makePrivate(keysPath)
         try ContentStore.initialize(at: storePath)
         if access(configPath, F_OK) != 0 {
             try Self.writeFileAtomically(configPath, Array(HomeConfig.defaultText.utf8), mode: 0o644)
@@ -54,8 +63,65 @@ public struct Home: Sendable {
         if access(nodeKeyPath, F_OK) != 0 {
             let key = Curve25519.Signing.PrivateKey()
             try Self.writeFileAtomically(nodeKeyPath, Array(key.rawRepresentation), mode: 0o600)
+        } else {
+            try Self.makePrivate(nodeKeyPath, mode: 0o600)
         }
         return !existed
+    }
+
+    /// Makes a path this user owns private (`mode`), refusing one owned by another user or shared with everyone.
+    static func makePrivate(_ path: String, mode: mode_t = 0o700) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw HomeError(posix: "cannot read the mode of", path) }
+        if st.st_mode & S_IFMT == S_IFDIR && st.st_mode & 0o002 != 0 {
+            throw HomeError(
+                "\(path) is shared with every user (mode \(String(st.st_mode & 0o7777, radix: 8))); a home must be a "
+                    + "directory of its own, such as \(path)/alexandria")
+        }
+        let me = geteuid()
+        guard st.st_uid == me else {
+            throw HomeError(
+                "\(path) belongs to \(userName(st.st_uid)), not to \(userName(me)) who runs this; run alexandria as "
+                    + "that user (sudo -u \(userName(st.st_uid, bare: true)) alexandria …), or give the home to this "
+                    + "one: chown -R \(userName(me, bare: true)): \(path)")
+        }
+        if st.st_mode & 0o777 != mode && chmod(path, mode) != 0 {
+            throw HomeError(posix: "cannot make private (chmod \(String(mode, radix: 8)))", path)
+        }
+    }
+
+    /// Checks that this user can write to the home and its store, where `node run`, `fetch`, `add` and `publish`
+    /// write: a read-only file system or a directory without write permission fails here, with the reason, instead
+    /// of as a database error later (or, for the daemon's state files, not at all).
+    public func checkWritable() throws {
+        let paths = [path, storePath, storePath + "/packs", storePath + "/index.sqlite", catalogPath, keysPath]
+        for p in paths where access(p, F_OK) == 0 {
+            if access(p, W_OK) == 0 { continue }
+            let code = errno
+            var fs = statvfs()
+            if code == EROFS || (statvfs(p, &fs) == 0 && fs.f_flag & UInt(ST_RDONLY) != 0) {
+                throw HomeError(
+                    "the home \(path) is on a read-only file system (\(p) cannot be written); the node writes its "
+                        + "store, catalog and state there: mount it read-write, or choose a writable --home")
+            }
+            var st = stat()
+            let owner = stat(p, &st) == 0 ? ", owned by \(Self.userName(st.st_uid))" : ""
+            throw HomeError(
+                "\(p) is not writable by \(Self.userName(geteuid())) (\(String(cString: strerror(code)))\(owner)); "
+                    + "run alexandria as the home's owner, or fix the permissions (chmod u+w, chown)")
+        }
+    }
+
+    /// "uid 999 (alexandria)", or with `bare` the name alone (the uid if it has none).
+    static func userName(_ uid: uid_t, bare: Bool = false) -> String {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let name: String? =
+            getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0 && result != nil
+            ? String(cString: entry.pw_name) : nil
+        if bare { return name ?? String(uid) }
+        return name.map { "uid \(uid) (\($0))" } ?? "uid \(uid)"
     }
 
     /// Reads and checks `config.toml`; a missing file means the defaults.
@@ -84,6 +150,12 @@ public struct Home: Sendable {
         guard let bytes = try Self.readFile(nodeKeyPath, limit: 64) else {
             throw HomeError("no node key at \(nodeKeyPath); run `alexandria init`")
         }
+        var st = stat()
+        if stat(nodeKeyPath, &st) == 0 && st.st_mode & 0o077 != 0 {
+            throw HomeError(
+                "\(nodeKeyPath) can be read by other users (mode \(String(st.st_mode & 0o777, radix: 8))); "
+                    + "run `chmod 600 \(nodeKeyPath)` (or `alexandria init`, which fixes it) first")
+        }
         return try Curve25519.Signing.PrivateKey(rawRepresentation: bytes)
     }
 
@@ -91,7 +163,7 @@ public struct Home: Sendable {
 
     static func makeDirectory(_ path: String, mode: mode_t) throws {
         if mkdir(path, mode) != 0 && errno != EEXIST {
-            throw HomeError("cannot create \(path): \(String(cString: strerror(errno)))")
+            throw HomeError(posix: "cannot create", path)
         }
     }
 
@@ -100,7 +172,7 @@ public struct Home: Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
-            throw HomeError("cannot open \(path): \(String(cString: strerror(errno)))")
+            throw HomeError(posix: "cannot open", path)
         }
         defer { close(fd) }
         var out: [UInt8] = []
@@ -109,7 +181,7 @@ public struct Home: Sendable {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw HomeError("cannot read \(path): \(String(cString: strerror(errno)))")
+                throw HomeError(posix: "cannot read", path)
             }
             if n == 0 { break }
             out += buffer[0..<n]
@@ -122,7 +194,7 @@ public struct Home: Sendable {
     public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t) throws {
         let temporary = path + ".tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw HomeError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw HomeError(posix: "cannot create", temporary) }
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
@@ -149,5 +221,16 @@ public struct Home: Sendable {
 public struct HomeError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public init(_ message: String) { self.message = message }
+    /// `errno` after a failed call on `path`, with what was being done.
+    init(posix what: String, _ path: String) {
+        let code = errno
+        var text = "\(what) \(path): \(String(cString: strerror(code)))"
+        if code == EACCES || code == EPERM {
+            text += " (running as \(Home.userName(geteuid())); run alexandria as the home's owner)"
+        } else if code == EROFS {
+            text += " (mount it read-write, or choose a writable --home)"
+        }
+        message = text
+    }
     public var description: String { message }
 }

@@ -44,11 +44,17 @@ public final class PeerServer: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .bind(host: host, port: port) { channel in PeerSession.pipeline(channel) }
+        let server: NIOAsyncChannel<NIOAsyncChannel<WireMessage, WireMessage>, Never>
+        do {
+            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .bind(host: host, port: port) { channel in PeerSession.pipeline(channel) }
+        } catch {
+            ready.finish()
+            throw PeerError.listen(host: host, port: port, error)
+        }
         boundPort = server.channel.localAddress?.port
         logger.info("listening", metadata: ["node.id": "\(identity.id)", "listen.port": "\(boundPort ?? -1)"])
         ready.yield(boundPort ?? port)

@@ -79,6 +79,9 @@ struct Alexandria: AsyncParsableCommand {
         case let error as CatalogError:
             Output.error(error.message)
             Glibc.exit(3)
+        case let error as PeerError:
+            Output.error(error.message)
+            Glibc.exit(3)
         default:
             let code = exitCode(for: error)
             let message = fullMessage(for: error)

@@ -31,6 +31,7 @@ struct Node: AsyncParsableCommand {
 
         func run() async throws {
             let home = options.resolved
+            try home.checkWritable()
             let config = try home.config()
             let address = listen ?? config.listen
             guard let parsed = PeerAddress(parsing: address) else {
@@ -43,6 +44,7 @@ struct Node: AsyncParsableCommand {
                 return handler
             }
             let logger = Logger(label: "alexandria.node")
+            Self.checkDescriptors(home: home, config: config, logger: logger)
             let store = try home.openStore()
             let catalog = try Catalog(path: home.catalogPath)
             let identity = NodeIdentity(key: try home.nodeKey())
@@ -92,6 +94,30 @@ struct Node: AsyncParsableCommand {
                     services: [server, MirrorService(mirror: mirror)], gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             try await group.run()
+        }
+
+        /// States how many file descriptors the node needs, raises the soft limit toward the hard one to cover it,
+        /// and warns when it still does not (the node then refuses connections or fails to open packs under load).
+        static func checkDescriptors(home: Home, config: HomeConfig, logger: Logger) {
+            let packs =
+                (try? FileManager.default.contentsOfDirectory(atPath: home.storePath + "/packs"))?
+                .filter { $0.hasSuffix(".pack") }.count ?? 0
+            let need = DescriptorNeed(inbound: config.inbound, outbound: config.outbound, packs: packs)
+            let before = DescriptorLimit.current()
+            let limit = DescriptorLimit.raise(toCover: need.total)
+            var stated = "file descriptors: need about \(need.total) (\(need.explanation)); limit \(limit.description)"
+            if limit != before {
+                stated += " (soft limit raised from \(before.soft.map { String($0) } ?? "unlimited"))"
+            }
+            logger.info("\(stated)")
+            guard !limit.covers(need.total) else { return }
+            let warning: String =
+                "file descriptors: the limit (\(limit.description)) is too low for [node] inbound = "
+                + "\(config.inbound): the node needs about \(need.total) (\(need.explanation)) and will refuse "
+                + "connections or fail to open packs when it runs out. Raise the hard limit (LimitNOFILE=65536 in the "
+                + "systemd unit, `ulimit -Hn` as root, --ulimit nofile= for a container) or lower [node] inbound in "
+                + home.configPath
+            logger.warning("\(warning)")
         }
 
         /// A quarter of the free space where the home is, at most 50 GiB.

@@ -19,8 +19,43 @@ struct CLI {
             .deletingLastPathComponent().appendingPathComponent(".build/debug/alexandria").path
     }()
 
+    /// What runs the binary: nothing (the binary itself), or `setpriv …` for an unprivileged home when the tests
+    /// themselves run as root.
+    let launcher: [String]
+
     init() {
         home = FileManager.default.temporaryDirectory.path + "/alexandria-cli-\(UUID().uuidString)"
+        launcher = []
+    }
+
+    init(home: String, launcher: [String]) {
+        self.home = home
+        self.launcher = launcher
+    }
+
+    /// A home used only by an unprivileged user: this one when the tests do not run as root (as in CI), else
+    /// `nobody` through `setpriv` with no capabilities, so what root hides shows either way.
+    init(unprivileged: Bool) {
+        guard unprivileged, geteuid() == 0 else {
+            self.init()
+            return
+        }
+        self.init(home: "/tmp/alexandria-cli-\(UUID().uuidString)", launcher: Self.setpriv(uid: 65534))
+    }
+
+    /// `setpriv` as `uid`, no groups, no capabilities at all, no way to gain any.
+    static func setpriv(uid: Int) -> [String] {
+        [
+            "/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--no-new-privs",
+        ]
+    }
+
+    /// The executable and arguments that run `alexandria ARGUMENTS` for this home, through the launcher and
+    /// `wrapper` (e.g. a shell that lowers a limit first, then `exec "$@"`).
+    func command(_ arguments: [String], wrapper: [String] = []) -> (URL, [String]) {
+        let full = launcher + wrapper + [Self.binary] + arguments
+        return (URL(fileURLWithPath: full[0]), Array(full.dropFirst()))
     }
 
     func cleanUp() { try? FileManager.default.removeItem(atPath: home) }
@@ -50,8 +85,7 @@ struct CLI {
 
     func start(_ arguments: [String]) throws -> Running {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments + ["--home", home]
+        (process.executableURL, process.arguments) = command(arguments + ["--home", home])
         var env = ProcessInfo.processInfo.environment
         env["ALEXANDRIA_HOME"] = nil
         process.environment = env
@@ -70,8 +104,7 @@ struct CLI {
 
     func runCommand(_ arguments: [String]) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments + ["--home", home]
+        (process.executableURL, process.arguments) = command(arguments + ["--home", home])
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

@@ -8,12 +8,15 @@ final class NodeProcess {
     let process: Process
     let port: Int
 
-    init(cli: CLI, extra: [String] = [], port: Int? = nil) throws {
+    /// What the node logged up to "listening" (or until it exited).
+    private(set) var startupLog = ""
+
+    init(cli: CLI, extra: [String] = [], port: Int? = nil, wrapper: [String] = []) throws {
         self.cli = cli
         self.port = port ?? Int.random(in: 20_000...60_000)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLI.binary)
-        p.arguments = ["node", "run", "--home", cli.home, "--listen", "127.0.0.1:\(self.port)"] + extra
+        (p.executableURL, p.arguments) = cli.command(
+            ["node", "run", "--home", cli.home, "--listen", "127.0.0.1:\(self.port)"] + extra, wrapper: wrapper)
         p.standardOutput = FileHandle.nullDevice
         let log = Pipe()
         p.standardError = log
@@ -23,9 +26,11 @@ final class NodeProcess {
         var seen = Data()
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
-            seen += log.fileHandleForReading.availableData
-            if String(decoding: seen, as: UTF8.self).contains("listening") { break }
+            let more = log.fileHandleForReading.availableData
+            seen += more
+            if String(decoding: seen, as: UTF8.self).contains("listening") || (more.isEmpty && !p.isRunning) { break }
         }
+        startupLog = String(decoding: seen, as: UTF8.self)
         DispatchQueue.global().async { _ = log.fileHandleForReading.readDataToEndOfFile() }
     }
 
