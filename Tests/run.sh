@@ -29,6 +29,8 @@ if [ "$(id -u)" -eq 0 ]; then
     source Tests/unprivileged.sh
     swift build --build-tests
     bundle="$(swift build --show-bin-path)/AlexandriaPackageTests.xctest"
+    # The systemd unit's user, paths and sandbox, as far as a machine without systemd allows.
+    bash Tests/unit-sandbox.sh
     as_unprivileged "$bundle" --testing-library swift-testing --no-parallel "$@"
 else
     swift test --no-parallel "$@"

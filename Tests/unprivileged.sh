@@ -11,11 +11,8 @@
 # `ALEXANDRIA_CI_UID` is exported to the command: the uid it runs as, so tests can check they really are
 # unprivileged.
 
-as_unprivileged() {
-    if [ "$(id -u)" -ne 0 ]; then
-        ALEXANDRIA_CI_UID="$(id -u)" "$@"
-        return
-    fi
+# The user the tests run as (root only): $ALEXANDRIA_CI_USER, created when missing, else nobody.
+unprivileged_user() {
     local user="${ALEXANDRIA_CI_USER:-alexandria-ci}"
     if ! id -u "$user" >/dev/null 2>&1; then
         if ! useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user" 2>/dev/null
@@ -24,6 +21,16 @@ as_unprivileged() {
             user=nobody
         fi
     fi
+    echo "$user"
+}
+
+as_unprivileged() {
+    if [ "$(id -u)" -ne 0 ]; then
+        ALEXANDRIA_CI_UID="$(id -u)" "$@"
+        return
+    fi
+    local user
+    user="$(unprivileged_user)"
     local uid gid
     uid="$(id -u "$user")"
     gid="$(id -g "$user")"
