@@ -64,6 +64,8 @@ struct Verify: ParsableCommand {
             }
         }
         let store = try home.openStore(catchingUp: false)
+        // A fetch killed between renaming its output and recording it left links to the partial: not damage.
+        try Fetcher.recoverInterruptedFetches(store)
         let drift = try store.packDrift()
         var bar: ProgressBar?
         var report = try store.verify { done, total in

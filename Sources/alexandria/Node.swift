@@ -43,6 +43,9 @@ struct Node: AsyncParsableCommand {
                 return handler
             }
             let logger = Logger(label: "alexandria.node")
+            // One daemon per home: two would share a node id, a store and a catalog. Held until run() returns.
+            let nodeLock = try NodeLock(home: home)
+            defer { withExtendedLifetime(nodeLock) {} }
             let store = try home.openStore()
             let catalog = try Catalog(path: home.catalogPath)
             let identity = NodeIdentity(key: try home.nodeKey())
@@ -92,6 +95,9 @@ struct Node: AsyncParsableCommand {
                     services: [server, MirrorService(mirror: mirror)], gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             try await group.run()
+            // The services hold the store and catalog in reference cycles: checkpoint them explicitly on the way out.
+            catalog.checkpoint()
+            store.closeIndex()
         }
 
         /// A quarter of the free space where the home is, at most 50 GiB.
