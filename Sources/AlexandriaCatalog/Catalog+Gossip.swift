@@ -60,12 +60,11 @@ extension Catalog {
         """
 
     /// Version 1 → 2: adds the gossip tables and records everything already held as items.
+    /// Migration step 1 -> 2: the gossip tables, and every fact already stored recorded as an item. Runs inside the
+    /// step's transaction (`Catalog.migrate(step:)`).
     func migrateToGossip() throws {
         try locked {
-            try db.transaction { () throws(StoreError) in
-                try db.execute(Self.gossipSchema)
-                try db.execute("PRAGMA user_version = 2")
-            }
+            try db.execute(Self.gossipSchema)
             for spki in try column("SELECT spki FROM publishers") {
                 try record(CatalogItem(kind: .publisherKey, body: spki))
             }

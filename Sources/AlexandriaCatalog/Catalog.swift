@@ -67,22 +67,66 @@ public final class Catalog: @unchecked Sendable {
         ) STRICT;
         """
 
+    /// The catalog's schema as numbered steps: step `i` brings a catalog from version `i` to `i + 1`
+    /// (`PRAGMA user_version`). Each step runs in one transaction together with its version bump, so a process
+    /// killed at any point leaves the catalog at the old version or the new one, never between. Append new steps at
+    /// the end; never edit or reorder a released one.
+    static let migrations: [@Sendable (Catalog) throws -> Void] = [
+        // 0 -> 1: publishers, logs, manifests, bindings, checkpoints, proofs.
+        { try $0.db.execute(Catalog.schema) },
+        // 1 -> 2: gossip items (every stored fact recorded as an item), cosignatures, availability, demand, pins.
+        { try $0.migrateToGossip() },
+    ]
+
+    /// The newest schema version this build knows.
+    static var currentVersion: Int { migrations.count }
+
     public init(path: String) throws {
         db = try SQLiteConnection(path: path, readOnly: false, busyTimeoutMilliseconds: 10_000)
         try db.execute("PRAGMA journal_mode=WAL")
         try db.execute("PRAGMA synchronous=FULL")
+        let v = try Self.version(db)
+        if v > Self.currentVersion {
+            throw CatalogError(
+                "the catalog \(path) is from a newer version (\(v)); this build knows up to \(Self.currentVersion). "
+                    + "Upgrade alexandria")
+        }
+        for step in v..<Self.currentVersion { try migrate(step: step) }
+    }
+
+    deinit { checkpoint() }
+
+    /// Copies every commit from the WAL into `catalog.sqlite` itself (TRUNCATE), so that a copy of the home taken
+    /// after a clean exit is whole. Runs from `deinit`; a long-lived owner (the daemon) calls it when it stops.
+    public func checkpoint() {
+        lock.lock()
+        defer { lock.unlock() }
+        db.checkpoint()
+    }
+
+    static func version(_ db: SQLiteConnection) throws -> Int {
         let version = try db.statement("PRAGMA user_version")
         _ = try version.step()
-        let v = version.int(0)
-        version.reset()
-        if v > 2 { throw CatalogError("the catalog \(path) is from a newer version (\(v)); upgrade alexandria") }
-        if v == 0 {
-            try db.transaction { () throws(StoreError) in
-                try db.execute(Self.schema)
-                try db.execute("PRAGMA user_version = 1")
+        defer { version.reset() }
+        return version.int(0)
+    }
+
+    /// Runs migration `step` and its version bump in one `BEGIN IMMEDIATE` transaction; skips it if another process
+    /// applied it meanwhile.
+    func migrate(step: Int) throws {
+        try locked {
+            try db.execute("BEGIN IMMEDIATE")
+            do {
+                if try Self.version(db) == step {
+                    try Self.migrations[step](self)
+                    try db.execute("PRAGMA user_version = \(step + 1)")
+                }
+                try db.execute("COMMIT")
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
             }
         }
-        if v < 2 { try migrateToGossip() }
     }
 
     func locked<T>(_ body: () throws -> T) throws -> T {

@@ -35,7 +35,11 @@ public struct Home: Sendable {
     public var peerTablePath: String { path + "/peers.json" }
     public var nodeStatePath: String { path + "/node-state.json" }
 
-    public var isInitialized: Bool { access(storePath + "/index.sqlite", F_OK) == 0 }
+    /// True once `init` ran: the store's index or its packs directory exists (a lost index is rebuilt from the packs
+    /// when the store opens, so a missing `index.sqlite` alone does not make a home new).
+    public var isInitialized: Bool {
+        access(storePath + "/index.sqlite", F_OK) == 0 || access(storePath + "/packs", F_OK) == 0
+    }
 
     /// Per-peer scores kept across fetches (`PeerScores`).
     public var peerScoresPath: String { path + "/peer-scores.tsv" }
@@ -138,11 +142,16 @@ public struct Home: Sendable {
     }
 
     /// Opens the store with the settings from the config.
-    public func openStore() throws -> ContentStore {
+    public func openStore() throws -> ContentStore { try openStore(catchingUp: true) }
+
+    /// Opens the store; `catchingUp: false` leaves an index that is behind the packs as it is (for `verify`).
+    public func openStore(catchingUp: Bool) throws -> ContentStore {
         guard isInitialized else {
             throw HomeError("no Alexandria home at \(path); run `alexandria init` (or pass --home)")
         }
-        return try ContentStore(directory: storePath, options: config().storeOptions)
+        var options = try config().storeOptions
+        options.catchUpAtOpen = catchingUp
+        return try ContentStore(directory: storePath, options: options)
     }
 
     /// The node's identity key.

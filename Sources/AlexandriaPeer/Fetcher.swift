@@ -191,6 +191,18 @@ public final class Fetcher: @unchecked Sendable {
         self.logger = logger
     }
 
+    /// The suffix of the file a fetch assembles beside its output.
+    public static let partialSuffix = ".alexandria-partial"
+
+    /// Points chunks linked into a partial file that is gone at the output it was renamed to (a fetch killed between
+    /// its rename and recording it). `fetch` runs it first; `verify` too, so a renamed output is not reported damaged.
+    @discardableResult
+    public static func recoverInterruptedFetches(_ store: ContentStore) throws -> Int {
+        try store.relinkMissingFiles { path in
+            path.hasSuffix(partialSuffix) ? String(path.dropLast(partialSuffix.count)) : nil
+        }
+    }
+
     /// Fetches `address` into `path`. Chunks the local store already holds are not downloaded again; every chunk
     /// received is verified before it is written; the file is renamed into place only after its whole SHA-256
     /// matches `address` (and, if given, its chunk list matches `expectedRoot`).
@@ -207,7 +219,8 @@ public final class Fetcher: @unchecked Sendable {
         let started = Date()
         let plan = FetchPlan(stallSeconds: stallSeconds)
         let finalPath = OutputFile.absolute(path)
-        let temporary = finalPath + ".alexandria-partial"
+        let temporary = finalPath + Self.partialSuffix
+        try Self.recoverInterruptedFetches(store)
         let output = try OutputFile(path: temporary)
         let job = Job(address: address, plan: plan, output: output, expectedRoot: expectedRoot, progress: progress)
 
@@ -249,12 +262,12 @@ public final class Fetcher: @unchecked Sendable {
             output.discard()
             throw WireError(.protocolViolation, "the assembled file does not hash to \(address); nothing was written")
         }
+        // Registered before the rename, pointed at the final path after it: a kill at any point leaves either a
+        // registered file in the partial (the next fetch checks it in place and downloads nothing) or a renamed one
+        // whose links `recoverInterruptedFetches` points at the final path. Never an unregistered complete file.
+        if try store.recipe(of: address) == nil { try store.registerFile(recipe) }
         try output.finish(renamingTo: finalPath, sync: store.options.durability == .fsync)
-        if copyIntoStore {
-            if try store.recipe(of: address) == nil { try store.registerFile(recipe) }
-        } else {
-            try store.registerFile(recipe, relinking: temporary, to: finalPath)
-        }
+        try store.relink(from: temporary, to: finalPath)
         let (_, downloaded) = await plan.snapshot()
         return FetchReport(
             address: address.description, size: recipe.size, chunks: recipe.chunks.count, bytesDownloaded: downloaded,

@@ -386,7 +386,12 @@ final class IngestSession: @unchecked Sendable {
 
     private func rollOver() throws(StoreError) {
         try appender.flush()
-        let next = (touched.map(\.pack).max() ?? 0) + 1
+        // Past every pack the index or the disk knows (GC may have made packs after the active one).
+        let maxStmt = try db.statement("SELECT coalesce(max(id), 0) FROM packs")
+        _ = try maxStmt.step()
+        let indexed = maxStmt.int(0)
+        maxStmt.reset()
+        let next = max(touched.map(\.pack).max() ?? 0, indexed, store.packs.listOnDisk().last ?? 0) + 1
         appender = try PackAppender(
             pack: next, path: store.packs.path(next), committedSize: 0,
             durable: store.options.durability == .fsync)

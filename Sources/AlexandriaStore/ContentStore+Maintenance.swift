@@ -92,6 +92,18 @@ extension ContentStore {
         return report
     }
 
+    /// What `PRAGMA integrity_check` says other than "ok" (empty for a sound index).
+    public func indexProblems() throws(StoreError) -> [String] {
+        try withReader { (db) throws(StoreError) in
+            var lines: [String] = []
+            let check = try db.statement("PRAGMA integrity_check")
+            while try check.step() {
+                if check.text(0) != "ok" { lines.append(check.text(0)) }
+            }
+            return lines
+        }
+    }
+
     static func incompleteFiles(_ db: SQLiteConnection) throws(StoreError) -> [ContentHash] {
         let files = try db.statement("SELECT address FROM files ORDER BY address")
         var addresses: [ContentHash] = []

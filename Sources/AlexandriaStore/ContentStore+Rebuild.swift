@@ -102,8 +102,10 @@ extension ContentStore {
                 lastGoodEnd = offset
             }
             report.truncatedBytes += size - max(offset, lastGoodEnd)
-            // Rebuilt packs are sealed: new records go to a new pack, so nothing is appended after a damaged tail.
-            packSizes.append((pack, lastGoodEnd))
+            // Rebuilt packs are sealed at their whole size: new records go to a new pack, nothing is appended after a
+            // damaged tail, and the damaged bytes are kept (never cut) for a later look.
+            _ = lastGoodEnd
+            packSizes.append((pack, size))
         }
 
         let db = try SQLiteConnection(path: fresh, readOnly: false, busyTimeoutMilliseconds: 10_000)

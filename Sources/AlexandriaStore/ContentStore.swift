@@ -30,6 +30,9 @@ public struct StoreOptions: Sendable {
     public var segmentBytes = 8 << 20
     /// Segments in flight in the ingest pipeline: bounds its memory at about this many times `segmentBytes`.
     public var segmentsInFlight = 4
+    /// Whether opening the store brings the index up to what the packs hold when no writer is busy
+    /// (`catchUpWithPacks`). `verify` turns it off to report the drift it finds rather than mend it silently.
+    public var catchUpAtOpen = true
 
     public init() {}
 }
@@ -50,6 +53,8 @@ public final class ContentStore: Sendable {
     private let readConnections = Mutex<[SQLiteConnection]>([])
     private let writeLockFile: FileLock
     private let writeMutex = Mutex<Bool>(false)
+    /// What the last catch-up under the write lock found (see `catchUpWithPacks`).
+    let lastCatchUp = Mutex<PackDrift?>(nil)
 
     /// Creates an empty store at `directory` (which may exist). Idempotent.
     public static func initialize(at directory: String) throws(StoreError) {
@@ -69,7 +74,9 @@ public final class ContentStore: Sendable {
         self.options = options
         self.indexPath = directory + "/index.sqlite"
         self.packs = PackFiles(directory: directory + "/packs")
-        if !creating && !POSIX.exists(indexPath) {
+        // A missing index with packs beside it is a lost index, not a missing store: it is made again, empty, and
+        // the catch-up below (or `verify --repair`) indexes what the packs hold.
+        if !creating && !POSIX.exists(indexPath) && !POSIX.exists(directory + "/packs") {
             throw StoreError(.notInitialized, "no store at \(directory); run `alexandria init` first")
         }
         writeLockFile = try FileLock(path: directory + "/write.lock")
@@ -79,6 +86,38 @@ public final class ContentStore: Sendable {
         try connection.execute(options.durability == .fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
         try Self.migrate(connection)
         writerConnection = Mutex(connection)
+        if options.catchUpAtOpen && !creating { try catchUpIfIdle() }
+    }
+
+    deinit { closeIndex() }
+
+    /// Checkpoints the index's WAL into `index.sqlite` (TRUNCATE) and closes every connection, so that every commit
+    /// is in `index.sqlite` itself once the process is done (a copy of the home is then whole). Idempotent; runs
+    /// from `deinit` too. A checkpoint that another process's open reader blocks is left to the last closer.
+    public func closeIndex() {
+        readConnections.withLock { connections in
+            for c in connections { c.close() }
+            connections.removeAll()
+        }
+        writerConnection.withLock { db in
+            guard db.isOpen else { return }
+            db.checkpoint()
+            db.close()
+        }
+    }
+
+    /// At open: if no writer holds the store, indexes what the packs hold past the index's view. A busy writer
+    /// already did so when it took the lock, so skipping then loses nothing.
+    private func catchUpIfIdle() throws(StoreError) {
+        guard try writeLockFile.tryLock() else { return }
+        defer { writeLockFile.unlock() }
+        let drift = try writerConnection.withLock { (db) throws(StoreError) -> PackDrift? in
+            let plan = try Self.planCatchUp(packs: packs, db: db)
+            // A damaged pack is left for `verify` to report and writers to refuse; reads go on.
+            if !plan.drift.damagedPacks.isEmpty { return plan.drift }
+            return try catchUpUnderLock(db)
+        }
+        lastCatchUp.withLock { $0 = drift }
     }
 
     static func migrate(_ db: SQLiteConnection) throws(StoreError) {
@@ -120,7 +159,11 @@ public final class ContentStore: Sendable {
     // MARK: - The writer
 
     /// Runs `body` as the store's only writer: in-process mutex first, then the cross-process `flock`.
-    func asWriter<T>(_ body: (SQLiteConnection) throws(StoreError) -> T) throws(StoreError) -> T {
+    /// `catchingUp: false` is for writes that append nothing to the packs (flagging a bad chunk), which must work
+    /// even when the packs are damaged.
+    func asWriter<T>(
+        catchingUp: Bool = true, _ body: (SQLiteConnection) throws(StoreError) -> T
+    ) throws(StoreError) -> T {
         let deadline = FileLock.now() + options.lockTimeoutSeconds
         while !writeMutex.withLock({ busy in
             if busy { return false }
@@ -135,7 +178,15 @@ public final class ContentStore: Sendable {
         defer { writeMutex.withLock { $0 = false } }
         try writeLockFile.lock(timeoutSeconds: max(0, deadline - FileLock.now()))
         defer { writeLockFile.unlock() }
-        return try writerConnection.withLock { (db) throws(StoreError) -> T in try body(db) }
+        return try writerConnection.withLock { (db) throws(StoreError) -> T in
+            // The packs are the truth: before anything is appended, the index learns every whole record they hold
+            // past its view, so no writer ever cuts or overwrites a committed record (Protocol/store-v1.md).
+            if catchingUp {
+                let drift = try catchUpUnderLock(db)
+                lastCatchUp.withLock { $0 = drift }
+            }
+            return try body(db)
+        }
     }
 
     // MARK: - Lookups
@@ -374,7 +425,7 @@ public final class ContentStore: Sendable {
 
     /// Marks a chunk as bad so it is treated as missing until a good copy replaces it. Best effort.
     func markBad(_ id: ContentHash) {
-        try? asWriter { (db) throws(StoreError) in
+        try? asWriter(catchingUp: false) { (db) throws(StoreError) in
             try db.statement("UPDATE chunks SET bad = 1 WHERE id = ?").bind(.blob(id.bytes)).run()
         }
     }

@@ -104,6 +104,16 @@ final class FileLock: Sendable {
         }
     }
 
+    /// Takes the lock if nobody holds it; false if another holder has it.
+    func tryLock() throws(StoreError) -> Bool {
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            if errno == EWOULDBLOCK { return false }
+            throw StoreError.posix("cannot lock", path: path)
+        }
+        return true
+    }
+
     func unlock() { flock(fd, LOCK_UN) }
 
     static func now() -> Double {

@@ -76,7 +76,9 @@ final class PackAppender {
     private var unsyncedBytes = 0
     private let durable: Bool
 
-    /// Opens pack `pack` for appending at `committedSize`, cutting off anything past it (an unfinished write).
+    /// Opens pack `pack` for appending at `committedSize`. The writer caught the index up with the packs when it took
+    /// the lock (`catchUpUnderLock`), so the file is exactly that long; anything else is refused, never cut: bytes
+    /// past the index's view may be committed records (Protocol/store-v1.md).
     init(pack: Int, path: String, committedSize: Int, durable: Bool) throws(StoreError) {
         self.pack = pack
         self.path = path
@@ -84,18 +86,11 @@ final class PackAppender {
         fd = try POSIX.open(path, O_RDWR | O_CREAT, mode: 0o644)
         let size = try POSIX.fileSize(fd, path: path)
         if size != committedSize {
-            if size < committedSize {
-                close(fd)
-                throw StoreError(
-                    .corruptChunk,
-                    "pack \(path) is \(size) bytes but the index says \(committedSize) were written; "
-                        + "run `alexandria verify` to find what is missing")
-            }
-            if ftruncate(fd, off_t(committedSize)) != 0 {
-                let error = StoreError.posix("cannot cut back", path: path)
-                close(fd)
-                throw error
-            }
+            close(fd)
+            throw StoreError(
+                .indexCorrupt,
+                "pack \(path) is \(size) bytes but the index says \(committedSize) were written; "
+                    + "run `alexandria verify --repair` to rebuild the index from what the packs hold")
         }
         end = committedSize
         batchStart = committedSize

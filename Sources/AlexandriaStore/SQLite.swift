@@ -27,6 +27,16 @@ package final class SQLiteConnection: @unchecked Sendable {
 
     deinit { close() }
 
+    package var isOpen: Bool { handle != nil }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`, waiting at most a second for readers: copies every commit in the WAL into
+    /// the database file and empties the WAL. Best effort (a reader in another process may hold it back).
+    package func checkpoint() {
+        guard let handle else { return }
+        sqlite3_busy_timeout(handle, 1000)
+        _ = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)
+    }
+
     /// Finalizes every cached statement and closes the connection. Further use fails.
     package func close() {
         cache.removeAll()

@@ -30,29 +30,56 @@ struct Verify: ParsableCommand {
         let problems: [Problem]
         let incompleteFiles: [String]
         let indexProblems: [String]
+        /// Records of a write that did not finish (not damage), if any.
+        let unfinishedWrite: String?
+        /// The command that fixes what was found.
+        let fix: String?
         let ok: Bool
     }
 
     func run() throws {
         let home = options.resolved
         if repair {
-            guard home.isInitialized || access(home.storePath + "/packs", F_OK) == 0 else {
+            guard home.isInitialized else {
                 throw HomeError("no Alexandria store at \(home.storePath); nothing to repair")
             }
-            let rebuilt = try ContentStore.rebuildIndex(directory: home.storePath)
-            if !json {
-                Output.line(
-                    "rebuilt the index from \(rebuilt.packsScanned) pack(s): \(rebuilt.files) file(s), "
-                        + "\(rebuilt.chunks) chunk(s); \(rebuilt.damagedChunks) damaged chunk record(s) left out")
+            // An index SQLite can read and whose packs are all there only lacks records: index them again from the
+            // packs and keep what only the index knows (fetched files held by reference). Anything worse: rebuild.
+            if let store = try? home.openStore(catchingUp: false), (try? store.indexProblems())?.isEmpty == true,
+                let drift = try? store.packDrift(), drift.damagedPacks.isEmpty
+            {
+                let done = try store.catchUpWithPacks()
+                if !json && !done.isCurrent {
+                    Output.line(
+                        "indexed again from the packs: \(done.lostFiles.count) file(s), \(done.lostRemovals) "
+                            + "removal(s), \(done.chunkRecords) chunk(s)")
+                }
+            } else {
+                let rebuilt = try ContentStore.rebuildIndex(directory: home.storePath)
+                if !json {
+                    Output.line(
+                        "rebuilt the index from \(rebuilt.packsScanned) pack(s): \(rebuilt.files) file(s), "
+                            + "\(rebuilt.chunks) chunk(s); \(rebuilt.damagedChunks) damaged chunk record(s) left out")
+                }
             }
         }
-        let store = try home.openStore()
+        let store = try home.openStore(catchingUp: false)
+        // A fetch killed between renaming its output and recording it left links to the partial: not damage.
+        try Fetcher.recoverInterruptedFetches(store)
+        let drift = try store.packDrift()
         var bar: ProgressBar?
-        let report = try store.verify { done, total in
+        var report = try store.verify { done, total in
             if bar == nil { bar = ProgressBar(label: "verify", total: total) }
             bar?.update(done)
         }
         bar?.finish()
+        if let advice = drift.advice { report.indexProblems.append(advice) }
+        let unfinished =
+            drift.unfinishedWrite
+            ? "the packs hold \(drift.chunkRecords) chunk record(s) and \(drift.tornBytes) torn byte(s) of a write "
+                + "that did not finish; the next write indexes the records and cuts the torn bytes (nothing is lost)"
+            : nil
+        let fix = Self.advice(report)
         if json {
             try Output.json(
                 Report(
@@ -61,15 +88,26 @@ struct Verify: ParsableCommand {
                         Problem(chunk: $0.chunk.description, pack: $0.pack, offset: $0.offset, message: $0.message)
                     },
                     incompleteFiles: report.incompleteFiles.map(\.description), indexProblems: report.indexProblems,
-                    ok: report.isClean))
+                    unfinishedWrite: unfinished, fix: fix, ok: report.isClean))
         } else {
             Output.line("checked \(report.chunksChecked) chunk(s), \(ByteSize.format(report.bytesChecked))")
             for problem in report.problems { Output.line("DAMAGED  \(problem.message)") }
             for file in report.incompleteFiles { Output.line("INCOMPLETE  \(file)") }
             for line in report.indexProblems { Output.line("INDEX  \(line)") }
-            Output.line(report.isClean ? "ok" : "FAILED: the store has damaged or missing data")
+            if let unfinished { Output.line("note: \(unfinished)") }
+            Output.line(report.isClean ? "ok" : "FAILED: the store has damaged or missing data; \(fix ?? "")")
         }
         if !report.isClean { throw ExitCode(1) }
+    }
+
+    /// The command that fixes what the report found, for the last line.
+    static func advice(_ report: VerifyReport) -> String? {
+        if !report.indexProblems.isEmpty { return "run `alexandria verify --repair`" }
+        if !report.incompleteFiles.isEmpty || !report.problems.isEmpty {
+            return "the damaged chunks now read as missing: `alexandria fetch` or `alexandria add` the INCOMPLETE "
+                + "file(s) again to repair them"
+        }
+        return nil
     }
 }
 

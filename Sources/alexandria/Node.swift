@@ -44,6 +44,9 @@ struct Node: AsyncParsableCommand {
                 return handler
             }
             let logger = Logger(label: "alexandria.node")
+            // One daemon per home: two would share a node id, a store and a catalog. Held until run() returns.
+            let nodeLock = try NodeLock(home: home)
+            defer { withExtendedLifetime(nodeLock) {} }
             Self.checkDescriptors(home: home, config: config, logger: logger)
             let store = try home.openStore()
             let catalog = try Catalog(path: home.catalogPath)
@@ -94,6 +97,9 @@ struct Node: AsyncParsableCommand {
                     services: [server, MirrorService(mirror: mirror)], gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             try await group.run()
+            // The services hold the store and catalog in reference cycles: checkpoint them explicitly on the way out.
+            catalog.checkpoint()
+            store.closeIndex()
         }
 
         /// States how many file descriptors the node needs, raises the soft limit toward the hard one to cover it,

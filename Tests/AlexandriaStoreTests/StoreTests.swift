@@ -111,8 +111,16 @@ struct StoreTests {
         #expect(throws: StoreError.self) { try readAll(t.store, address) }
         let report = try t.store.verify()
         #expect(!report.problems.isEmpty && report.incompleteFiles == [address])
-        // A new add neither trusts nor extends the short pack: it says what is wrong.
-        #expect(throws: StoreError(.corruptChunk, "")) { try t.store.add(path: try t.file([1, 2, 3])) }
+        // A new add neither trusts nor extends the short pack: it says what is wrong and which command fixes it.
+        do {
+            _ = try t.store.add(path: try t.file([1, 2, 3]))
+            Issue.record("an add extended a short pack")
+        } catch let error as StoreError {
+            #expect(error.code == .indexCorrupt && error.message.contains("verify --repair"))
+        }
+        #expect(try t.store.packDrift().advice?.contains("verify --repair") == true)
+        _ = try ContentStore.rebuildIndex(directory: t.directory)
+        _ = try t.reopen().add(path: try t.file([1, 2, 3]))
     }
 
     @Test func budgetExceededLosesNothing() throws {
