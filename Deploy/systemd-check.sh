@@ -112,6 +112,8 @@ echo "# PR_SET_MDWE refuses a writable and executable mapping (self-test)"
 home=$work/home
 mkdir -m 0700 "$home"
 chown nobody:nogroup "$home"
+as_unit=(setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all
+    sh -c 'umask 0077; exec "$@"' sh "$work/mdwe" "$bin")
 as_unit() {  # the unit's user, capabilities, no_new_privs, umask and MemoryDenyWriteExecute
     setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all \
         sh -c 'umask 0077; exec "$@"' sh "$work/mdwe" "$bin" "$@"
@@ -122,7 +124,8 @@ chmod 0644 "$work/weights.bin"
 as_unit add "$work/weights.bin" --home "$home" >/dev/null
 weights=$(sha256sum "$work/weights.bin" | cut -d' ' -f1)
 port=$((20000 + RANDOM % 20000))
-as_unit node run --home "$home" --listen "127.0.0.1:$port" 2>"$work/node.log" &
+# Not through the function: $! must be the node itself (setpriv, sh and mdwe each exec the next).
+"${as_unit[@]}" node run --home "$home" --listen "127.0.0.1:$port" 2>"$work/node.log" &
 node=$!
 for _ in $(seq 120); do grep -q listening "$work/node.log" && break; sleep 0.25; done
 grep -q listening "$work/node.log" || { cat "$work/node.log"; die "the node did not start under the unit's limits"; }
