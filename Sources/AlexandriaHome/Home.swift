@@ -199,10 +199,13 @@ public struct Home: Sendable {
         return out
     }
 
-    /// Writes `bytes` to a temporary file, syncs it, and renames it over `path`.
+    /// Writes `bytes` to a temporary file, syncs it, and renames it over `path`. The file gets `mode` narrowed by the
+    /// process's umask (a service's `UMask=0077` makes every file private), never wider: the temporary file is
+    /// always created afresh, so a leftover one cannot lend it another mode.
     public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t) throws {
         let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw HomeError(posix: "cannot create", temporary) }
         var done = 0
         while done < bytes.count {
@@ -216,7 +219,6 @@ public struct Home: Sendable {
             }
             done += n
         }
-        fchmod(fd, mode)
         fsync(fd)
         close(fd)
         guard rename(temporary, path) == 0 else {
