@@ -434,7 +434,6 @@ public final class S3Client: Sendable {
             if body == nil && (method == "PUT" || method == "POST") {
                 head.headers.add(name: "content-length", value: "0")
             }
-            head.headers.add(name: "connection", value: "close")
             counter.add()
             let failure: ObjectStoreError
             do {

@@ -46,15 +46,22 @@ enum Engine {
         try? await client.deleteBucket(bucket)
     }
 
+    /// Deterministic pseudo-random bytes (xorshift64, eight bytes a step).
     static func bytes(_ count: Int, seed: UInt8 = 1) -> ByteBuffer {
         var b = ByteBuffer()
-        b.reserveCapacity(count)
-        var x = UInt32(seed) &* 2_654_435_761 | 1
-        for _ in 0..<count {
-            x ^= x << 13
-            x ^= x >> 17
-            x ^= x << 5
-            b.writeInteger(UInt8(truncatingIfNeeded: x))
+        var x = UInt64(seed) &* 0x9E37_79B9_7F4A_7C15 | 1
+        b.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { p in
+            var i = 0
+            while i < count {
+                x ^= x << 13
+                x ^= x >> 7
+                x ^= x << 17
+                withUnsafeBytes(of: x) { w in
+                    for j in 0..<min(8, count - i) { p[i + j] = w[j] }
+                }
+                i += 8
+            }
+            return count
         }
         return b
     }
