@@ -62,6 +62,12 @@ struct HTTPTransport: Sendable {
                     case .head(let h):
                         if h.status.code == 100 { continue }
                         response = Response(status: Int(h.status.code), headers: h.headers, body: ByteBuffer())
+                        // Size the buffer once from Content-Length (within the limit) instead of doubling into it.
+                        if sink == nil, let length = h.headers.first(name: "content-length").flatMap(Int.init),
+                            length <= ((200..<300).contains(Int(h.status.code)) ? maxBody : ObjectStoreLimits.maxErrorBytes)
+                        {
+                            collected.reserveCapacity(length)
+                        }
                     case .body(let piece):
                         guard let r = response else { throw ConnectionFailure(reason: "body before head") }
                         if let sink, (200..<300).contains(r.status) {
