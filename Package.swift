@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "AlexandriaStore", targets: ["AlexandriaStore"]),
         .library(name: "AlexandriaHome", targets: ["AlexandriaHome"]),
         .library(name: "AlexandriaManifest", targets: ["AlexandriaManifest"]),
+        .library(name: "AlexandriaObjectStore", targets: ["AlexandriaObjectStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -34,6 +35,19 @@ let package = Package(
         .target(
             name: "AlexandriaStore",
             dependencies: ["AlexandriaCore", "CZstd", "CSQLite"]
+        ),
+        // S3-compatible object storage: SigV4, a NIOHTTP1 client, the write lease (Protocol/store-s3.md).
+        .target(
+            name: "AlexandriaObjectStore",
+            dependencies: [
+                "AlexandriaCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Manifests, DSSE envelopes, publisher keys and logs, checkpoints, equivocation proofs: values, no I/O.
@@ -102,6 +116,15 @@ let package = Package(
         .testTarget(
             name: "AlexandriaStoreTests",
             dependencies: ["AlexandriaCore", "AlexandriaStore"]
+        ),
+        // Unit tests, plus integration tests against a real engine when S3_ENDPOINT is set (Tests/s3.sh).
+        .testTarget(
+            name: "AlexandriaObjectStoreTests",
+            dependencies: [
+                "AlexandriaObjectStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "AlexandriaManifestTests",
