@@ -44,7 +44,7 @@ struct Node: AsyncParsableCommand {
             }
             let logger = Logger(label: "alexandria.node")
             let store = try home.openStore()
-            let catalog = try Catalog(path: home.catalogPath)
+            let catalog = try home.openCatalog()
             let identity = NodeIdentity(key: try home.nodeKey())
             let server = PeerServer(
                 store: store, catalog: catalog, identity: identity, host: parsed.host, port: parsed.port, logger: logger
