@@ -142,7 +142,10 @@ let package = Package(
         // Runs the real `alexandria` binary as separate processes.
         .testTarget(
             name: "AlexandriaCLITests",
-            dependencies: ["AlexandriaCore", "alexandria"]
+            dependencies: [
+                "AlexandriaCore", "alexandria", "AlexandriaCatalog", "AlexandriaGossip",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
     ]
 )

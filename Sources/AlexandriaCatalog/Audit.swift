@@ -81,6 +81,8 @@ public struct AuditReport: Sendable, Encodable {
     public let settlement: String?
     /// Trusted witnesses that cosigned both sides of a conflict.
     public let doubleSigners: [String]
+    /// With a conflict, every contender: `sha256:<id> stands|does not stand; witnesses: ed25519:<key> trusted, …`.
+    public let contenders: [String]
     /// Nodes whose newest availability statement says they hold every chunk of the release.
     public let holders: [String]
     public let resolution: [String]
@@ -259,6 +261,11 @@ extension Registry {
             untrustedWitnesses: witnesses.map(\.witness).filter { !trust.trusts($0) }.map(Ed25519Strict.describe),
             quorum: trust.quorum, settlement: settlement?.decision.reason.rawValue,
             doubleSigners: settlement?.decision.doubleSigners.map(Ed25519Strict.describe) ?? [],
+            contenders: (settlement?.contenders ?? []).map { c in
+                let w = c.witnesses.map { Ed25519Strict.describe($0) + (trust.trusts($0) ? " trusted" : " untrusted") }
+                return "\(c.id) \(c.id == settlement?.decision.winner ? "stands" : "does not stand"); witnesses: "
+                    + (w.isEmpty ? "none" : w.joined(separator: ", "))
+            },
             holders: try catalog.holders(of: signed.id).map { "ed25519:\(Hex.encode($0.prefix(8)))" },
             resolution: notes)
     }

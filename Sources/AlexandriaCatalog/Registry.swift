@@ -204,6 +204,14 @@ public struct Registry: Sendable {
             if let signed = try catalog.manifest(id: id) {
                 return Resolved(manifest: signed, log: try catalog.log(signed.manifest.publisher)!, notes: [])
             }
+            // The user named this exact manifest: one held only as evidence of a conflict (verified against the
+            // publisher's key) is what they asked for, whichever binding stands here.
+            if let signed = try catalog.manifestOrEvidence(id: id), let log = try catalog.log(signed.manifest.publisher)
+            {
+                return Resolved(
+                    manifest: signed, log: log,
+                    notes: ["\(id) is one side of a conflict over \(signed.manifest.release); fetched by its id"])
+            }
             let holders = try catalog.manifests(containing: id)
             guard let first = holders.first, let signed = try catalog.manifest(id: first) else {
                 throw ManifestError(.notFound, "no manifest or published file \(id) is known here")

@@ -99,8 +99,8 @@ enum AuditTree {
         } else {
             for o in r.overwriteAttempts {
                 out.append("\(p)FAIL OVERWRITE ATTEMPT  \(o.subject)")
-                out.append("\(p)       kept (first seen): \(o.first)")
-                out.append("\(p)       refused:           \(o.second)")
+                out.append("\(p)       seen first here: \(o.first)")
+                out.append("\(p)       then:            \(o.second)")
             }
         }
         if r.lineage.isEmpty { out.append("\(p)lineage    a root (no parents)") }
@@ -120,6 +120,7 @@ enum AuditTree {
             }
             out.append("\(p)settled    \(why)")
         }
+        for c in r.contenders { out.append("\(p)  contender \(c)") }
         if !r.doubleSigners.isEmpty {
             out.append("\(p)FAIL trusted witnesses that signed both sides: \(r.doubleSigners.joined(separator: ", "))")
         }
