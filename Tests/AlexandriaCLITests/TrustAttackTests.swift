@@ -89,6 +89,8 @@ struct TrustAttackTests {
                 return status == 6 && report["manifestID"] as? String == forged
                     && (report["settlement"] as? String) == "held"
             }, "the key holder's node keeps what it saw first")
+        let honestView = try cluster.clis[1].runCommand(["audit", release, "--offline"])
+        print("honest mirror, no policy: audit \(release) → exit \(honestView.status)\n\(honestView.text)")
         // The Sybils are untrusted in every audit that shows them.
         let rogueAudit = cluster.audit(rogue, release).report
         for s in sybils {
