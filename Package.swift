@@ -97,7 +97,7 @@ let package = Package(
 
         .testTarget(
             name: "AlexandriaCoreTests",
-            dependencies: ["AlexandriaCore"]
+            dependencies: ["AlexandriaCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "AlexandriaStoreTests",
@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "AlexandriaCLITests",
             dependencies: [
-                "AlexandriaCore", "alexandria", "AlexandriaCatalog", "AlexandriaGossip",
+                "AlexandriaCore", "alexandria", "AlexandriaCatalog", "AlexandriaGossip", "AlexandriaWire",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

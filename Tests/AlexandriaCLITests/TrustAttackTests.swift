@@ -2,6 +2,7 @@ import AlexandriaCatalog
 import AlexandriaCore
 import AlexandriaGossip
 import AlexandriaManifest
+import AlexandriaWire
 import Crypto
 import Foundation
 import Testing
@@ -140,5 +141,61 @@ struct TrustAttackTests {
             }, "the policy settles the key holder's node on the original")
         let r = try cluster.clis[rogue].runCommand(["audit", release, "--offline"])
         print("key holder's node with the policy: audit \(release) → exit \(r.status)\n\(r.text)")
+    }
+}
+
+@Suite("Small-order node keys against a real node", .serialized)
+struct SmallOrderIdentityTests {
+    /// Handshakes as `nodeKey` with a signature made by `sign` over the transcript, then sends PING; returns whether
+    /// PONG came back, and whether the node closed the connection.
+    static func handshake(
+        port: Int, nodeKey: [UInt8], sign: ([UInt8]) throws -> [UInt8]
+    ) throws -> (pong: Bool, closed: Bool) {
+        guard let client = WireClient(port: port) else { return (false, false) }
+        var nonce = [UInt8](repeating: 0, count: 32)
+        for i in 0..<32 { nonce[i] = .random(in: 0...255) }
+        let hello = WireMessage.hello(minVersion: 1, maxVersion: 1, nodeKey: nodeKey, nonce: nonce, listenPort: 0)
+        client.send(hello)
+        guard case .message(0x01, let theirs) = client.receive() else { return (false, true) }
+        let transcript = Array("alexandria/wire/v1/auth".utf8) + [0x00] + hello.encodedPayload + theirs
+        client.send(.auth(signature: try sign(transcript)))
+        client.send(.ping(42))
+        var pong = false
+        while true {
+            switch client.receive() {
+            case .message(0x04, _): pong = true
+            case .message: continue
+            case .closed: return (pong, true)
+            case .timedOut: return (pong, false)
+            }
+            if pong { return (true, false) }
+        }
+    }
+
+    /// (c) An independent client authenticates as the identity point `01 00…00` with R = identity, S = 0 (which
+    /// satisfies the verification equation for every transcript under lax checks). The node must close, not answer
+    /// PING. The same client with a real key gets PONG, so the client itself is right.
+    @Test func aSmallOrderIdentityIsRefusedAtTheHandshake() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        _ = try cli.run("init")
+        let node = try NodeProcess(cli: cli)
+        defer { node.stop() }
+        let real = Curve25519.Signing.PrivateKey()
+        let good = try Self.handshake(port: node.port, nodeKey: Array(real.publicKey.rawRepresentation)) {
+            Array(try real.signature(for: $0))
+        }
+        #expect(good.pong, "a correct client gets PONG")
+        for keyHex in [
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        ] {
+            let identity = Hex.decode(keyHex)!
+            let attack = try Self.handshake(port: node.port, nodeKey: identity) { _ in
+                Hex.decode("01" + String(repeating: "00", count: 63))!
+            }
+            #expect(!attack.pong && attack.closed, "small-order key \(keyHex): \(attack)")
+        }
     }
 }
