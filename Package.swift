@@ -111,7 +111,7 @@ let package = Package(
 
         .testTarget(
             name: "AlexandriaCoreTests",
-            dependencies: ["AlexandriaCore"]
+            dependencies: ["AlexandriaCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "AlexandriaStoreTests",
@@ -165,7 +165,10 @@ let package = Package(
         // Runs the real `alexandria` binary as separate processes.
         .testTarget(
             name: "AlexandriaCLITests",
-            dependencies: ["AlexandriaCore", "alexandria"]
+            dependencies: [
+                "AlexandriaCore", "alexandria", "AlexandriaCatalog", "AlexandriaGossip", "AlexandriaWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
     ]
 )

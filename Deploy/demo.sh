@@ -5,7 +5,8 @@
 # that find each other from one bootstrap address, publishes the model on one of them, shows the release gossiping
 # and replicating to the mirrors (with their witness cosignatures), takes the publisher offline, fetches the release
 # by hash from the mirrors into a fresh client with no --peer, makes the publisher attempt an overwrite from a
-# restored backup of its key, shows every node catching it, and prints an audit. Everything lives in a temporary
+# restored backup of its key, shows every node catching it and (by the mirrors' trusted cosignatures) resolving the
+# name to the original, and prints an audit. Everything lives in a temporary
 # directory that is removed at the end (KEEP=1 keeps it), and every node is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -115,9 +116,16 @@ table() {  # a line per node: catalog items, holds the release, witnesses seen
 }
 
 step "five nodes on loopback: each knows one bootstrap address; peer exchange finds the rest"
+for i in "${!names[@]}"; do "$bin" init --home "$work/${names[$i]}" > /dev/null; done
+# Every node trusts the four mirrors as witnesses (the keys `alexandria status` prints), a quorum of three: what a
+# quorum of them cosigned stands on every node, whatever other keys or clocks claim (Protocol/gossip-v1.md).
+witness_keys=$(for name in "${names[@]:1}"; do
+    "$bin" status --json --home "$work/$name" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["witnessKey"]))'
+done | paste -sd, -)
+trust="[trust]\nwitnesses = [$witness_keys]\nquorum = 3\n"
+echo "[trust] witnesses = the mirrors' keys, quorum = 3"
 for i in "${!names[@]}"; do
-    "$bin" init --home "$work/${names[$i]}" > /dev/null
-    printf '[mirror]\ninterval = "1s"\n' > "$work/${names[$i]}/config.toml"
+    printf "[mirror]\ninterval = \"1s\"\n$trust" > "$work/${names[$i]}/config.toml"
     if [ "$i" = 0 ]; then start_node "${names[$i]}" "$i"; else start_node "${names[$i]}" "$i" $((i - 1)); fi
 done
 echo "nodes on 127.0.0.1:$base..$((base + 4))"
@@ -148,7 +156,7 @@ echo "stopped the publisher's node"
 step "a fresh client fetches the weights by their sha256 (the value sha256sum prints), with no --peer"
 weights=$(sha256sum "$model/model.safetensors" | cut -d' ' -f1)
 "$bin" init --home "$work/client" > /dev/null
-printf '[mirror]\nmode = "pinned"\n' > "$work/client/config.toml"
+printf "[mirror]\nmode = \"pinned\"\n$trust" > "$work/client/config.toml"
 start_node client 9 2
 wait_for 20 "the client to learn the catalog and its peers" bash -c \
     "\"$bin\" audit $manifest --offline --home \"$work/client\" && test -s \"$work/client/peers.json\" && grep -q 127 \"$work/client/peers.json\""
@@ -159,6 +167,7 @@ ls -l "$work/fetched-release"
 
 step "the publisher, restored from a backup of its key with no log, signs other weights as tiny-llama@1.0"
 "$bin" init --home "$work/rogue" > /dev/null
+printf "$trust" > "$work/rogue/config.toml"
 echo "demo-passphrase" > "$work/pass"
 "$bin" keys export demo -o "$work/demo.pem" --passphrase-file "$work/pass" --home "$work/publisher"
 "$bin" keys import "$work/demo.pem" --name demo --passphrase-file "$work/pass" --home "$work/rogue"

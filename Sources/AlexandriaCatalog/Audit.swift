@@ -67,9 +67,22 @@ public struct AuditReport: Sendable, Encodable {
     public let notices: [Notice]
     public let overwriteAttempts: [Overwrite]
     public let lineage: [Parent]
-    /// Nodes that cosigned a checkpoint of the publisher's log that includes this release, earliest first:
-    /// `ed25519:<key prefix> <ISO time> (checkpoint size N)`.
+    /// Nodes that cosigned a checkpoint of the publisher's log that includes this release:
+    /// `ed25519:<key> trusted|untrusted (checkpoint size N, claims <ISO time>)`. The time is what the witness wrote;
+    /// nothing checks it and nothing depends on it.
     public let witnesses: [String]
+    /// The witnesses in the node's `[trust]` policy among them (`ed25519:<key>`), and the others.
+    public let trustedWitnesses: [String]
+    public let untrustedWitnesses: [String]
+    /// `[trust]` quorum (0: no policy, first-seen).
+    public let quorum: Int
+    /// How the name was settled when the publisher signed more than one manifest for it (see `ForkChoice.Reason`);
+    /// nil without a conflict.
+    public let settlement: String?
+    /// Trusted witnesses that cosigned both sides of a conflict.
+    public let doubleSigners: [String]
+    /// With a conflict, every contender: `sha256:<id> stands|does not stand; witnesses: ed25519:<key> trusted, …`.
+    public let contenders: [String]
     /// Nodes whose newest availability statement says they hold every chunk of the release.
     public let holders: [String]
     public let resolution: [String]
@@ -191,6 +204,11 @@ extension Registry {
                     subject: $0.finding.subject, first: $0.finding.firstID.description,
                     second: $0.finding.secondID.description)
             }
+        let trust = catalog.trust
+        let witnesses = try catalog.witnesses(of: signed)
+        let settlement =
+            overwrites.contains { $0.subject == manifest.release.description }
+            ? try catalog.settlement(publisher: manifest.publisher, release: manifest.release.local) : nil
         // Lineage.
         var parents: [AuditReport.Parent] = []
         for parent in manifest.lineage {
@@ -234,10 +252,19 @@ extension Registry {
                 inclusionProofVerified: inclusion, checkpointsConsistent: consistent, problems: logProblems),
             yanked: status?.yanked.map(notice), notices: status?.notices.map(notice) ?? [],
             overwriteAttempts: overwrites, lineage: parents,
-            witnesses: try catalog.witnesses(of: signed).map {
-                "ed25519:\(Hex.encode($0.witness.prefix(8))) "
-                    + "\(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double($0.timestamp)))) "
-                    + "(checkpoint size \($0.size))"
+            witnesses: witnesses.map {
+                Ed25519Strict.describe($0.witness) + (trust.trusts($0.witness) ? " trusted" : " untrusted")
+                    + " (checkpoint size \($0.size), claims "
+                    + "\(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double($0.timestamp)))))"
+            },
+            trustedWitnesses: witnesses.map(\.witness).filter(trust.trusts).map(Ed25519Strict.describe),
+            untrustedWitnesses: witnesses.map(\.witness).filter { !trust.trusts($0) }.map(Ed25519Strict.describe),
+            quorum: trust.quorum, settlement: settlement?.decision.reason.rawValue,
+            doubleSigners: settlement?.decision.doubleSigners.map(Ed25519Strict.describe) ?? [],
+            contenders: (settlement?.contenders ?? []).map { c in
+                let w = c.witnesses.map { Ed25519Strict.describe($0) + (trust.trusts($0) ? " trusted" : " untrusted") }
+                return "\(c.id) \(c.id == settlement?.decision.winner ? "stands" : "does not stand"); witnesses: "
+                    + (w.isEmpty ? "none" : w.joined(separator: ", "))
             },
             holders: try catalog.holders(of: signed.id).map { "ed25519:\(Hex.encode($0.prefix(8)))" },
             resolution: notes)

@@ -524,13 +524,9 @@ extension Catalog {
     }
 }
 
-// MARK: - Settling "first" across the network
+// MARK: - Which binding stands
 
 extension Catalog {
-    /// Distinct witnesses a release needs before its witnessed time counts (Protocol/gossip-v1.md, "Which binding
-    /// stands"). Two, so that one node's clock, or one node the publisher runs, cannot settle a conflict alone.
-    public static let settleQuorum = 2
-
     /// A manifest this node holds as a release, or (failing that) one it holds only as evidence inside an
     /// equivocation proof, verified against the proof's key.
     public func manifestOrEvidence(id: ContentHash) throws -> SignedManifest? {
@@ -586,24 +582,75 @@ extension Catalog {
         return out
     }
 
-    /// When a release was witnessed: the timestamp of its `settleQuorum`-th distinct witness (nil below quorum).
-    public func witnessedTime(_ signed: SignedManifest) throws -> UInt64? {
-        let w = try witnesses(of: signed)
-        guard w.count >= Self.settleQuorum else { return nil }
-        return w[Self.settleQuorum - 1].timestamp
+    /// Seconds a binding must have been held, by this node's own clock, before it learned of a conflicting
+    /// contender, to count as held without this node's own cosignature. A node that learned both within this window
+    /// (a fresh node syncing after the fork) saw no order it can stand by.
+    public static let holdSeconds = 10
+
+    /// The binding this node holds for a release: its first-seen binding, if this node committed to it before it
+    /// learned of a conflict: it cosigned a checkpoint that includes it (a node witnesses only what it holds), or it
+    /// had bound it at least `holdSeconds` before the first proof of a conflict over the release arrived. Nil when it
+    /// learned the contenders together.
+    public func heldBinding(publisher: PublisherID, release: String) throws -> ContentHash? {
+        guard let first = try binding(publisher: publisher, release: release) else { return nil }
+        if let me = witnessKey, let signed = try manifestOrEvidence(id: first),
+            try witnesses(of: signed).contains(where: { $0.witness == me })
+        {
+            return first
+        }
+        let (boundAt, conflictAt) = try locked { () -> (Int, Int?) in
+            let b = try db.statement("SELECT first_seen FROM bindings WHERE publisher = ? AND release = ?")
+                .bind(.text(publisher.description), .text(release))
+            let boundAt = try b.step() ? b.int(0) : Int.max
+            b.reset()
+            let c = try db.statement("SELECT proof, detected_at FROM equivocations WHERE publisher = ?")
+                .bind(.text(publisher.description))
+            var earliest: Int?
+            while try c.step() {
+                guard let proof = try? EquivocationProof(json: c.blob(0)), Self.concerns(proof, release: release)
+                else { continue }
+                earliest = min(earliest ?? Int.max, c.int(1))
+            }
+            return (boundAt, earliest)
+        }
+        guard let conflictAt else { return first }
+        return conflictAt - boundAt >= Self.holdSeconds ? first : nil
     }
 
-    /// The manifest a release resolves to, settled the same way on every node: without a conflict, the only
-    /// binding; with one, the contender witnessed first (earliest quorum time, then the smaller id); if no contender
-    /// has reached quorum yet, this node's first binding, until one does.
+    /// Whether an equivocation proof is about `release` (two manifests for it, or two log entries naming it).
+    static func concerns(_ proof: EquivocationProof, release: String) -> Bool {
+        for bytes in [proof.first, proof.second] {
+            guard let envelope = try? DSSEEnvelope(json: bytes) else { continue }
+            switch proof.kind {
+            case .manifests:
+                if let m = try? Manifest(payload: envelope.payload), m.release.local == release { return true }
+            case .entries:
+                if let e = try? LogEntry(payload: envelope.payload), e.release == release { return true }
+            default: continue
+            }
+        }
+        return false
+    }
+
+    /// How this node settles a release: its contenders with their witnesses, and the decision of `ForkChoice` under
+    /// this catalog's trust policy.
+    public func settlement(
+        publisher: PublisherID, release: String
+    ) throws -> (contenders: [ForkChoice.Contender], decision: ForkChoice.Decision) {
+        let signed = try contenders(publisher: publisher, release: release)
+        let contenders = try signed.map { c in
+            var keys: [[UInt8]] = []
+            for w in try witnesses(of: c) where !keys.contains(w.witness) { keys.append(w.witness) }
+            return ForkChoice.Contender(id: c.id, witnesses: keys)
+        }
+        let held = contenders.count > 1 ? try heldBinding(publisher: publisher, release: release) : nil
+        return (contenders, ForkChoice.decide(contenders: contenders, held: held, policy: trust))
+    }
+
+    /// The manifest a release resolves to (see `ForkChoice`); nil when the name is unknown or refused.
     public func settledBinding(publisher: PublisherID, release: String) throws -> ContentHash? {
         let contenders = try contenders(publisher: publisher, release: release)
         guard contenders.count > 1 else { return try binding(publisher: publisher, release: release) }
-        var best: (time: UInt64, id: ContentHash)?
-        for c in contenders {
-            guard let t = try witnessedTime(c) else { continue }
-            if best == nil || (t, c.id) < (best!.time, best!.id) { best = (t, c.id) }
-        }
-        return best?.id ?? contenders[0].id
+        return try settlement(publisher: publisher, release: release).decision.winner
     }
 }

@@ -13,6 +13,10 @@ import Foundation
 public final class Catalog: @unchecked Sendable {
     let db: SQLiteConnection
     private let lock = NSRecursiveLock()
+    /// The witnesses this node trusts to settle conflicts (`[trust]` in config.toml).
+    public let trust: TrustPolicy
+    /// This node's own witness (node) key: a binding it cosigned is one it holds.
+    public let witnessKey: [UInt8]?
 
     static let schema = """
         -- Version 1.
@@ -81,7 +85,9 @@ public final class Catalog: @unchecked Sendable {
     /// The newest schema version this build knows.
     static var currentVersion: Int { migrations.count }
 
-    public init(path: String) throws {
+    public init(path: String, trust: TrustPolicy = .firstSeen, witnessKey: [UInt8]? = nil) throws {
+        self.trust = trust
+        self.witnessKey = witnessKey
         db = try SQLiteConnection(path: path, readOnly: false, busyTimeoutMilliseconds: 10_000)
         try db.execute("PRAGMA journal_mode=WAL")
         try db.execute("PRAGMA synchronous=FULL")
@@ -447,8 +453,17 @@ public final class Catalog: @unchecked Sendable {
 
 /// The one error type of AlexandriaCatalog.
 public struct CatalogError: Error, CustomStringConvertible, Sendable {
+    public enum Code: String, Sendable {
+        case failed
+        /// A release with conflicting manifests that nothing settles on this node (see `ForkChoice`).
+        case contested
+    }
+    public let code: Code
     public let message: String
-    public init(_ message: String) { self.message = message }
+    public init(_ message: String, code: Code = .failed) {
+        self.code = code
+        self.message = message
+    }
     public var description: String { message }
 }
 

@@ -204,6 +204,14 @@ public struct Registry: Sendable {
             if let signed = try catalog.manifest(id: id) {
                 return Resolved(manifest: signed, log: try catalog.log(signed.manifest.publisher)!, notes: [])
             }
+            // The user named this exact manifest: one held only as evidence of a conflict (verified against the
+            // publisher's key) is what they asked for, whichever binding stands here.
+            if let signed = try catalog.manifestOrEvidence(id: id), let log = try catalog.log(signed.manifest.publisher)
+            {
+                return Resolved(
+                    manifest: signed, log: log,
+                    notes: ["\(id) is one side of a conflict over \(signed.manifest.release); fetched by its id"])
+            }
             let holders = try catalog.manifests(containing: id)
             guard let first = holders.first, let signed = try catalog.manifest(id: first) else {
                 throw ManifestError(.notFound, "no manifest or published file \(id) is known here")
@@ -231,13 +239,26 @@ public struct Registry: Sendable {
                             + "\(s.yanked?.index ?? -1)): \(s.yanked?.reason ?? "")")
                 }
             }
-            guard let bound = try catalog.settledBinding(publisher: publisher, release: release),
-                let signed = try catalog.manifestOrEvidence(id: bound)
-            else { throw ManifestError(.notFound, "\(publisher.short)/\(release) is not known here") }
+            guard try catalog.binding(publisher: publisher, release: release) != nil else {
+                throw ManifestError(.notFound, "\(publisher.short)/\(release) is not known here")
+            }
+            let (contenders, decision) = try catalog.settlement(publisher: publisher, release: release)
+            guard let bound = decision.winner, let signed = try catalog.manifestOrEvidence(id: bound) else {
+                throw CatalogError(
+                    Self.contestedMessage(
+                        "\(publisher.short)/\(release)", contenders: contenders, policy: catalog.trust),
+                    code: .contested)
+            }
             if let first = try catalog.binding(publisher: publisher, release: release), first != bound {
                 notes.append(
-                    "\(release) resolves to \(bound), the manifest witnessed first across the network; this node saw "
-                        + "the conflicting \(first) first (an overwrite attempt; see audit)")
+                    "\(release) resolves to \(bound): a quorum of the witnesses this node trusts cosigned it; this node "
+                        + "saw the conflicting \(first) first (an overwrite attempt; see audit)")
+            }
+            if decision.reason == .heldDespiteConflictingQuorums {
+                notes.append(
+                    "trusted witnesses cosigned both sides of this conflict ("
+                        + decision.doubleSigners.map(Ed25519Strict.describe).joined(separator: ", ")
+                        + "); this node keeps the binding it saw first")
             }
             guard signed.manifest.release.local == release else {
                 throw ManifestError(
@@ -246,6 +267,27 @@ public struct Registry: Sendable {
             }
             return Resolved(manifest: signed, log: log, notes: notes)
         }
+    }
+
+    /// Why a contested release is refused, with each contender and its witnesses (trusted or not).
+    static func contestedMessage(
+        _ name: String, contenders: [ForkChoice.Contender], policy: TrustPolicy
+    ) -> String {
+        var lines = [
+            "\(name) is contested: its publisher signed \(contenders.count) different manifests for it, and nothing "
+                + "settles which stands here (this node learned them together, and "
+                + (policy.isSet
+                    ? "no contender has a quorum of \(policy.quorum) of the witnesses in [trust])"
+                    : "config.toml lists no trusted witnesses in [trust])")
+        ]
+        for c in contenders {
+            let w = c.witnesses.map { Ed25519Strict.describe($0) + (policy.trusts($0) ? " (trusted)" : " (untrusted)") }
+            lines.append("  contender \(c.id): witnesses \(w.isEmpty ? "none" : w.joined(separator: ", "))")
+        }
+        lines.append(
+            "Fetch by manifest id if you know which one you want, or list the witnesses you trust in [trust] "
+                + "(see Protocol/gossip-v1.md, \"Which binding stands\")")
+        return lines.joined(separator: "\n")
     }
 
     func publisherID(_ text: String, localKeys: [String: PublisherID]) throws -> PublisherID {

@@ -109,9 +109,10 @@ public struct Cosignature: Sendable, Equatable {
         var ts: UInt64 = 0
         for b in raw[4..<12] { ts = ts << 8 | UInt64(b) }
         self.init(checkpointText: checkpointText, witnessKey: key, timestamp: ts, signature: Array(raw[12...]))
-        guard let pub = try? Curve25519.Signing.PublicKey(rawRepresentation: key),
-            pub.isValidSignature(signature, for: Self.message(checkpointText: checkpointText, timestamp: ts))
-        else { throw GossipError(.badSignature, "the cosignature does not verify") }
+        guard
+            Ed25519Strict.isValidSignature(
+                signature, message: Self.message(checkpointText: checkpointText, timestamp: ts), publicKey: key)
+        else { throw GossipError(.badSignature, "the cosignature does not verify (strict Ed25519)") }
     }
 }
 
@@ -160,9 +161,8 @@ public struct AvailabilityStatement: Sendable, Equatable {
         self.init(
             nodeKey: Array(body[5..<37]), manifest: ContentHash(bytes: body[37..<69])!, timestampMillis: ts,
             holds: body[77] == 1)
-        guard let pub = try? Curve25519.Signing.PublicKey(rawRepresentation: nodeKey),
-            pub.isValidSignature(Array(body[78...]), for: Array(body[0..<78]))
-        else { throw GossipError(.badSignature, "the availability statement does not verify") }
+        guard Ed25519Strict.isValidSignature(Array(body[78...]), message: Array(body[0..<78]), publicKey: nodeKey)
+        else { throw GossipError(.badSignature, "the availability statement does not verify (strict Ed25519)") }
     }
 }
 
@@ -225,8 +225,9 @@ public struct DemandReport: Sendable, Equatable {
         }
         self.init(nodeKey: Array(body[5..<37]), timestampMillis: ts, counts: counts)
         let signedEnd = body.count - 64
-        guard let pub = try? Curve25519.Signing.PublicKey(rawRepresentation: nodeKey),
-            pub.isValidSignature(Array(body[signedEnd...]), for: Array(body[0..<signedEnd]))
-        else { throw GossipError(.badSignature, "the demand report does not verify") }
+        guard
+            Ed25519Strict.isValidSignature(
+                Array(body[signedEnd...]), message: Array(body[0..<signedEnd]), publicKey: nodeKey)
+        else { throw GossipError(.badSignature, "the demand report does not verify (strict Ed25519)") }
     }
 }

@@ -37,6 +37,9 @@ public struct HomeConfig: Sendable {
     public var mirrorIntervalSeconds = 2.0
     public var holderTTLSeconds = 600.0
     public var demandReportSeconds = 60.0
+    /// `[trust] witnesses` and `quorum`: the witness keys whose cosignatures settle a conflict between two manifests
+    /// for one release (Protocol/gossip-v1.md, "Which binding stands"). Empty by default: first-seen.
+    public var trust: TrustPolicy = .firstSeen
     /// `[test] drop_peers_file`: a file of node keys (hex, one per line) whose traffic is dropped, re-read every
     /// second. For partition tests only.
     public var dropPeersFile: String?
@@ -85,6 +88,13 @@ public struct HomeConfig: Sendable {
         publishers = []
         replication_factor = 3
 
+        [trust]
+        # Witness keys (other nodes' keys, as `alexandria status` prints them: "ed25519:<64 hex>") whose cosignatures
+        # settle a conflict when a publisher signs two manifests for one release. With none listed, each node keeps
+        # the manifest it saw first. A quorum of these that cosigned one side makes it stand on every node that lists
+        # the same keys; keep quorum above half of the keys (the default when it is left out).
+        witnesses = []
+
         """
 
     public init(toml: TOMLSubset) throws {
@@ -94,6 +104,7 @@ public struct HomeConfig: Sendable {
             "mirror": [
                 "mode", "budget", "publishers", "replication_factor", "interval", "holder_ttl", "demand_report",
             ],
+            "trust": ["witnesses", "quorum"],
             "test": ["drop_peers_file"],
         ]
         for (table, values) in toml.tables {
@@ -215,6 +226,12 @@ public struct HomeConfig: Sendable {
         mirrorIntervalSeconds = try seconds("mirror", "interval") ?? mirrorIntervalSeconds
         holderTTLSeconds = try seconds("mirror", "holder_ttl") ?? holderTTLSeconds
         demandReportSeconds = try seconds("mirror", "demand_report") ?? demandReportSeconds
+        let quorum = try int("trust", "quorum", 0...1024)
+        do {
+            trust = try TrustPolicy(witnesses: strings("trust", "witnesses") ?? [], quorum: quorum)
+        } catch let error as CoreError {
+            throw HomeError("[trust] \(error.message)")
+        }
         switch toml["test", "drop_peers_file"] {
         case nil: break
         case .string(let path)?: dropPeersFile = path

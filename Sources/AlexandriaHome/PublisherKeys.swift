@@ -1,3 +1,4 @@
+import AlexandriaCatalog
 import AlexandriaManifest
 import Crypto
 import Foundation
@@ -138,5 +139,11 @@ public struct PublisherKeys: Sendable {
 
 extension Home {
     public var catalogPath: String { path + "/catalog.sqlite" }
+
+    /// Opens the catalog with the trust policy from the config and this node's key as its own witness key.
+    public func openCatalog() throws -> Catalog {
+        let witness = (try? nodeKey()).map { Array($0.publicKey.rawRepresentation) }
+        return try Catalog(path: catalogPath, trust: config().trust, witnessKey: witness)
+    }
     public var publisherKeys: PublisherKeys { PublisherKeys(home: self) }
 }

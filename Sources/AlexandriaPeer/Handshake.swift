@@ -1,3 +1,4 @@
+import AlexandriaCore
 import AlexandriaWire
 import Crypto
 
@@ -47,14 +48,17 @@ public enum Handshake {
                         responderHello: responderHello))))
     }
 
-    /// Checks the peer's AUTH; `peerIsInitiator` says which role the peer had.
+    /// Checks the peer's AUTH; `peerIsInitiator` says which role the peer had. Strict Ed25519 (`Ed25519Strict`): a
+    /// small-order or non-canonical node key, R or S fails, so no one authenticates as a key whose "signature"
+    /// verifies for every transcript.
     public static func verify(
         signature: [UInt8], peerKey: [UInt8], peerIsInitiator: Bool, initiatorHello: [UInt8],
         responderHello: [UInt8]
     ) -> Bool {
-        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: peerKey) else { return false }
-        return key.isValidSignature(
+        Ed25519Strict.isValidSignature(
             signature,
-            for: transcript(initiator: peerIsInitiator, initiatorHello: initiatorHello, responderHello: responderHello))
+            message: transcript(
+                initiator: peerIsInitiator, initiatorHello: initiatorHello, responderHello: responderHello),
+            publicKey: peerKey)
     }
 }

@@ -103,9 +103,9 @@ public actor Mirror {
             if equivocating[publisher] == nil {
                 equivocating[publisher] = try catalog.hasEquivocations(publisher: publisher)
             }
+            // A contested name that nothing settles here (see ForkChoice) is kept under neither manifest.
             if equivocating[publisher] == true,
-                let winner = try catalog.settledBinding(publisher: publisher, release: signed.manifest.release.local),
-                winner != id
+                try catalog.settledBinding(publisher: publisher, release: signed.manifest.release.local) != id
             {
                 continue
             }

@@ -78,7 +78,8 @@ struct Alexandria: AsyncParsableCommand {
             Glibc.exit(3)
         case let error as CatalogError:
             Output.error(error.message)
-            Glibc.exit(3)
+            // A contested release that nothing settles is the overwrite attempt `audit` reports with 6.
+            Glibc.exit(error.code == .contested ? 6 : 3)
         case let error as PeerError:
             Output.error(error.message)
             Glibc.exit(3)

@@ -8,14 +8,18 @@ struct Audit: ParsableCommand {
         discussion: """
             Exit codes: 0 everything holds; 1 a log or checkpoint check failed; 4 a bad signature; 5 content missing \
             or corrupt; 6 an overwrite attempt (equivocation) was seen; 7 broken lineage; 8 fewer witnesses than \
-            --min-witnesses. REF is a manifest id, publisher/name@version (or @latest), or a file's sha256 address.
+            --min-witnesses (with a [trust] policy, only trusted witnesses count). A release whose publisher signed \
+            conflicting manifests that nothing settles on this node is refused with 6 and its contenders listed. REF is a manifest id, publisher/name@version (or @latest), or a file's sha256 address.
             """)
 
     @OptionGroup var options: HomeOptions
     @Argument var ref: String
     @Flag(help: "Check metadata only; do not re-read and hash the content.") var offline = false
     @Flag(help: "Print the report as JSON.") var json = false
-    @Option(help: "Fail (exit 8) unless at least K nodes witnessed the release (cosigned its checkpoint).")
+    @Option(
+        help: ArgumentHelp(
+            "Fail (exit 8) unless at least K nodes witnessed the release (cosigned its checkpoint); with a [trust] "
+                + "policy, K trusted ones."))
     var minWitnesses: Int = 0
 
     func run() throws {
@@ -32,10 +36,21 @@ struct Audit: ParsableCommand {
             for line in AuditTree.render(report, indent: "") { Output.line(line) }
         }
         var code = report.exitCode
-        if code == 0 && report.witnesses.count < minWitnesses {
+        // With a [trust] policy only trusted witnesses count: anyone can make a key and cosign.
+        let counted = report.quorum > 0 ? report.trustedWitnesses : report.witnesses
+        if minWitnesses > 0 && !json {
+            Output.line(
+                "counted    \(counted.count) \(report.quorum > 0 ? "trusted " : "")witness(es) for --min-witnesses "
+                    + "\(minWitnesses)"
+                    + (report.quorum > 0
+                        ? ": " + (counted.isEmpty ? "none" : counted.joined(separator: ", "))
+                            + "; not counted (untrusted): \(report.untrustedWitnesses.count)"
+                        : " (no [trust] policy: every witness counts)"))
+        }
+        if code == 0 && counted.count < minWitnesses {
             code = 8
             if !json {
-                Output.line("witnesses: \(report.witnesses.count), fewer than --min-witnesses \(minWitnesses)")
+                Output.line("witnesses: \(counted.count), fewer than --min-witnesses \(minWitnesses)")
             }
         }
         if !json { Output.line(code == 0 ? "result: everything holds" : "result: FAILED (exit \(code))") }
@@ -84,8 +99,8 @@ enum AuditTree {
         } else {
             for o in r.overwriteAttempts {
                 out.append("\(p)FAIL OVERWRITE ATTEMPT  \(o.subject)")
-                out.append("\(p)       kept (first seen): \(o.first)")
-                out.append("\(p)       refused:           \(o.second)")
+                out.append("\(p)       seen first here: \(o.first)")
+                out.append("\(p)       then:            \(o.second)")
             }
         }
         if r.lineage.isEmpty { out.append("\(p)lineage    a root (no parents)") }
@@ -94,7 +109,23 @@ enum AuditTree {
             if let problem = parent.problem { out.append("\(p)       \(problem)") }
             if let sub = parent.report { out += render(sub, indent: p + "    ") }
         }
-        out.append("\(p)witnesses  \(r.witnesses.isEmpty ? "none yet" : "\(r.witnesses.count)")")
+        if let settlement = r.settlement {
+            let why: String
+            switch ForkChoice.Reason(rawValue: settlement) {
+            case .quorum?: why = "a quorum of \(r.quorum) trusted witnesses cosigned this manifest and no other"
+            case .held?: why = "the binding this node saw first (no quorum of trusted witnesses settles it)"
+            case .heldDespiteConflictingQuorums?:
+                why = "the binding this node saw first: trusted witnesses signed both sides"
+            default: why = settlement
+            }
+            out.append("\(p)settled    \(why)")
+        }
+        for c in r.contenders { out.append("\(p)  contender \(c)") }
+        if !r.doubleSigners.isEmpty {
+            out.append("\(p)FAIL trusted witnesses that signed both sides: \(r.doubleSigners.joined(separator: ", "))")
+        }
+        let trust = r.quorum > 0 ? ", \(r.trustedWitnesses.count) trusted (quorum \(r.quorum))" : ", no [trust] policy"
+        out.append("\(p)witnesses  \(r.witnesses.isEmpty ? "none yet" : "\(r.witnesses.count)\(trust)")")
         for w in r.witnesses { out.append("\(p)  \(w)") }
         out.append("\(p)holders    \(r.holders.isEmpty ? "none known" : r.holders.joined(separator: ", "))")
         return out

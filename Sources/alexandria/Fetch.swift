@@ -71,14 +71,16 @@ struct Fetch: AsyncParsableCommand {
         fetcher.scores = PeerScores(path: home.peerScoresPath)
         let reference = try Reference(parsing: ref)
         var knownAsManifest = false
-        if case .manifest(let hash) = reference, try registry.catalog.manifest(id: hash) == nil,
+        if case .manifest(let hash) = reference, try registry.catalog.manifestOrEvidence(id: hash) == nil,
             try registry.store.recipe(of: hash) == nil, !peers.isEmpty
         {
             // Peers may know it as a manifest id; if not, it is a file address.
             knownAsManifest =
                 (try? await importManifest(reference, from: peers, fetcher: fetcher, registry: registry)) != nil
         }
-        if case .manifest(let hash) = reference, !knownAsManifest, try registry.catalog.manifest(id: hash) == nil {
+        if case .manifest(let hash) = reference, !knownAsManifest,
+            try registry.catalog.manifestOrEvidence(id: hash) == nil
+        {
             // A file address (or a manifest this node does not know: tried as a file first).
             let bar = FetchProgress(label: String(hash.hex.prefix(12)) + "…")
             let report = try await fetcher.fetch(hash, to: output, peers: peers) { done, total, bytes in

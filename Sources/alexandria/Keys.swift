@@ -48,7 +48,7 @@ struct Keys: ParsableCommand {
             let home = options.resolved
             let key = PublisherKey.generate()
             try home.publisherKeys.save(key, name: name, origin: "generated")
-            try Catalog(path: home.catalogPath).register(publisherKey: key.publicKey)
+            try home.openCatalog().register(publisherKey: key.publicKey)
             Output.line("created publisher key \(name)")
             Output.line("  publisher id  \(key.id)")
             Output.line("  releases are named \(key.id.short)…/NAME@VERSION (or \(name)/NAME@VERSION on this node)")
@@ -121,7 +121,7 @@ struct Keys: ParsableCommand {
             let home = options.resolved
             let local = name ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
             try home.publisherKeys.save(key, name: local, origin: "imported")
-            try Catalog(path: home.catalogPath).register(publisherKey: key.publicKey)
+            try home.openCatalog().register(publisherKey: key.publicKey)
             Output.line("imported \(local) (publisher \(key.id))")
             Output.line(
                 "  this key may already have a log elsewhere: until this node has synced it, publishing with it "

@@ -239,6 +239,11 @@ struct Status: ParsableCommand {
         let pins: Int
         let node: NodeState?
         let nodeRunning: Bool
+        /// This node's key as a witness, `ed25519:<64 hex>`, the form `[trust] witnesses` takes.
+        let witnessKey: String?
+        /// `[trust]`: the witness keys this node trusts and the quorum it needs.
+        let trustedWitnesses: [String]
+        let quorum: Int
     }
 
     func run() throws {
@@ -246,7 +251,8 @@ struct Status: ParsableCommand {
         let store = try home.openStore()
         let u = try store.usage()
         let budget = try home.config().storeBudget
-        let catalog = try Catalog(path: home.catalogPath)
+        let catalog = try home.openCatalog()
+        let witness = catalog.witnessKey.map(Ed25519Strict.describe)
         let state = LocalNode.state(home)
         let releases = try catalog.allManifests().count
         let pins = try catalog.pins().count
@@ -255,7 +261,9 @@ struct Status: ParsableCommand {
                 Report(
                     home: home.path, files: u.files, chunks: u.chunks, rawBytes: u.rawBytes, storedBytes: u.storedBytes,
                     packBytes: u.packBytes, budgetBytes: budget, catalogItems: catalog.itemCount, releases: releases,
-                    pins: pins, node: state, nodeRunning: state.map(LocalNode.isRunning) ?? false))
+                    pins: pins, node: state, nodeRunning: state.map(LocalNode.isRunning) ?? false,
+                    witnessKey: witness, trustedWitnesses: catalog.trust.witnesses.map(Ed25519Strict.describe),
+                    quorum: catalog.trust.quorum))
         } else {
             Output.line("home     \(home.path)")
             Output.line("files    \(u.files)")
@@ -263,6 +271,12 @@ struct Status: ParsableCommand {
             Output.line("on disk  \(ByteSize.format(u.packBytes)) in packs")
             Output.line("budget   \(budget.map { ByteSize.format($0) } ?? "no limit")")
             Output.line("catalog  \(catalog.itemCount) items, \(releases) releases, \(pins) pinned")
+            Output.line(
+                "witness  \(witness ?? "no node key")  (other nodes list this in [trust] witnesses to trust it)")
+            Output.line(
+                catalog.trust.isSet
+                    ? "trust    \(catalog.trust.quorum) of \(catalog.trust.witnesses.count) listed witnesses settle a conflict"
+                    : "trust    no witnesses listed: each conflict is settled by the binding this node saw first")
             if let state {
                 let m = state.mirror
                 Output.line(

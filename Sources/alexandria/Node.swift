@@ -49,7 +49,7 @@ struct Node: AsyncParsableCommand {
             defer { withExtendedLifetime(nodeLock) {} }
             Self.checkDescriptors(home: home, config: config, logger: logger)
             let store = try home.openStore()
-            let catalog = try Catalog(path: home.catalogPath)
+            let catalog = try home.openCatalog()
             let identity = NodeIdentity(key: try home.nodeKey())
             let server = PeerServer(
                 store: store, catalog: catalog, identity: identity, host: parsed.host, port: parsed.port, logger: logger

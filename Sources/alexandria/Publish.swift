@@ -9,7 +9,7 @@ import Foundation
 
 /// Opens the store and catalog of a home together.
 func openRegistry(_ home: Home) throws -> Registry {
-    Registry(store: try home.openStore(), catalog: try Catalog(path: home.catalogPath))
+    Registry(store: try home.openStore(), catalog: try home.openCatalog())
 }
 
 /// Local key names, so `mykey/model@1.0` works on the node that holds `mykey`.

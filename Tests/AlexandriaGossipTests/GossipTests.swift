@@ -1,9 +1,10 @@
 import AlexandriaCore
-import AlexandriaGossip
 import AlexandriaWire
 import Crypto
 import Foundation
 import Testing
+
+@testable import AlexandriaGossip
 
 /// Protocol/test-vectors/gossip-v1/vectors.json, written by an independent Python implementation of the spec.
 struct Vectors {
@@ -212,4 +213,31 @@ struct ReconcilerTests {
 
 func randomID(_ rng: inout SystemRandomNumberGenerator) -> ContentHash {
     ContentHash(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })!
+}
+
+@Suite("Strict Ed25519 in gossip items")
+struct StrictGossipSignatureTests {
+    /// The identity point as a node key, with R = identity and S = 0: a "signature" for every message under lax
+    /// checks. Every kind of node-key item must refuse it.
+    static let identity = Hex.decode("01" + String(repeating: "00", count: 31))!
+    static let universal = Hex.decode("01" + String(repeating: "00", count: 63))!
+
+    @Test func smallOrderKeysSignNoItem() throws {
+        let manifest = ContentHash.of([1, 2, 3])
+        let availability = AvailabilityStatement(
+            nodeKey: Self.identity, manifest: manifest, timestampMillis: 1, holds: true)
+        let body = availability.signedBytes + Self.universal
+        #expect(throws: GossipError.self) { try AvailabilityStatement(body: body) }
+        let demand = DemandReport(nodeKey: Self.identity, timestampMillis: 1, counts: [(manifest, 1)])
+        #expect(throws: GossipError.self) { try DemandReport(body: demand.signedBytes + Self.universal) }
+        let cosignature = Cosignature(
+            checkpointText: "alexandria.dev/log/" + String(repeating: "ab", count: 32) + "\n1\n"
+                + Data(repeating: 0, count: 32).base64EncodedString() + "\n",
+            witnessKey: Self.identity, timestamp: 1, signature: Self.universal)
+        #expect(throws: GossipError.self) { try Cosignature(body: cosignature.body) }
+        // A real key's cosignature still verifies.
+        let key = Curve25519.Signing.PrivateKey()
+        let good = try Cosignature.sign(checkpointText: cosignature.checkpointText, key: key, timestamp: 1)
+        #expect(try Cosignature(body: good.body) == good)
+    }
 }

@@ -29,3 +29,27 @@ import Testing
         #expect(throws: (any Error).self) { try HomeConfig(toml: TOMLSubset(parsing: text)) }
     }
 }
+
+@Suite struct TrustConfigTests {
+    static let key1 = "ed25519:" + String(repeating: "42", count: 32)
+    static let key2 = "ed25519:43" + String(repeating: "42", count: 31)
+
+    @Test func trustTableParses() throws {
+        let config = try HomeConfig(
+            toml: TOMLSubset(parsing: "[trust]\nwitnesses = [\"\(Self.key1)\", \"\(Self.key2)\"]\nquorum = 2\n"))
+        #expect(config.trust.quorum == 2 && config.trust.witnesses.count == 2)
+        #expect(try HomeConfig(toml: TOMLSubset(parsing: HomeConfig.defaultText)).trust.isSet == false)
+    }
+
+    @Test(arguments: [
+        "[trust]\nwitnesses = [\"\(key1)\"]\nquorum = 2",
+        "[trust]\nquorum = 1",
+        "[trust]\nwitnesses = [\"ed25519:0100000000000000000000000000000000000000000000000000000000000000\"]",
+        "[trust]\nwitnesses = [\"\(key1)\", \"\(key1)\"]",
+        "[trust]\nwitnesses = \"\(key1)\"",
+        "[trust]\nwitness = []",
+    ])
+    func badTrustTablesAreErrors(text: String) {
+        #expect(throws: HomeError.self) { try HomeConfig(toml: TOMLSubset(parsing: text)) }
+    }
+}

@@ -10,9 +10,16 @@ import Testing
 final class TempCatalog {
     let dir = FileManager.default.temporaryDirectory.path + "/alexandria-gossip-\(UUID().uuidString)"
     let catalog: Catalog
+    /// This catalog's node (witness) key.
+    let node = Curve25519.Signing.PrivateKey()
     init() throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        catalog = try Catalog(path: dir + "/catalog.sqlite")
+        catalog = try Catalog(path: dir + "/catalog.sqlite", witnessKey: Array(node.publicKey.rawRepresentation))
+    }
+
+    /// The same catalog opened with a trust policy.
+    func with(_ trust: TrustPolicy) throws -> Catalog {
+        try Catalog(path: dir + "/catalog.sqlite", trust: trust, witnessKey: Array(node.publicKey.rawRepresentation))
     }
     deinit { try? FileManager.default.removeItem(atPath: dir) }
 
@@ -132,9 +139,9 @@ struct CatalogGossipTests {
         #expect(throws: GossipError.self) { try c.catalog.accept(future) }
     }
 
-    /// Two homes with the same key publish different weights as tiny@1.0 (a partitioned publisher). Each keeps
-    /// its own first binding until witnesses settle it; then both resolve the same way, by the earlier quorum.
-    @Test func aConflictIsSettledTheSameWayOnBothSidesByWitnesses() throws {
+    /// Two homes with the same key publish different weights as tiny@1.0 (a partitioned publisher). Each keeps the
+    /// binding it holds whatever untrusted or backdated cosignatures say; a trust policy's quorum settles both.
+    @Test func aConflictIsSettledByHeldBindingsOrATrustedQuorumNeverByTime() throws {
         let a = try TempCatalog()
         let b = try TempCatalog()
         let original = try a.publish(key, paths: ["model.safetensors"])
@@ -148,31 +155,42 @@ struct CatalogGossipTests {
         _ = try deliver(try a.allItems(), to: b.catalog)
         _ = try deliver(try b.allItems(), to: a.catalog)
         #expect(try a.catalog.itemIDs() == b.catalog.itemIDs())
-        // No witnesses yet: each keeps what it saw first.
-        #expect(try a.catalog.settledBinding(publisher: key.id, release: "tiny@1.0") == original.id)
-        #expect(try b.catalog.settledBinding(publisher: key.id, release: "tiny@1.0") == forged.id)
-        func cosign(_ signed: SignedManifest, at t: UInt64) throws -> CatalogItem {
-            // The checkpoint of size 1 of that side's log, cosigned by a fresh witness.
+        // Learned together (within `Catalog.holdSeconds`) and witnessed by neither node: nothing settles it.
+        #expect(try a.catalog.settledBinding(publisher: key.id, release: "tiny@1.0") == nil)
+        #expect(try b.catalog.settledBinding(publisher: key.id, release: "tiny@1.0") == nil)
+        func cosign(
+            _ signed: SignedManifest, by witness: Curve25519.Signing.PrivateKey, at t: UInt64
+        ) throws
+            -> CatalogItem
+        {
+            // The checkpoint of size 1 of that side's log.
             let side = signed.id == original.id ? a : b
             let text = try side.catalog.checkpoints(key.id).first!.checkpoint.text
-            return try Cosignature.sign(checkpointText: text, key: Curve25519.Signing.PrivateKey(), timestamp: t).item
+            return try Cosignature.sign(checkpointText: text, key: witness, timestamp: t).item
         }
-        // The forgery gets one early witness (its own node, say): below quorum, it settles nothing.
-        let w1 = try cosign(forged, at: 50)
-        // The original gets two witnesses, at 100 and 101: quorum at 101.
-        let w2 = try cosign(original, at: 100)
-        let w3 = try cosign(original, at: 101)
-        for w in [w1, w2, w3] {
+        // Each node witnessed its own side before it learned the other (as a mirror does): each holds its binding.
+        // Two fresh keys cosign the forgery claiming an earlier time: no timestamp and no untrusted key counts.
+        let mirrors = [Curve25519.Signing.PrivateKey(), Curve25519.Signing.PrivateKey()]
+        var items = [try cosign(original, by: a.node, at: 100), try cosign(forged, by: b.node, at: 100)]
+        items += [try cosign(forged, by: .init(), at: 1), try cosign(forged, by: .init(), at: 2)]
+        items += try mirrors.map { try cosign(original, by: $0, at: 200) }
+        for w in items {
             _ = try a.catalog.accept(w)
             _ = try b.catalog.accept(w)
         }
         #expect(try a.catalog.settledBinding(publisher: key.id, release: "tiny@1.0") == original.id)
-        #expect(try b.catalog.settledBinding(publisher: key.id, release: "tiny@1.0") == original.id)
-        // Had the forgery reached quorum first (a second witness at 60), it would stand everywhere instead.
-        let w4 = try cosign(forged, at: 60)
-        _ = try a.catalog.accept(w4)
-        _ = try b.catalog.accept(w4)
-        #expect(try a.catalog.settledBinding(publisher: key.id, release: "tiny@1.0") == forged.id)
         #expect(try b.catalog.settledBinding(publisher: key.id, release: "tiny@1.0") == forged.id)
+        // A policy that trusts the two mirrors settles both nodes on the original, the one that saw the forgery first
+        // included.
+        let policy = try TrustPolicy(
+            witnesses: mirrors.map { Ed25519Strict.describe(Array($0.publicKey.rawRepresentation)) }, quorum: 2)
+        #expect(try a.with(policy).settledBinding(publisher: key.id, release: "tiny@1.0") == original.id)
+        #expect(try b.with(policy).settledBinding(publisher: key.id, release: "tiny@1.0") == original.id)
+        // A policy whose quorum nobody reached leaves each node with what it holds.
+        let strict = try TrustPolicy(
+            witnesses: mirrors.map { Ed25519Strict.describe(Array($0.publicKey.rawRepresentation)) }
+                + [Ed25519Strict.describe(Array(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation))],
+            quorum: 3)
+        #expect(try b.with(strict).settledBinding(publisher: key.id, release: "tiny@1.0") == forged.id)
     }
 }
