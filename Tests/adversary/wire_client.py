@@ -9,7 +9,8 @@ and prints one JSON object with what it observed, so a test (or a person) can ch
     wire_client.py outstanding --port P --address HEX [--ids N]  request N chunk ids without reading any answer
     wire_client.py flood       --port P --count N [--source IP]  N authenticated idle plain clients
     wire_client.py malformed   --port P --case NAME              one malformed frame; reports the ERROR code
-    wire_client.py peers       --port P [--messages N]           unsolicited PEERS answers with hostile addresses
+    wire_client.py peers       --port P [--messages N]           PEERS answers, solicited and not, hostile addresses
+    wire_client.py listen      --victim-host IP                 a victim: counts the dials PEERS steered at it
     wire_client.py ping        --port P [--source IP]            one honest PING / PONG
 
 Needs Python 3 and the `cryptography` package (Ed25519).
@@ -239,7 +240,7 @@ def attack_flood(args):
             refused += 1
     # Which of the accepted ones does the node keep? Check each with a PING.
     time.sleep(args.settle)
-    alive = 0
+    alive, overloaded = 0, 0
     for i, c in enumerate(conns):
         try:
             c.sock.settimeout(5.0)
@@ -250,10 +251,12 @@ def attack_flood(args):
                     alive += 1
                     break
                 if kind == ERROR:
+                    overloaded += struct.unpack(">H", payload[:2])[0] == 6
                     break
         except (Closed, ConnectionResetError, BrokenPipeError, socket.timeout, OSError, ValueError):
             pass
-    out(attack="flood", attempted=args.count, handshakes=len(conns), refused=refused, alive=alive, errors=errors)
+    out(attack="flood", attempted=args.count, handshakes=len(conns), refused=refused, alive=alive,
+        overloaded=overloaded, errors=errors)
     if args.hold > 0:
         # Keep the survivors alive with PINGs (so the idle timeout does not excuse the node), then exit.
         end = time.monotonic() + args.hold
@@ -296,6 +299,11 @@ MALFORMED = {
 
 
 def attack_malformed(args):
+    if args.case == "all":
+        for case in sorted(MALFORMED):
+            args.case = case
+            attack_malformed(args)
+        return
     handshake_first, data, expected = MALFORMED[args.case]
     c = Conn(args.host, args.port)
     if handshake_first:
@@ -333,15 +341,15 @@ def peers_record(key, host, port, last_seen):
 
 
 def attack_peers(args):
-    """Authenticates as a node and sends PEERS nobody asked for: hostile addresses and many addresses that steer
-    dials at a victim (`--victim-host`, ports from `--victim-port` up)."""
+    """Authenticates as a node, answers the node's PEERS_QUERY with hostile addresses and addresses that steer dials
+    at a victim (`--victim-host`, ports from `--victim-port` up), then sends more PEERS nobody asked for."""
     c = Conn(args.host, args.port)
     c.handshake(listen_port=args.listen_port)
     now = int(time.time())
     hostile = [("0.0.0.0", 7420), ("224.0.0.1", 7420), ("255.255.255.255", 7420), ("127.0.0.1", 0),
-               ("::", 7420), ("ff02::1", 7420), ("", 7420), ("0", 7420)]
-    sent = 0
-    for m in range(args.messages):
+               ("::", 7420), ("ff02::1", 7420), ("0", 7420), ("240.1.2.3", 7420)]
+
+    def message(m):
         records = []
         for i in range(64):
             if args.hostile and m == 0 and i < len(hostile):
@@ -349,13 +357,33 @@ def attack_peers(args):
             else:
                 host, port = args.victim_host, args.victim_port + (m * 64 + i) % args.victim_ports
             records.append(peers_record(os.urandom(32), host, port, now))
+        return frame(PEERS, struct.pack(">H", len(records)) + b"".join(records))
+
+    # Wait for the node's PEERS_QUERY (a node asks a new link while its table is small) and answer it.
+    queries = 0
+    c.sock.settimeout(0.2)
+    end = time.monotonic() + args.query_wait
+    while time.monotonic() < end and queries == 0:
         try:
-            c.send(frame(PEERS, struct.pack(">H", len(records)) + b"".join(records)))
-            sent += len(records)
+            kind, _ = c.read_frame()
+            if kind == PEERS_QUERY:
+                queries += 1
+        except socket.timeout:
+            pass
+        except (Closed, ConnectionResetError):
+            break
+    sent, m = 0, 0
+    if queries:
+        c.send(message(0))
+        sent, m = 64, 1
+    for m in range(m, args.messages):
+        try:
+            c.send(message(m))
+            sent += 64
         except (BrokenPipeError, ConnectionResetError):
             break
     closed, code = c.wait_closed(args.wait)
-    out(attack="peers", records_sent=sent, closed_after=closed, error=code)
+    out(attack="peers", key=c.public.hex(), queries=queries, records_sent=sent, closed_after=closed, error=code)
 
 
 def attack_listen(args):
@@ -401,10 +429,11 @@ def main():
     p.add_argument("--source", default=None)
     p.add_argument("--settle", type=float, default=0.5)
     p.add_argument("--hold", type=float, default=0.0)
-    p.add_argument("--case", default="zero-length", choices=sorted(MALFORMED))
+    p.add_argument("--case", default="zero-length", choices=sorted(MALFORMED) + ["all"])
     p.add_argument("--messages", type=int, default=4)
     p.add_argument("--hostile", action="store_true")
     p.add_argument("--listen-port", type=int, default=9)
+    p.add_argument("--query-wait", type=float, default=3.0)
     p.add_argument("--victim-host", default="127.0.0.1")
     p.add_argument("--victim-port", type=int, default=40000)
     p.add_argument("--victim-ports", type=int, default=16)
