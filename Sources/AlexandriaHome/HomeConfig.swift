@@ -19,6 +19,10 @@ public struct HomeConfig: Sendable {
     /// `[node] outbound` / `inbound`: outbound connections kept, inbound connections accepted at most.
     public var outbound = 8
     public var inbound = 64
+    /// `[node] clients` / `clients_per_address`: plain clients (fetches, listen port 0) kept at once, in all and
+    /// from one IP address (Protocol/wire-v1.md, "Connection limits").
+    public var clients = 256
+    public var clientsPerAddress = 16
     /// `[gossip] fanout`, `anti_entropy`, `peer_exchange` (see Protocol/gossip-v1.md).
     public var fanout = 3
     public var antiEntropySeconds = 1.0
@@ -43,6 +47,8 @@ public struct HomeConfig: Sendable {
     /// `[test] drop_peers_file`: a file of node keys (hex, one per line) whose traffic is dropped, re-read every
     /// second. For partition tests only.
     public var dropPeersFile: String?
+    /// `[test] idle_timeout`: a shorter wire idle timeout than the spec's 60 s, so tests of it take seconds.
+    public var testIdleTimeoutSeconds: Double?
 
     public init() {}
 
@@ -70,6 +76,9 @@ public struct HomeConfig: Sendable {
         # Outbound connections kept open; inbound connections accepted at most.
         outbound = 8
         inbound = 64
+        # Plain clients (fetches) served at once, in all and from one IP address.
+        clients = 256
+        clients_per_address = 16
 
         [gossip]
         # Peers each new catalog item is pushed to by every node that sees it first.
@@ -100,12 +109,13 @@ public struct HomeConfig: Sendable {
     public init(toml: TOMLSubset) throws {
         let known: [String: Set<String>] = [
             "": [], "store": ["budget", "durability", "lock_timeout", "chunk_average"],
-            "node": ["listen", "peers", "outbound", "inbound"], "gossip": ["fanout", "anti_entropy", "peer_exchange"],
+            "node": ["listen", "peers", "outbound", "inbound", "clients", "clients_per_address"],
+            "gossip": ["fanout", "anti_entropy", "peer_exchange"],
             "mirror": [
                 "mode", "budget", "publishers", "replication_factor", "interval", "holder_ttl", "demand_report",
             ],
             "trust": ["witnesses", "quorum"],
-            "test": ["drop_peers_file"],
+            "test": ["drop_peers_file", "idle_timeout"],
         ]
         for (table, values) in toml.tables {
             guard let keys = known[table] else { throw HomeError("unknown table [\(table)]") }
@@ -202,6 +212,8 @@ public struct HomeConfig: Sendable {
         }
         outbound = try int("node", "outbound", 0...1024) ?? outbound
         inbound = try int("node", "inbound", 0...65536) ?? inbound
+        clients = try int("node", "clients", 0...65536) ?? clients
+        clientsPerAddress = try int("node", "clients_per_address", 1...65536) ?? clientsPerAddress
         fanout = try int("gossip", "fanout", 1...64) ?? fanout
         antiEntropySeconds = try seconds("gossip", "anti_entropy") ?? antiEntropySeconds
         peerExchangeSeconds = try seconds("gossip", "peer_exchange") ?? peerExchangeSeconds
@@ -237,6 +249,7 @@ public struct HomeConfig: Sendable {
         case .string(let path)?: dropPeersFile = path
         default: throw HomeError("[test] drop_peers_file must be a path")
         }
+        testIdleTimeoutSeconds = try seconds("test", "idle_timeout")
     }
 
     public var storeOptions: StoreOptions {

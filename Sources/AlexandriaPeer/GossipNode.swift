@@ -32,28 +32,13 @@ public struct GossipSettings: Sendable {
     /// Test switch (`[test] drop_peers_file`): a file whose lines are node keys (hex) whose traffic this node drops,
     /// as if partitioned; re-read every second, so a test can heal the partition.
     public var dropPeersFile: String?
+    /// Wire v1's `idleTimeout` on this node's connections (shorter only in tests): a gossip link on which this node
+    /// has sent nothing for half of it gets an anti-entropy round, which keeps the link open (Protocol/gossip-v1.md).
+    public var idleTimeoutSeconds = Double(WireLimits.idleTimeoutSeconds)
+    /// Admission to the peer table and the dial budget of addresses learned from peers.
+    public var table = PeerTable.Limits()
 
     public init() {}
-}
-
-/// One entry of the peer table.
-public struct PeerEntry: Codable, Sendable {
-    public var key: String
-    public var host: String
-    public var port: Int
-    /// Seconds since 1970.
-    public var lastSeen: Double
-    public var score: Double = 0
-    public var failures: Int = 0
-    public var lastAttempt: Double = 0
-    public var bannedUntil: Double = 0
-
-    public init(key: String, host: String, port: Int, lastSeen: Double) {
-        self.key = key
-        self.host = host
-        self.port = port
-        self.lastSeen = lastSeen
-    }
 }
 
 /// A live connection to a peer, either direction. Messages go out through a bounded queue drained by the connection's
@@ -68,6 +53,10 @@ final class Link: @unchecked Sendable {
     let queue: AsyncStream<WireMessage>.Continuation
     let stream: AsyncStream<WireMessage>
     let since = Date()
+    /// Touched only by the gossip node (an actor): when it last queued a message here, and the PEERS_QUERYs it sent
+    /// here that no PEERS has answered yet (an unsolicited PEERS is a protocol violation).
+    var lastSent = Date()
+    var peersQueries = 0
 
     init(key: [UInt8], initiatedBySelf: Bool, listenAddress: PeerAddress?, channel: Channel) {
         self.key = key
@@ -103,7 +92,7 @@ public actor GossipNode {
     let settings: GossipSettings
     let logger: Logger
     var bootstrap: [PeerAddress]
-    var table: [String: PeerEntry] = [:]
+    var table: PeerTable
     var links: [String: Link] = [:]
     var pending: [ContentHash: CatalogItem] = [:]
     /// Ids this node already pushed or was pushed (so a CLI-added item is pushed once).
@@ -130,6 +119,7 @@ public actor GossipNode {
         self.bootstrap = bootstrap
         self.settings = settings
         self.logger = logger
+        table = PeerTable(limits: settings.table)
     }
 
     func attach(server: PeerServer, port: Int) {
@@ -193,12 +183,7 @@ public actor GossipNode {
         let link = Link(key: key, initiatedBySelf: initiatedBySelf, listenAddress: listenAddress, channel: channel)
         links[hex] = link
         if let a = listenAddress {
-            var entry = table[hex] ?? PeerEntry(key: hex, host: a.host, port: a.port, lastSeen: 0)
-            entry.host = a.host
-            entry.port = a.port
-            entry.lastSeen = Date().timeIntervalSince1970
-            entry.failures = 0
-            table[hex] = entry
+            table.connected(key: hex, address: a, dialled: initiatedBySelf, now: Date().timeIntervalSince1970)
         }
         logger.debug(
             "peer connected", metadata: ["peer.id": "\(hex.prefix(16))", "peer.outbound": "\(initiatedBySelf)"])
@@ -244,21 +229,27 @@ public actor GossipNode {
             links.removeValue(forKey: victim.keyHex)
             outbound -= 1
         }
+        keepAlive()
         guard !stopping, outbound < settings.outboundTarget, let server else { return }
         let now = Date().timeIntervalSince1970
-        var candidates: [PeerAddress] = []
+        let slots = settings.outboundTarget - outbound
+        var dials: [PeerAddress] = []
         let connectedAddresses = Set(links.values.compactMap(\.listenAddress))
         if links.isEmpty {
-            candidates += bootstrap.filter { !connectedAddresses.contains($0) }
+            dials += bootstrap.filter { !connectedAddresses.contains($0) }.prefix(slots)
         }
-        let ranked = table.values.filter {
+        let ranked = table.entries.values.filter {
             $0.key != selfHex && links[$0.key] == nil && $0.bannedUntil < now && !dropped($0.key)
                 && now - $0.lastAttempt >= min(60, pow(2, Double($0.failures)))
         }.shuffled().sorted { ($0.score < 0 ? 0 : 1) > ($1.score < 0 ? 0 : 1) }
-        for entry in ranked { candidates.append(PeerAddress(host: entry.host, port: entry.port)) }
-        if candidates.isEmpty && links.isEmpty { candidates = bootstrap }
-        for address in candidates.prefix(settings.outboundTarget - outbound) {
-            if let hex = table.first(where: { $0.value.host == address.host && $0.value.port == address.port })?.key {
+        for entry in ranked where dials.count < slots {
+            // An address a peer named is dialled only within that peer's dial budget.
+            guard table.spendDial(entry.key, now: now) else { continue }
+            dials.append(PeerAddress(host: entry.host, port: entry.port))
+        }
+        if dials.isEmpty && links.isEmpty { dials = Array(bootstrap.prefix(slots)) }
+        for address in dials {
+            for (hex, e) in table.entries where e.host == address.host && e.port == address.port {
                 table[hex]?.lastAttempt = now
             }
             let port = listenPort
@@ -266,8 +257,16 @@ public actor GossipNode {
         }
     }
 
+    /// Wire v1 closes a connection that receives no complete frame for `idleTimeout`. A gossip link this node has
+    /// sent nothing on for half of that gets an anti-entropy round (one RECONCILE frame), so quiet links stay open.
+    func keepAlive() {
+        let quiet = links.values.filter { Date().timeIntervalSince($0.lastSent) >= settings.idleTimeoutSeconds / 2 }
+        guard !quiet.isEmpty, let ids = try? catalog.itemIDs() else { return }
+        for link in quiet { send(.reconcile(round: 0, ranges: Reconciler.open(ids)), to: link) }
+    }
+
     func dialFailed(_ address: PeerAddress) {
-        for (hex, entry) in table where entry.host == address.host && entry.port == address.port {
+        for (hex, entry) in table.entries where entry.host == address.host && entry.port == address.port {
             table[hex]?.failures += 1
         }
     }
@@ -278,6 +277,8 @@ public actor GossipNode {
         let name = Self.name(of: message)
         counters.sent[name, default: 0] += 1
         counters.bytesSent += message.encodedPayload.count + 5
+        link.lastSent = Date()
+        if case .peersQuery = message { link.peersQueries += 1 }
         link.queue.yield(message)
     }
 
@@ -383,8 +384,11 @@ public actor GossipNode {
         case .peersQuery:
             let now = Date().timeIntervalSince1970
             var records: [PeerRecord] = []
-            let fresh = table.values.filter { $0.key != link.keyHex && now - $0.lastSeen < 24 * 3600 }
-                .sorted { $0.lastSeen > $1.lastSeen }
+            let fresh = table.entries.values.filter {
+                $0.key != link.keyHex && now - $0.lastSeen < 24 * 3600
+                    && PeerTable.isDialable(host: $0.host, port: $0.port)
+            }
+            .sorted { $0.lastSeen > $1.lastSeen }
             for e in fresh.prefix(Self.peersPerAnswer) {
                 guard let key = Hex.decode(e.key), key.count == 32, e.host.utf8.count < 256 else { continue }
                 records.append(
@@ -392,21 +396,20 @@ public actor GossipNode {
             }
             send(.peers(records), to: link)
         case .peers(let records):
-            let now = Date().timeIntervalSince1970
-            for r in records {
-                let hex = Hex.encode(r.nodeKey)
-                guard hex != selfHex, r.port > 0 else { continue }
-                let seen = min(now, Double(r.lastSeen))
-                if var e = table[hex] {
-                    if seen > e.lastSeen && links[hex] == nil {
-                        e.host = r.host
-                        e.port = Int(r.port)
-                        e.lastSeen = seen
-                        table[hex] = e
-                    }
-                } else if table.count < 4096 {
-                    table[hex] = PeerEntry(key: hex, host: r.host, port: Int(r.port), lastSeen: seen)
-                }
+            // PEERS answers a PEERS_QUERY; one nobody asked for is a protocol violation (Protocol/gossip-v1.md).
+            guard link.peersQueries > 0 else {
+                throw WireError(.protocolViolation, "PEERS without a PEERS_QUERY")
+            }
+            link.peersQueries -= 1
+            let learned = table.learn(
+                records, from: link.keyHex, selfKey: selfHex, now: Date().timeIntervalSince1970)
+            if learned.hostile > 0 || learned.refused > 0 {
+                logger.debug(
+                    "peer addresses not taken",
+                    metadata: [
+                        "peer.id": "\(link.keyHex.prefix(16))", "hostile": "\(learned.hostile)",
+                        "refused": "\(learned.refused)",
+                    ])
             }
         default:
             break
@@ -524,7 +527,7 @@ public actor GossipNode {
     /// Listen addresses of connected peers and of table entries, by node key (hex).
     func addresses() -> [String: PeerAddress] {
         var out: [String: PeerAddress] = [:]
-        for (hex, e) in table where e.port > 0 { out[hex] = PeerAddress(host: e.host, port: e.port) }
+        for (hex, e) in table.entries where e.port > 0 { out[hex] = PeerAddress(host: e.host, port: e.port) }
         for (hex, l) in links { if let a = l.listenAddress { out[hex] = a } }
         return out
     }
@@ -536,7 +539,7 @@ public actor GossipNode {
         let now = Date().timeIntervalSince1970
         var out = Set(links.keys)
         out.insert(selfHex)
-        for (hex, e) in table where now - e.lastSeen <= seconds && !dropped(hex) { out.insert(hex) }
+        for (hex, e) in table.entries where now - e.lastSeen <= seconds && !dropped(hex) { out.insert(hex) }
         return out
     }
 
@@ -548,12 +551,12 @@ public actor GossipNode {
         guard let path = settings.peerTablePath, let data = FileManager.default.contents(atPath: path),
             let entries = try? JSONDecoder().decode([PeerEntry].self, from: data)
         else { return }
-        for e in entries.prefix(4096) where e.key != selfHex { table[e.key] = e }
+        for e in entries.prefix(table.limits.maxEntries) where e.key != selfHex { table[e.key] = e }
     }
 
     func saveTable() {
         guard let path = settings.peerTablePath else { return }
-        let entries = table.values.sorted { $0.lastSeen > $1.lastSeen }
+        let entries = table.entries.values.sorted { $0.lastSeen > $1.lastSeen }
         guard let data = try? JSONEncoder().encode(entries) else { return }
         let tmp = path + ".tmp"
         if FileManager.default.createFile(atPath: tmp, contents: data) { _ = rename(tmp, path) }

@@ -31,6 +31,15 @@ public final class PeerServer: Service, @unchecked Sendable {
     private let uploadLimiter = RateLimiter()
     /// The gossip half of the node (nil for a plain server, as in fetch tests).
     nonisolated(unsafe) public var gossip: GossipNode?
+    /// Plain clients kept at once, in all and per address (`[node] clients`, `clients_per_address`). Set before
+    /// `run`.
+    nonisolated(unsafe) public var clientLimits = ClientAdmission.Limits()
+    /// Closes a connection that has received no complete frame for this long: wire v1's `idleTimeout`, shorter
+    /// only in tests (`[test] idle_timeout`).
+    nonisolated(unsafe) public var idleTimeoutSeconds = Double(WireLimits.idleTimeoutSeconds)
+    var idleTimeout: TimeAmount { .milliseconds(Int64(idleTimeoutSeconds * 1000)) }
+    /// Made from `clientLimits` when `run` starts, before the first connection.
+    nonisolated(unsafe) private var clients = ClientGate(limits: .init())
 
     public init(store: ContentStore, catalog: Catalog, identity: NodeIdentity, host: String, port: Int, logger: Logger)
     {
@@ -44,13 +53,16 @@ public final class PeerServer: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
+        clients = ClientGate(limits: clientLimits)
         let server: NIOAsyncChannel<NIOAsyncChannel<WireMessage, WireMessage>, Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .bind(host: host, port: port) { channel in PeerSession.pipeline(channel) }
+                .bind(host: host, port: port) { [idleTimeout] channel in
+                    PeerSession.pipeline(channel, idleTimeout: idleTimeout)
+                }
         } catch {
             ready.finish()
             throw PeerError.listen(host: host, port: port, error)
@@ -122,13 +134,23 @@ public final class PeerServer: Service, @unchecked Sendable {
         _ session: inout PeerSession, channel: Channel, initiatedBySelf: Bool, listen: PeerAddress?, remote: String
     ) async throws {
         guard let gossip, let listen else {
-            try await serveRequests(&session, remote: remote, link: nil)
+            // A plain client: admitted within the client limits, or told the node is overloaded.
+            switch await clients.admit(address: channel.remoteAddress?.ipAddress ?? remote, channel: channel) {
+            case .failure(let refusal):
+                logger.debug("client refused", metadata: ["peer.address": "\(remote)", "reason": "\(refusal)"])
+                try? await session.send(.error(.overloaded, refusal.message))
+            case .success(let ticket):
+                defer { Task { await clients.release(ticket) } }
+                try await serveRequests(&session, remote: remote, link: nil)
+            }
             return
         }
         guard
             let link = await gossip.register(
                 key: session.peerKey, initiatedBySelf: initiatedBySelf, listenAddress: listen, channel: channel)
         else {
+            // Inbound slots full, a duplicate of a live link, or a banned key.
+            try? await session.send(.error(.overloaded, "this node takes no further link from you now"))
             channel.close(promise: nil)
             return
         }
@@ -149,7 +171,9 @@ public final class PeerServer: Service, @unchecked Sendable {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(3))
-                .connect(host: address.host, port: address.port) { channel in PeerSession.pipeline(channel) }
+                .connect(host: address.host, port: address.port) { [idleTimeout] channel in
+                    PeerSession.pipeline(channel, idleTimeout: idleTimeout)
+                }
             let raw = channel.channel
             let deadline = raw.eventLoop.scheduleTask(in: .seconds(WireLimits.handshakeTimeoutSeconds)) {
                 raw.close(promise: nil)
@@ -237,7 +261,10 @@ public final class PeerServer: Service, @unchecked Sendable {
                     try? await session.send(.error(.protocolViolation, "gossip is only for nodes that listen"))
                     throw WireError(.protocolViolation, "gossip from a client")
                 }
-                try await gossip.handle(message, from: link)
+                do { try await gossip.handle(message, from: link) } catch let error as WireError {
+                    try? await session.send(.error(error.code, error.message))
+                    throw error
+                }
             case .error(let code, let text):
                 log.debug("peer reported an error", metadata: ["error.code": "\(code)", "error.message": "\(text)"])
             default:

@@ -16,11 +16,16 @@ public struct PeerSession {
 
     public func send(_ message: WireMessage) async throws { try await outbound.write(message) }
 
-    package static func pipeline(_ channel: Channel) -> EventLoopFuture<NIOAsyncChannel<WireMessage, WireMessage>> {
+    /// The handlers of every wire v1 connection, either direction: framing, then the connection rules (idle timeout,
+    /// outstanding chunk ids, ERROR before closing on a fatal error), then the async streams.
+    package static func pipeline(
+        _ channel: Channel, idleTimeout: TimeAmount = .seconds(WireLimits.idleTimeoutSeconds)
+    ) -> EventLoopFuture<NIOAsyncChannel<WireMessage, WireMessage>> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandlers(
                 ByteToMessageHandler(FrameDecoder(), maximumBufferSize: WireLimits.maxFrameBytes * 2),
-                MessageToByteHandler(FrameEncoder()))
+                MessageToByteHandler(FrameEncoder()),
+                ConnectionGuard(idleTimeout: idleTimeout))
             return try NIOAsyncChannel<WireMessage, WireMessage>(
                 wrappingChannelSynchronously: channel,
                 configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 32)))
@@ -37,7 +42,9 @@ public struct PeerSession {
         var iterator = inbound.makeAsyncIterator()
         let mine = Handshake.hello(identity: identity, listenPort: listenPort)
         try await outbound.write(mine)
-        guard case .hello(let minV, let maxV, let peerKey, let nonce, let port)? = try await iterator.next() else {
+        let first = try await iterator.next()
+        guard case .hello(let minV, let maxV, let peerKey, let nonce, let port)? = first else {
+            if first != nil { try? await outbound.write(.error(.protocolViolation, "the first frame must be HELLO")) }
             throw WireError(.protocolViolation, "the peer did not start with HELLO")
         }
         guard minV <= Handshake.version, maxV >= Handshake.version else {

@@ -70,6 +70,11 @@ struct Node: AsyncParsableCommand {
             settings.peerTablePath = home.peerTablePath
             settings.statePath = home.nodeStatePath
             settings.dropPeersFile = config.dropPeersFile
+            server.clientLimits = .init(total: config.clients, perAddress: config.clientsPerAddress)
+            if let idle = config.testIdleTimeoutSeconds {
+                server.idleTimeoutSeconds = idle
+                settings.idleTimeoutSeconds = idle
+            }
             let gossip = GossipNode(
                 catalog: catalog, identity: identity, bootstrap: bootstrap, settings: settings,
                 logger: Logger(label: "alexandria.gossip"))
