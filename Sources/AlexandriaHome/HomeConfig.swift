@@ -40,6 +40,10 @@ public struct HomeConfig: Sendable {
     /// `[test] drop_peers_file`: a file of node keys (hex, one per line) whose traffic is dropped, re-read every
     /// second. For partition tests only.
     public var dropPeersFile: String?
+    /// `[gateway] listen`: where `node run` serves HTTP (Protocol/gateway-v1.md); nil (the default) for no gateway.
+    public var gatewayListen: String?
+    /// `[gateway.aliases]`: repository owner names for publishers in the gateway, `name = "<64-hex publisher id>"`.
+    public var gatewayAliases: [String: String] = [:]
 
     public init() {}
 
@@ -94,9 +98,9 @@ public struct HomeConfig: Sendable {
             "mirror": [
                 "mode", "budget", "publishers", "replication_factor", "interval", "holder_ttl", "demand_report",
             ],
-            "test": ["drop_peers_file"],
+            "test": ["drop_peers_file"], "gateway": ["listen"],
         ]
-        for (table, values) in toml.tables {
+        for (table, values) in toml.tables where table != "gateway.aliases" {
             guard let keys = known[table] else { throw HomeError("unknown table [\(table)]") }
             for key in values.keys where !keys.contains(key) {
                 throw HomeError("unknown setting '\(key)' in [\(table)]")
@@ -146,6 +150,7 @@ public struct HomeConfig: Sendable {
         default: throw HomeError("[node] peers must be an array of \"host:port\"")
         }
         try parseNetwork(toml)
+        try parseGateway(toml)
         switch toml["store", "lock_timeout"] {
         case nil: break
         case .integer(let n)? where n >= 0 && n <= 86400: lockTimeoutSeconds = n
@@ -219,6 +224,21 @@ public struct HomeConfig: Sendable {
         case nil: break
         case .string(let path)?: dropPeersFile = path
         default: throw HomeError("[test] drop_peers_file must be a path")
+        }
+    }
+
+    /// The `[gateway]` and `[gateway.aliases]` tables.
+    mutating func parseGateway(_ toml: TOMLSubset) throws {
+        switch toml["gateway", "listen"] {
+        case nil: break
+        case .string(let text)?: gatewayListen = text
+        default: throw HomeError("[gateway] listen must be \"host:port\"")
+        }
+        for (name, value) in toml.tables["gateway.aliases"] ?? [:] {
+            guard case .string(let id) = value, id.utf8.count == 64,
+                id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+            else { throw HomeError("[gateway.aliases] \(name) must be a publisher id (64 lowercase hex digits)") }
+            gatewayAliases[name] = id
         }
     }
 

@@ -1,7 +1,10 @@
 import AlexandriaCatalog
 import AlexandriaCore
+import AlexandriaGateway
 import AlexandriaHome
+import AlexandriaManifest
 import AlexandriaPeer
+import AlexandriaStore
 import ArgumentParser
 import Foundation
 import Logging
@@ -28,6 +31,9 @@ struct Node: AsyncParsableCommand {
         @Option(help: "trace, debug, info, notice, warning, error.") var logLevel: String = "info"
         @Option(help: "Upload limit for all peers together, e.g. 50MiB (per second).") var uploadRate: String?
         @Flag(help: "Serve and gossip only; keep no releases beyond what is already held.") var noMirror = false
+        @Option(
+            help: "HOST:PORT for the read-only HTTP gateway (by hash, Hugging Face, OCI); default from config, off.")
+        var http: String?
 
         func run() async throws {
             let home = options.resolved
@@ -87,11 +93,32 @@ struct Node: AsyncParsableCommand {
                 }
                 server.uploadBytesPerSecond = Double(bytes)
             }
+            var services: [any Service] = [server, MirrorService(mirror: mirror)]
+            if let gateway = try gateway(config: config, store: store, catalog: catalog) { services.append(gateway) }
             let group = ServiceGroup(
                 configuration: .init(
-                    services: [server, MirrorService(mirror: mirror)], gracefulShutdownSignals: [.sigterm, .sigint],
+                    services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             try await group.run()
+        }
+
+        /// The HTTP gateway if `--http` or `[gateway] listen` asks for one.
+        func gateway(config: HomeConfig, store: ContentStore, catalog: Catalog) throws -> Gateway? {
+            guard let text = http ?? config.gatewayListen else { return nil }
+            guard let address = PeerAddress(parsing: text) else {
+                throw CommandFailure(message: "--http takes HOST:PORT, not \(text)", exitCode: 2)
+            }
+            var settings = GatewaySettings()
+            settings.host = address.host
+            settings.port = address.port
+            for (name, id) in config.gatewayAliases {
+                guard let publisher = PublisherID(hex: id) else {
+                    throw CommandFailure(message: "[gateway.aliases] \(name) is not a publisher id", exitCode: 2)
+                }
+                settings.aliases[name] = publisher
+            }
+            return Gateway(
+                store: store, catalog: catalog, settings: settings, logger: Logger(label: "alexandria.gateway"))
         }
 
         /// A quarter of the free space where the home is, at most 50 GiB.
