@@ -59,7 +59,7 @@ public final class Gateway: Service, @unchecked Sendable {
         self.settings = settings
         self.logger = logger
         let resolver = ReleaseResolver(store: store, catalog: catalog, aliases: settings.aliases)
-        routes = [HashRoutes(store: store), HubRoutes(resolver: resolver)]
+        routes = [HashRoutes(store: store), HubRoutes(resolver: resolver), OCIRoutes(resolver: resolver)]
         (readiness, ready) = AsyncStream<Int>.makeStream()
     }
 
