@@ -53,13 +53,22 @@ public final class Gateway: Service, @unchecked Sendable {
     public let readiness: AsyncStream<Int>
     private let active = ActiveCount()
 
-    public init(store: ContentStore, catalog: Catalog, settings: GatewaySettings, logger: Logger) {
+    /// `pullThrough`: how files this node does not hold are fetched from peers while they stream; nil to answer
+    /// `503` for them instead.
+    public init(
+        store: ContentStore, catalog: Catalog, settings: GatewaySettings, pullThrough: PullThrough? = nil,
+        logger: Logger
+    ) {
         self.store = store
         self.catalog = catalog
         self.settings = settings
         self.logger = logger
         let resolver = ReleaseResolver(store: store, catalog: catalog, aliases: settings.aliases)
-        routes = [HashRoutes(store: store), HubRoutes(resolver: resolver), OCIRoutes(resolver: resolver)]
+        routes = [
+            HashRoutes(store: store, catalog: catalog, pullThrough: pullThrough),
+            HubRoutes(resolver: resolver, pullThrough: pullThrough),
+            OCIRoutes(resolver: resolver, pullThrough: pullThrough),
+        ]
         (readiness, ready) = AsyncStream<Int>.makeStream()
     }
 
@@ -203,6 +212,7 @@ public final class Gateway: Service, @unchecked Sendable {
             case .empty: break
             case .bytes(let bytes): try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: bytes))))
             case .file(let recipe, let range): try await stream(recipe, range: range, to: outbound)
+            case .pull(let job, let range): try await stream(job, range: range, to: outbound)
             }
         }
         try await outbound.write(.end(nil))
@@ -233,6 +243,46 @@ public final class Gateway: Service, @unchecked Sendable {
             }
             try await outbound.write(.body(.byteBuffer(buffer)))
             i = j
+        }
+    }
+}
+
+extension Gateway {
+    /// Most seconds to wait for a pull-through's chunk list (the peers' first answer) before giving up.
+    static let pullStartSeconds = 60.0
+
+    /// Streams a range of a file being pulled through: each chunk, in file order, as soon as the fetch has put it
+    /// into the store; every chunk is read back verified (`ContentStore.chunk`) before it is written. If the fetch
+    /// fails with a chunk still missing, the connection is cut.
+    func stream(
+        _ job: PullJob, range: Range<UInt64>, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+    ) async throws {
+        let started = Date()
+        var settled: FileRecipe?
+        while settled == nil {
+            let state = job.state()
+            settled = state.recipe
+            if settled != nil { break }
+            if state.finished || Date().timeIntervalSince(started) > Self.pullStartSeconds {
+                throw GatewayError(.badGateway, "PullFailed", "no peer delivered \(job.file.sha256)")
+            }
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+        guard let recipe = settled, recipe.address == job.file.sha256, recipe.size == job.file.size else {
+            throw GatewayError(.badGateway, "PullFailed", "the chunk list does not describe \(job.file.sha256)")
+        }
+        for i in recipe.chunkIndices(covering: range) {
+            let chunk = recipe.chunks[i]
+            while try store.holds([chunk.id]).isEmpty {
+                if job.state().finished, try store.holds([chunk.id]).isEmpty {
+                    throw GatewayError(.badGateway, "PullFailed", "the fetch of \(job.file.sha256) stopped")
+                }
+                try await Task.sleep(nanoseconds: 2_000_000)
+            }
+            let bytes = try store.chunk(chunk.id)
+            let from = Int(max(range.lowerBound, chunk.offset) - chunk.offset)
+            let to = Int(min(range.upperBound, chunk.end) - chunk.offset)
+            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: bytes[from..<to]))))
         }
     }
 }

@@ -1,3 +1,4 @@
+import AlexandriaCatalog
 import AlexandriaCore
 import AlexandriaStore
 import NIOHTTP1
@@ -6,6 +7,8 @@ import NIOHTTP1
 /// Merkle root as JSON, so a client that trusts only the hash can check any range itself.
 struct HashRoutes: GatewayRoutes {
     let store: ContentStore
+    let catalog: Catalog
+    let pullThrough: PullThrough?
 
     func respond(to request: GatewayRequest) async throws -> GatewayResponse? {
         let s = request.target.segments
@@ -14,7 +17,15 @@ struct HashRoutes: GatewayRoutes {
             throw GatewayError(.badRequest, "BadHash", "a file is named by 64 lowercase hex digits of its SHA-256")
         }
         guard let recipe = try store.recipe(of: address) else {
-            throw GatewayError(.notFound, "HashNotFound", "this node holds no file \(address)")
+            // Not held: a file of a release the catalog knows can be pulled through from its holders.
+            if s.count == 2, let pullThrough, let manifestID = try catalog.manifests(containing: address).first,
+                let manifest = try catalog.manifest(id: manifestID),
+                let file = manifest.manifest.files.first(where: { $0.sha256 == address }),
+                let job = await pullThrough.pull(file, of: manifestID)
+            {
+                return FileResponder.respond(pulling: job, to: request, headers: [:])
+            }
+            throw GatewayError(.notFound, "HashNotFound", "this node holds no file \(address) and knows no holder")
         }
         if s.count == 3 { return .json(Self.recipeJSON(recipe), headers: FileResponder.immutable(address)) }
         return FileResponder.respond(recipe, to: request, headers: [:])
@@ -53,10 +64,25 @@ enum FileResponder {
     )
         -> GatewayResponse
     {
-        var headers = immutable(recipe.address)
+        respond(recipe.address, size: recipe.size, to: request, headers: extra) { .file(recipe, range: $0) }
+    }
+
+    static func respond(
+        pulling job: PullJob, to request: GatewayRequest, headers extra: HTTPHeaders
+    )
+        -> GatewayResponse
+    {
+        respond(job.file.sha256, size: job.file.size, to: request, headers: extra) { .pull(job, range: $0) }
+    }
+
+    static func respond(
+        _ address: ContentHash, size: UInt64, to request: GatewayRequest, headers extra: HTTPHeaders,
+        body: (Range<UInt64>) -> GatewayResponse.Body
+    ) -> GatewayResponse {
+        var headers = immutable(address)
         headers.add(contentsOf: extra)
         headers.replaceOrAdd(name: "Content-Type", value: "application/octet-stream")
-        let etag = "\"sha256:\(recipe.address.hex)\""
+        let etag = "\"sha256:\(address.hex)\""
         if let inm = request.headers.first(name: "If-None-Match"),
             inm.split(separator: ",").contains(where: { $0.trimmingSpaces == etag || $0.trimmingSpaces == "*" })
         {
@@ -65,20 +91,20 @@ enum FileResponder {
         // If-Range with our strong tag keeps the range; anything else (a date, another tag) asks for the whole file.
         let ifRange = request.headers.first(name: "If-Range").map { $0.trimmingSpaces == etag } ?? true
         switch ByteRangeRequest(
-            header: request.headers.first(name: "Range"), size: recipe.size, ifRangeMatches: ifRange)
+            header: request.headers.first(name: "Range"), size: size, ifRangeMatches: ifRange)
         {
         case .whole:
-            return GatewayResponse(headers: headers, body: .file(recipe, range: 0..<recipe.size))
+            return GatewayResponse(headers: headers, body: body(0..<size))
         case .partial(let range):
             headers.replaceOrAdd(
-                name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(recipe.size)")
-            return GatewayResponse(status: .partialContent, headers: headers, body: .file(recipe, range: range))
+                name: "Content-Range", value: "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(size)")
+            return GatewayResponse(status: .partialContent, headers: headers, body: body(range))
         case .unsatisfiable:
             var e = GatewayError(
                 .rangeNotSatisfiable, "RangeNotSatisfiable",
-                "only one byte range within the \(recipe.size) bytes of the file is served")
+                "only one byte range within the \(size) bytes of the file is served")
             e.headers = headers
-            e.headers.replaceOrAdd(name: "Content-Range", value: "bytes */\(recipe.size)")
+            e.headers.replaceOrAdd(name: "Content-Range", value: "bytes */\(size)")
             e.headers.remove(name: "Content-Type")
             return e.response
         }

@@ -8,6 +8,7 @@ import NIOHTTP1
 /// Repositories are `<publisher>/<name>`; see Protocol/gateway-v1.md for revisions, commit ids and notices.
 struct HubRoutes: GatewayRoutes {
     let resolver: ReleaseResolver
+    let pullThrough: PullThrough?
 
     func respond(to request: GatewayRequest) async throws -> GatewayResponse? {
         let s = request.target.segments
@@ -23,7 +24,8 @@ struct HubRoutes: GatewayRoutes {
             }
         }
         if s.count >= 5, s[2] == "resolve", !s[0].isEmpty {
-            return try resolve(s[0], s[1], revision: s[3], path: s[4...].joined(separator: "/"), request: request)
+            return try await resolve(
+                s[0], s[1], revision: s[3], path: s[4...].joined(separator: "/"), request: request)
         }
         return nil
     }
@@ -127,8 +129,8 @@ struct HubRoutes: GatewayRoutes {
 
     func resolve(
         _ owner: String, _ name: String, revision: String, path: String, request: GatewayRequest
-    ) throws
-        -> GatewayResponse
+    )
+        async throws -> GatewayResponse
     {
         let release = try resolver.resolve(owner: owner, name: name, revision: revision)
         guard let file = release.manifest.manifest.files.first(where: { $0.path == path }) else {
@@ -141,6 +143,9 @@ struct HubRoutes: GatewayRoutes {
         headers.add(name: "X-Linked-Etag", value: "\"\(file.sha256.hex)\"")
         headers.add(name: "X-Linked-Size", value: "\(file.size)")
         guard let recipe = try resolver.store.recipe(of: file.sha256) else {
+            if let pullThrough, let job = await pullThrough.pull(file, of: release.manifest.id) {
+                return FileResponder.respond(pulling: job, to: request, headers: headers)
+            }
             throw GatewayError(
                 .serviceUnavailable, "NotHeld", "this node does not hold \(path) (\(file.sha256)) and found no holder",
                 headers: headers)

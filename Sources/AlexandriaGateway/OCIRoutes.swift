@@ -9,6 +9,7 @@ import NIOHTTP1
 /// every node serves the same bytes under the same digest (Protocol/gateway-v1.md, "OCI").
 struct OCIRoutes: GatewayRoutes {
     let resolver: ReleaseResolver
+    let pullThrough: PullThrough?
 
     static let manifestMediaType = "application/vnd.oci.image.manifest.v1+json"
     static let artifactType = "application/vnd.cncf.model.manifest.v1+json"
@@ -57,8 +58,12 @@ struct OCIRoutes: GatewayRoutes {
                                 "ETag": "\"\(hash.description)\"",
                             ], body: .bytes(a.config))
                     }
-                    if a.release.manifest.manifest.files.contains(where: { $0.sha256 == hash }) {
+                    if let file = a.release.manifest.manifest.files.first(where: { $0.sha256 == hash }) {
                         guard let recipe = try resolver.store.recipe(of: hash) else {
+                            if let pullThrough, let job = await pullThrough.pull(file, of: a.release.manifest.id) {
+                                return FileResponder.respond(
+                                    pulling: job, to: request, headers: ["Docker-Content-Digest": hash.description])
+                            }
                             throw OCIError(.serviceUnavailable, "UNAVAILABLE", "this node does not hold \(hash)")
                         }
                         return FileResponder.respond(

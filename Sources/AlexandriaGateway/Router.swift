@@ -19,6 +19,8 @@ public struct GatewayResponse: Sendable {
         case bytes([UInt8])
         /// `range` of a stored file, read chunk by chunk, each chunk verified against its id before it is sent.
         case file(FileRecipe, range: Range<UInt64>)
+        /// `range` of a file being pulled through from peers, sent in order as its verified chunks reach the store.
+        case pull(PullJob, range: Range<UInt64>)
     }
 
     public var status: HTTPResponseStatus
@@ -36,7 +38,7 @@ public struct GatewayResponse: Sendable {
         switch body {
         case .empty: 0
         case .bytes(let b): UInt64(b.count)
-        case .file(_, let range): range.upperBound - range.lowerBound
+        case .file(_, let range), .pull(_, let range): range.upperBound - range.lowerBound
         }
     }
 

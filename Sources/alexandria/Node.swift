@@ -94,7 +94,12 @@ struct Node: AsyncParsableCommand {
                 server.uploadBytesPerSecond = Double(bytes)
             }
             var services: [any Service] = [server, MirrorService(mirror: mirror)]
-            if let gateway = try gateway(config: config, store: store, catalog: catalog) { services.append(gateway) }
+            if let gateway = try gateway(
+                config: config, store: store, catalog: catalog, identity: identity, gossip: gossip, policy: policy,
+                scratch: home.path)
+            {
+                services.append(gateway)
+            }
             let group = ServiceGroup(
                 configuration: .init(
                     services: services, gracefulShutdownSignals: [.sigterm, .sigint],
@@ -103,7 +108,10 @@ struct Node: AsyncParsableCommand {
         }
 
         /// The HTTP gateway if `--http` or `[gateway] listen` asks for one.
-        func gateway(config: HomeConfig, store: ContentStore, catalog: Catalog) throws -> Gateway? {
+        func gateway(
+            config: HomeConfig, store: ContentStore, catalog: Catalog, identity: NodeIdentity, gossip: GossipNode,
+            policy: MirrorPolicy, scratch: String
+        ) throws -> Gateway? {
             guard let text = http ?? config.gatewayListen else { return nil }
             guard let address = PeerAddress(parsing: text) else {
                 throw CommandFailure(message: "--http takes HOST:PORT, not \(text)", exitCode: 2)
@@ -117,8 +125,16 @@ struct Node: AsyncParsableCommand {
                 }
                 settings.aliases[name] = publisher
             }
+            // Files the node does not hold are pulled through from the holders gossip names, then kept.
+            let maxAge = Int(policy.holderTTLSeconds * 1000)
+            let pullThrough = PullThrough(
+                store: store, identity: identity, scratchDirectory: scratch,
+                logger: Logger(label: "alexandria.gateway"),
+                peers: { manifest in await gossip.fetchPeers(holding: manifest, catalog: catalog, maxAgeMillis: maxAge)
+                })
             return Gateway(
-                store: store, catalog: catalog, settings: settings, logger: Logger(label: "alexandria.gateway"))
+                store: store, catalog: catalog, settings: settings, pullThrough: pullThrough,
+                logger: Logger(label: "alexandria.gateway"))
         }
 
         /// A quarter of the free space where the home is, at most 50 GiB.
