@@ -3,7 +3,7 @@
 /// Only the `bytes` unit and a single range are served. Pitfalls this type exists for: a range past the end is
 /// `416`, not an empty `206`; a last-byte position past the end is clamped, a first-byte position is not; a suffix
 /// range longer than the file is the whole file; a file of zero bytes satisfies no range; numbers are parsed
-/// without overflow (at most 19 digits).
+/// without overflow (at most 20 digits, and only values that fit a `UInt64`).
 public enum ByteRangeRequest: Equatable, Sendable {
     /// No `Range` header, an unknown unit, or an `If-Range` that does not match: the whole representation (`200`).
     case whole
@@ -13,8 +13,8 @@ public enum ByteRangeRequest: Equatable, Sendable {
     /// `Content-Range: bytes */size`). This gateway does not serve `multipart/byteranges`.
     case unsatisfiable
 
-    /// Most digits a position may have: 19 decimal digits always fit in a `UInt64`.
-    static let maxDigits = 19
+    /// Most digits a position may have (`UInt64.max` has 20); longer is malformed before any arithmetic.
+    static let maxDigits = 20
 
     /// Decides a `Range` header value (nil if absent) for a representation of `size` bytes. `ifRangeMatches` is false
     /// when an `If-Range` header was sent and does not name this representation's entity tag.

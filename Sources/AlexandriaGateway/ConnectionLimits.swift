@@ -5,9 +5,13 @@ import NIOHTTP1
 final class ConnectionState {
     /// Bytes received since the last request head was decoded (a head, or a head's worth of garbage).
     var bytesSinceHead = 0
-    /// Whether a line feed arrived since the last head (the request line is complete: past it, too many bytes
-    /// means headers, `431`; before it, the URL, `414`).
+    /// Whether a line feed arrived since the last head (the request line is complete), and how long the request
+    /// line was: a request line over the URI limit is `414`, otherwise too many bytes mean headers, `431`.
     var sawLineFeed = false
+    var requestLineBytes = 0
+
+    /// Whether a head that is too large is so because of its request line.
+    func uriTooLong(limit: Int) -> Bool { !sawLineFeed || requestLineBytes > limit }
     /// A response head was written and its end was not yet.
     var responding = false
 }
@@ -24,22 +28,32 @@ final class HeadSizeGuard: ChannelInboundHandler {
 
     let state: ConnectionState
     let maxHeadBytes: Int
+    let maxURIBytes: Int
     private var closed = false
 
-    init(state: ConnectionState, maxHeadBytes: Int) {
+    init(state: ConnectionState, maxHeadBytes: Int, maxURIBytes: Int) {
         self.state = state
         self.maxHeadBytes = maxHeadBytes
+        self.maxURIBytes = maxURIBytes
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
         let buffer = unwrapInboundIn(data)
-        if !state.sawLineFeed, buffer.readableBytesView.contains(UInt8(ascii: "\n")) { state.sawLineFeed = true }
+        if !state.sawLineFeed {
+            if let lf = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+                state.requestLineBytes += lf - buffer.readerIndex
+                state.sawLineFeed = true
+            } else {
+                state.requestLineBytes += buffer.readableBytes
+            }
+        }
         state.bytesSinceHead += buffer.readableBytes
         guard state.bytesSinceHead <= maxHeadBytes else {
             closed = true
             if !state.responding {
-                let status = state.sawLineFeed ? "431 Request Header Fields Too Large" : "414 URI Too Long"
+                let status =
+                    state.uriTooLong(limit: maxURIBytes) ? "414 URI Too Long" : "431 Request Header Fields Too Large"
                 let text = "HTTP/1.1 \(status)\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
                 context.writeAndFlush(wrapInboundOut(ByteBuffer(string: text)), promise: nil)
             }
@@ -50,7 +64,8 @@ final class HeadSizeGuard: ChannelInboundHandler {
     }
 }
 
-/// Sits after the HTTP codec: answers parser errors (`431` for oversized header fields, `400` otherwise) when no
+/// Sits after the HTTP codec: answers parser errors (`414` or `431` for an oversized request line or header field,
+/// `400` otherwise) when no
 /// response is under way, tracks whether one is, and enforces the header timeout (a request head must arrive within
 /// `headerTimeout` of the connection opening) and the keep-alive idle timeout (the next head within `idleTimeout` of
 /// the last response).
@@ -63,10 +78,12 @@ final class RequestLimitsHandler: ChannelDuplexHandler {
     let state: ConnectionState
     let headerTimeout: TimeAmount
     let idleTimeout: TimeAmount
+    let maxURIBytes: Int
     private var timer: Scheduled<Void>?
 
-    init(state: ConnectionState, headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
+    init(state: ConnectionState, headerTimeout: TimeAmount, idleTimeout: TimeAmount, maxURIBytes: Int) {
         self.state = state
+        self.maxURIBytes = maxURIBytes
         self.headerTimeout = headerTimeout
         self.idleTimeout = idleTimeout
     }
@@ -86,6 +103,7 @@ final class RequestLimitsHandler: ChannelDuplexHandler {
             timer = nil
             state.bytesSinceHead = 0
             state.sawLineFeed = false
+            state.requestLineBytes = 0
         }
         context.fireChannelRead(data)
     }
@@ -103,7 +121,9 @@ final class RequestLimitsHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let parse = error as? HTTPParserError, !state.responding {
-            let status: HTTPResponseStatus = parse == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+            let status: HTTPResponseStatus =
+                parse != .headerOverflow
+                ? .badRequest : state.uriTooLong(limit: maxURIBytes) ? .uriTooLong : .requestHeaderFieldsTooLarge
             let head = HTTPResponseHead(
                 version: .http1_1, status: status, headers: ["Connection": "close", "Content-Length": "0"])
             context.write(wrapOutboundOut(.head(head)), promise: nil)

@@ -22,8 +22,9 @@ public struct GatewaySettings: Sendable {
     public var idleTimeoutSeconds: Int64 = 60
     /// Longest request target, bytes (`414` beyond).
     public var maxURIBytes = 8 << 10
-    /// Most bytes of one header field, and of all header fields together (`431` beyond).
-    public var maxHeaderFieldBytes = 8 << 10
+    /// Most bytes of one header field (the request target counts as one for the decoder, so this is above
+    /// `maxURIBytes`, which is checked first), and of all header fields together (`431` beyond).
+    public var maxHeaderFieldBytes = 12 << 10
     public var maxHeaderBytes = 16 << 10
     /// Most raw bytes before a request head is complete, request line included (`414`/`431` beyond).
     public var maxHeadBytes = 32 << 10
@@ -88,7 +89,9 @@ public final class Gateway: Service, @unchecked Sendable {
                     limits.maxHeaderListSize = settings.maxHeaderBytes
                     limits.maxHeaderFieldCount = 256
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(HeadSizeGuard(state: state, maxHeadBytes: settings.maxHeadBytes))
+                    try sync.addHandler(
+                        HeadSizeGuard(
+                            state: state, maxHeadBytes: settings.maxHeadBytes, maxURIBytes: settings.maxURIBytes))
                     try sync.addHandler(HTTPResponseEncoder())
                     try sync.addHandler(
                         ByteToMessageHandler(
@@ -96,7 +99,7 @@ public final class Gateway: Service, @unchecked Sendable {
                     try sync.addHandler(
                         RequestLimitsHandler(
                             state: state, headerTimeout: .seconds(settings.headerTimeoutSeconds),
-                            idleTimeout: .seconds(settings.idleTimeoutSeconds)))
+                            idleTimeout: .seconds(settings.idleTimeoutSeconds), maxURIBytes: settings.maxURIBytes))
                     try sync.addHandler(HTTPServerPipelineHandler())
                     try sync.addHandler(IdleStateHandler(writeTimeout: .seconds(settings.idleTimeoutSeconds)))
                     try sync.addHandler(StallCloser())

@@ -44,6 +44,10 @@ public struct HomeConfig: Sendable {
     public var gatewayListen: String?
     /// `[gateway.aliases]`: repository owner names for publishers in the gateway, `name = "<64-hex publisher id>"`.
     public var gatewayAliases: [String: String] = [:]
+    /// `[gateway] header_timeout`, `idle_timeout` (seconds) and `max_connections`; nil for the gateway's defaults.
+    public var gatewayHeaderTimeout: Int?
+    public var gatewayIdleTimeout: Int?
+    public var gatewayMaxConnections: Int?
 
     public init() {}
 
@@ -98,7 +102,7 @@ public struct HomeConfig: Sendable {
             "mirror": [
                 "mode", "budget", "publishers", "replication_factor", "interval", "holder_ttl", "demand_report",
             ],
-            "test": ["drop_peers_file"], "gateway": ["listen"],
+            "test": ["drop_peers_file"], "gateway": ["listen", "header_timeout", "idle_timeout", "max_connections"],
         ]
         for (table, values) in toml.tables where table != "gateway.aliases" {
             guard let keys = known[table] else { throw HomeError("unknown table [\(table)]") }
@@ -234,6 +238,16 @@ public struct HomeConfig: Sendable {
         case .string(let text)?: gatewayListen = text
         default: throw HomeError("[gateway] listen must be \"host:port\"")
         }
+        func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+            switch toml["gateway", key] {
+            case nil: return nil
+            case .integer(let n)? where range.contains(n): return n
+            default: throw HomeError("[gateway] \(key) must be a whole number in \(range)")
+            }
+        }
+        gatewayHeaderTimeout = try int("header_timeout", 1...3600)
+        gatewayIdleTimeout = try int("idle_timeout", 1...86400)
+        gatewayMaxConnections = try int("max_connections", 1...65536)
         for (name, value) in toml.tables["gateway.aliases"] ?? [:] {
             guard case .string(let id) = value, id.utf8.count == 64,
                 id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })

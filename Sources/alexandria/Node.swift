@@ -119,6 +119,9 @@ struct Node: AsyncParsableCommand {
             var settings = GatewaySettings()
             settings.host = address.host
             settings.port = address.port
+            if let n = config.gatewayHeaderTimeout { settings.headerTimeoutSeconds = Int64(n) }
+            if let n = config.gatewayIdleTimeout { settings.idleTimeoutSeconds = Int64(n) }
+            if let n = config.gatewayMaxConnections { settings.maxConnections = n }
             for (name, id) in config.gatewayAliases {
                 guard let publisher = PublisherID(hex: id) else {
                     throw CommandFailure(message: "[gateway.aliases] \(name) is not a publisher id", exitCode: 2)

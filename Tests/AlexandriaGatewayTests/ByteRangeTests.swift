@@ -27,6 +27,7 @@ struct ByteRangeTests {
             ("bytes=99999999999999999999-", 100, .unsatisfiable),
             ("bytes=0-99999999999999999999", 100, .unsatisfiable),
             ("bytes=0-18446744073709551615", 100, .partial(0..<100)),
+            ("bytes=0-18446744073709551616", 100, .unsatisfiable),
             ("bytes=0-", 0, .unsatisfiable),
             ("bytes=-1", 0, .unsatisfiable),
             ("items=0-1", 100, .whole),
