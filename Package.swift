@@ -84,6 +84,20 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The HTTP gateway: files by hash, the Hugging Face Hub API, OCI/ModelPack pulls (Protocol/gateway-v1.md).
+        // Read-only, on NIOHTTP1 directly (already in the graph through swift-nio).
+        .target(
+            name: "AlexandriaGateway",
+            dependencies: [
+                "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaPeer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // A node's home directory: layout, config.toml, node identity key.
         .target(
             name: "AlexandriaHome",
@@ -103,6 +117,7 @@ let package = Package(
                 "AlexandriaCatalog",
                 "AlexandriaPeer",
                 "AlexandriaWire",
+                "AlexandriaGateway",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -157,6 +172,10 @@ let package = Package(
                 "AlexandriaCore", "AlexandriaGossip", "AlexandriaWire",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        .testTarget(
+            name: "AlexandriaGatewayTests",
+            dependencies: ["AlexandriaCore", "AlexandriaGateway"]
         ),
         .testTarget(
             name: "AlexandriaHomeTests",

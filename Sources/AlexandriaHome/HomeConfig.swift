@@ -49,6 +49,14 @@ public struct HomeConfig: Sendable {
     public var dropPeersFile: String?
     /// `[test] idle_timeout`: a shorter wire idle timeout than the spec's 60 s, so tests of it take seconds.
     public var testIdleTimeoutSeconds: Double?
+    /// `[gateway] listen`: where `node run` serves HTTP (Protocol/gateway-v1.md); nil (the default) for no gateway.
+    public var gatewayListen: String?
+    /// `[gateway.aliases]`: repository owner names for publishers in the gateway, `name = "<64-hex publisher id>"`.
+    public var gatewayAliases: [String: String] = [:]
+    /// `[gateway] header_timeout`, `idle_timeout` (seconds) and `max_connections`; nil for the gateway's defaults.
+    public var gatewayHeaderTimeout: Int?
+    public var gatewayIdleTimeout: Int?
+    public var gatewayMaxConnections: Int?
 
     public init() {}
 
@@ -116,8 +124,9 @@ public struct HomeConfig: Sendable {
             ],
             "trust": ["witnesses", "quorum"],
             "test": ["drop_peers_file", "idle_timeout"],
+            "gateway": ["listen", "header_timeout", "idle_timeout", "max_connections"],
         ]
-        for (table, values) in toml.tables {
+        for (table, values) in toml.tables where table != "gateway.aliases" {
             guard let keys = known[table] else { throw HomeError("unknown table [\(table)]") }
             for key in values.keys where !keys.contains(key) {
                 throw HomeError("unknown setting '\(key)' in [\(table)]")
@@ -167,6 +176,7 @@ public struct HomeConfig: Sendable {
         default: throw HomeError("[node] peers must be an array of \"host:port\"")
         }
         try parseNetwork(toml)
+        try parseGateway(toml)
         switch toml["store", "lock_timeout"] {
         case nil: break
         case .integer(let n)? where n >= 0 && n <= 86400: lockTimeoutSeconds = n
@@ -250,6 +260,31 @@ public struct HomeConfig: Sendable {
         default: throw HomeError("[test] drop_peers_file must be a path")
         }
         testIdleTimeoutSeconds = try seconds("test", "idle_timeout")
+    }
+
+    /// The `[gateway]` and `[gateway.aliases]` tables.
+    mutating func parseGateway(_ toml: TOMLSubset) throws {
+        switch toml["gateway", "listen"] {
+        case nil: break
+        case .string(let text)?: gatewayListen = text
+        default: throw HomeError("[gateway] listen must be \"host:port\"")
+        }
+        func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+            switch toml["gateway", key] {
+            case nil: return nil
+            case .integer(let n)? where range.contains(n): return n
+            default: throw HomeError("[gateway] \(key) must be a whole number in \(range)")
+            }
+        }
+        gatewayHeaderTimeout = try int("header_timeout", 1...3600)
+        gatewayIdleTimeout = try int("idle_timeout", 1...86400)
+        gatewayMaxConnections = try int("max_connections", 1...65536)
+        for (name, value) in toml.tables["gateway.aliases"] ?? [:] {
+            guard case .string(let id) = value, id.utf8.count == 64,
+                id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+            else { throw HomeError("[gateway.aliases] \(name) must be a publisher id (64 lowercase hex digits)") }
+            gatewayAliases[name] = id
+        }
     }
 
     public var storeOptions: StoreOptions {

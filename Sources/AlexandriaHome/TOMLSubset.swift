@@ -1,4 +1,4 @@
-/// A strict reader for the subset of TOML that Alexandria's config uses: `[table]` headers, `key = value` lines
+/// A strict reader for the subset of TOML that Alexandria's config uses: `[table]` and `[dotted.table]` headers, `key = value` lines
 /// with basic strings, integers (with `_` separators), booleans and one-line arrays of those, and `#` comments.
 ///
 /// Anything else (inline tables, dates, floats, multi-line strings, dotted keys, duplicate keys) is an error with
@@ -36,7 +36,12 @@ public struct TOMLSubset: Sendable {
             if scanner.atEndOrComment { continue }
             if scanner.peek == UInt8(ascii: "[") {
                 scanner.advance()
-                let name = try scanner.bareKey()
+                var name = try scanner.bareKey()
+                // A dotted table name (`[gateway.aliases]`) is kept as one name with its dots.
+                while scanner.peek == UInt8(ascii: ".") {
+                    scanner.advance()
+                    name += "." + (try scanner.bareKey())
+                }
                 guard scanner.peek == UInt8(ascii: "]") else { throw scanner.error("expected ']' after table name") }
                 scanner.advance()
                 scanner.skipSpaces()

@@ -184,6 +184,9 @@ public final class Fetcher: @unchecked Sendable {
     public var copyIntoStore = true
     /// Per-peer scores kept across fetches; peers that misbehaved before are used only if the others fall short.
     public var scores: PeerScores?
+    /// Called once with the chunk list the fetch settled on (already checked against `expectedRoot`), before any chunk
+    /// is pulled: lets the HTTP gateway stream chunks to a client in order as they reach the store.
+    public var onRecipe: (@Sendable (FileRecipe) -> Void)?
 
     public init(store: ContentStore, identity: NodeIdentity, logger: Logger) {
         self.store = store
@@ -302,6 +305,7 @@ public final class Fetcher: @unchecked Sendable {
     /// interrupted fetch left in the partial file is checked where it is and not written again; others are read from
     /// the store (verified). A chunk that fails either way is left to the peers.
     func fill(_ job: Job, recipe: FileRecipe) async throws {
+        onRecipe?(recipe)
         let cursor = FileHashCursor(recipe: recipe)
         job.cursor = cursor
         var held = Set<Int>()

@@ -1,7 +1,10 @@
 import AlexandriaCatalog
 import AlexandriaCore
+import AlexandriaGateway
 import AlexandriaHome
+import AlexandriaManifest
 import AlexandriaPeer
+import AlexandriaStore
 import ArgumentParser
 import Foundation
 import Logging
@@ -28,6 +31,9 @@ struct Node: AsyncParsableCommand {
         @Option(help: "trace, debug, info, notice, warning, error.") var logLevel: String = "info"
         @Option(help: "Upload limit for all peers together, e.g. 50MiB (per second).") var uploadRate: String?
         @Flag(help: "Serve and gossip only; keep no releases beyond what is already held.") var noMirror = false
+        @Option(
+            help: "HOST:PORT for the read-only HTTP gateway (by hash, Hugging Face, OCI); default from config, off.")
+        var http: String?
 
         func run() async throws {
             let home = options.resolved
@@ -97,9 +103,16 @@ struct Node: AsyncParsableCommand {
                 }
                 server.uploadBytesPerSecond = Double(bytes)
             }
+            var services: [any Service] = [server, MirrorService(mirror: mirror)]
+            if let gateway = try gateway(
+                config: config, store: store, catalog: catalog, identity: identity, gossip: gossip, policy: policy,
+                scratch: home.path)
+            {
+                services.append(gateway)
+            }
             let group = ServiceGroup(
                 configuration: .init(
-                    services: [server, MirrorService(mirror: mirror)], gracefulShutdownSignals: [.sigterm, .sigint],
+                    services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             try await group.run()
             // The services hold the store and catalog in reference cycles: checkpoint them explicitly on the way out.
@@ -129,6 +142,39 @@ struct Node: AsyncParsableCommand {
                 + "systemd unit, `ulimit -Hn` as root, --ulimit nofile= for a container) or lower [node] inbound in "
                 + home.configPath
             logger.warning("\(warning)")
+        }
+
+        /// The HTTP gateway if `--http` or `[gateway] listen` asks for one.
+        func gateway(
+            config: HomeConfig, store: ContentStore, catalog: Catalog, identity: NodeIdentity, gossip: GossipNode,
+            policy: MirrorPolicy, scratch: String
+        ) throws -> Gateway? {
+            guard let text = http ?? config.gatewayListen else { return nil }
+            guard let address = PeerAddress(parsing: text) else {
+                throw CommandFailure(message: "--http takes HOST:PORT, not \(text)", exitCode: 2)
+            }
+            var settings = GatewaySettings()
+            settings.host = address.host
+            settings.port = address.port
+            if let n = config.gatewayHeaderTimeout { settings.headerTimeoutSeconds = Int64(n) }
+            if let n = config.gatewayIdleTimeout { settings.idleTimeoutSeconds = Int64(n) }
+            if let n = config.gatewayMaxConnections { settings.maxConnections = n }
+            for (name, id) in config.gatewayAliases {
+                guard let publisher = PublisherID(hex: id) else {
+                    throw CommandFailure(message: "[gateway.aliases] \(name) is not a publisher id", exitCode: 2)
+                }
+                settings.aliases[name] = publisher
+            }
+            // Files the node does not hold are pulled through from the holders gossip names, then kept.
+            let maxAge = Int(policy.holderTTLSeconds * 1000)
+            let pullThrough = PullThrough(
+                store: store, identity: identity, scratchDirectory: scratch,
+                logger: Logger(label: "alexandria.gateway"),
+                peers: { manifest in await gossip.fetchPeers(holding: manifest, catalog: catalog, maxAgeMillis: maxAge)
+                })
+            return Gateway(
+                store: store, catalog: catalog, settings: settings, pullThrough: pullThrough,
+                logger: Logger(label: "alexandria.gateway"))
         }
 
         /// A quarter of the free space where the home is, at most 50 GiB.
