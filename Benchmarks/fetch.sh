@@ -28,8 +28,10 @@ cleanup() {
 }
 trap cleanup EXIT
 echo "loadavg_1m_start: $(cut -d' ' -f1 /proc/loadavg) load"
-(cd "$ROOT" && swift build -c release --product alexandria 2>&1 | tail -1 | sed 's/^/# /')
-BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/alexandria"
+if [ -z "${BIN:-}" ]; then  # compare.sh builds once and passes BIN
+    (cd "$ROOT" && swift build -c release --product alexandria 2>&1 | tail -1 | sed 's/^/# /')
+    BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/alexandria"
+fi
 [ -f "$DATA/random.bin" ] || bash "$PEERS_DIR/make_data.sh" "$DATA" "${SIZE_MIB:-2048}" | sed 's/^/# /'
 FILE="$DATA/random.bin"
 SIZE=$(stat -c %s "$FILE")

@@ -10,8 +10,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 echo "loadavg_1m_start: $(cut -d' ' -f1 /proc/loadavg) load"
-(cd "$ROOT" && swift build -c release --product alexandria 2>&1 | tail -1 | sed 's/^/# /')
-BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/alexandria"
+if [ -z "${BIN:-}" ]; then  # compare.sh builds once and passes BIN
+    (cd "$ROOT" && swift build -c release --product alexandria 2>&1 | tail -1 | sed 's/^/# /')
+    BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/alexandria"
+fi
 WORK=$(mktemp -d /tmp/alexandria-gossipbench.XXXXXX)
 export BIN WORK
 trap 'pkill -TERM -f "$WORK/n" 2>/dev/null || true; sleep 1; pkill -KILL -f "$WORK/n" 2>/dev/null || true; rm -rf "$WORK"' EXIT

@@ -21,8 +21,10 @@ WORK=$(mktemp -d /tmp/alexandria-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
 echo "loadavg_1m_start: $(cut -d' ' -f1 /proc/loadavg) load"
-(cd "$ROOT" && swift build -c release --product alexandria 2>&1 | tail -1 | sed 's/^/# /')
-BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/alexandria"
+if [ -z "${BIN:-}" ]; then  # compare.sh builds once and passes BIN
+    (cd "$ROOT" && swift build -c release --product alexandria 2>&1 | tail -1 | sed 's/^/# /')
+    BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/alexandria"
+fi
 
 mkdir -p "$DATA"
 if [ -x "$PEERS/make_data.sh" ]; then
