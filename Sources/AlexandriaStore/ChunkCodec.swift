@@ -33,6 +33,8 @@ final class ChunkCoder {
     static let incompressibleBitsPerByte = 7.2
 
     private let compressor: ZstdCompressor
+    /// For the odd (sign and exponent) stream of byte-grouped chunks.
+    private let exponentCompressor = ZstdCompressor(skewedLiterals: ())
     private let decompressor = ZstdDecompressor()
     private var scratchA: UnsafeMutableRawBufferPointer
     private var scratchB: UnsafeMutableRawBufferPointer
@@ -67,7 +69,7 @@ final class ChunkCoder {
         Self.split(raw, even: even, odd: odd)
         let oddLimit = oddCount * Self.streamKeepNumerator / 8
         let oddOut = UnsafeMutableRawBufferPointer(rebasing: scratchB[0..<scratchB.count / 2])
-        if let oddZ = compressor.compress(UnsafeRawBufferPointer(odd), into: oddOut), oddZ <= oddLimit {
+        if let oddZ = exponentCompressor.compress(UnsafeRawBufferPointer(odd), into: oddOut), oddZ <= oddLimit {
             let evenOut = UnsafeMutableRawBufferPointer(rebasing: scratchB[scratchB.count / 2..<scratchB.count])
             var flags: UInt8 = 0b10
             var evenStored = UnsafeRawBufferPointer(even)
