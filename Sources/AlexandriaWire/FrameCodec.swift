@@ -19,6 +19,11 @@ public struct FrameDecoder: ByteToMessageDecoder {
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
         let type: UInt8 = buffer.readInteger()!
+        if type == 0x21 {  // CHUNK, the bulk of a fetch: one copy of the chunk bytes instead of two
+            let message = try WireMessage.decodeChunk(from: &buffer, payloadLength: Int(length) - 1)
+            context.fireChannelRead(wrapInboundOut(message))
+            return .continue
+        }
         let payload = buffer.readBytes(length: Int(length) - 1)!
         context.fireChannelRead(wrapInboundOut(try WireMessage.decode(type: type, payload: payload)))
         return .continue

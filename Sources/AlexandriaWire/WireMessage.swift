@@ -1,5 +1,6 @@
 import AlexandriaCore
 import AlexandriaGossip
+import NIOCore
 
 /// Named limits of wire protocol v1 (Protocol/wire-v1.md). Checked before anything is allocated.
 public enum WireLimits {
@@ -191,6 +192,35 @@ public enum WireMessage: Equatable, Sendable {
         return w.out
     }
 
+    /// Bytes of a CHUNK payload before the chunk bytes: request id u32, index u16, id 32, codec u8, raw length u32.
+    static let chunkHeaderBytes = 43
+
+    static func checkChunkFields(codec: UInt8, rawLength: UInt32) throws(WireError) {
+        guard rawLength > 0, rawLength <= Limits.maxChunkBytes, codec <= 2 else {
+            throw WireError(.protocolViolation, "chunk length or codec out of range")
+        }
+    }
+
+    /// Decodes a CHUNK frame's payload (type 0x21) straight from the receive buffer: the 43-byte header is read in
+    /// place and the chunk bytes are copied once, into the message (`decode(type:payload:)` copies them twice: into
+    /// the payload array, then out of it). The same checks and errors as `decode(type: 0x21, payload:)`.
+    /// `payloadLength` is the frame length minus the type byte; `buffer` must hold that many readable bytes, and
+    /// exactly those are consumed.
+    public static func decodeChunk(
+        from buffer: inout ByteBuffer, payloadLength: Int
+    ) throws(WireError)
+        -> WireMessage
+    {
+        guard payloadLength >= chunkHeaderBytes, buffer.readableBytes >= payloadLength,
+            let rid = buffer.readInteger(as: UInt32.self), let index = buffer.readInteger(as: UInt16.self),
+            let idBytes = buffer.readBytes(length: 32), let id = ContentHash(bytes: idBytes),
+            let codec = buffer.readInteger(as: UInt8.self), let raw = buffer.readInteger(as: UInt32.self)
+        else { throw WireError(.protocolViolation, "message cut short") }
+        try checkChunkFields(codec: codec, rawLength: raw)
+        let chunk = buffer.readBytes(length: payloadLength - chunkHeaderBytes) ?? []
+        return .chunk(requestID: rid, index: index, id: id, codec: codec, rawLength: raw, payload: chunk)
+    }
+
     /// Decodes one frame's type and payload, checking every length against its limit and refusing trailing bytes.
     public static func decode(type: UInt8, payload: [UInt8]) throws(WireError) -> WireMessage {
         var r = ByteReader(payload)
@@ -262,9 +292,7 @@ public enum WireMessage: Equatable, Sendable {
             let id = try r.hash()
             let codec = try r.u8()
             let raw = try r.u32()
-            guard raw > 0, raw <= Limits.maxChunkBytes, codec <= 2 else {
-                throw WireError(.protocolViolation, "chunk length or codec out of range")
-            }
+            try checkChunkFields(codec: codec, rawLength: raw)
             message = .chunk(requestID: rid, index: index, id: id, codec: codec, rawLength: raw, payload: r.rest())
         case 0x22: message = .chunkMissing(requestID: try r.u32(), index: try r.u16(), id: try r.hash())
         case 0x30:
