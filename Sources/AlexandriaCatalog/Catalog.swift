@@ -96,6 +96,18 @@ public final class Catalog: @unchecked Sendable {
 
     deinit { checkpoint() }
 
+    /// What `PRAGMA integrity_check` says other than "ok" (empty for a sound catalog).
+    public func integrityProblems() throws -> [String] {
+        try locked {
+            let check = try db.statement("PRAGMA integrity_check")
+            var lines: [String] = []
+            while try check.step() {
+                if check.text(0) != "ok" { lines.append(check.text(0)) }
+            }
+            return lines
+        }
+    }
+
     /// Copies every commit from the WAL into `catalog.sqlite` itself (TRUNCATE), so that a copy of the home taken
     /// after a clean exit is whole. Runs from `deinit`; a long-lived owner (the daemon) calls it when it stops.
     public func checkpoint() {

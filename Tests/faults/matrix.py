@@ -14,6 +14,7 @@ import hashlib, os, random, shutil, signal, socket, subprocess, sys, tempfile, t
 
 BIN = sys.argv[1]
 WORK = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="alexandria-faults-")
+os.makedirs(WORK, exist_ok=True)
 rng = random.Random(11)
 
 
@@ -49,6 +50,11 @@ def build_reference():
     # The "older copy" of every file: the home as it was before one more add and publish.
     older = os.path.join(WORK, "older")
     shutil.copytree(ref, older)
+    # The newest commits are made while a daemon holds the index and catalog open, and the daemon is then killed
+    # (-9): the home keeps its -wal and -shm files, as a live home does.
+    node = subprocess.Popen([BIN, "node", "run", "--home", ref, "--listen", f"127.0.0.1:{free_port()}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
     b = data(400_000, 300)
     p = os.path.join(WORK, "f-late.bin")
     open(p, "wb").write(b)
@@ -57,6 +63,11 @@ def build_reference():
     open(os.path.join(model, "extra.bin"), "wb").write(data(50_000, 301))
     rc, _, err = run(ref, "publish", model, "--name", "tiny", "--version", "1.1")
     assert rc == 0, err
+    time.sleep(2.5)
+    node.kill()
+    node.wait()
+    for rel in ["store/index.sqlite-wal", "catalog.sqlite-wal"]:
+        print(f"{rel}: {os.path.getsize(os.path.join(ref, rel)) if os.path.exists(os.path.join(ref, rel)) else 'absent'} bytes in the reference home", file=sys.stderr)
     return ref, older, files
 
 
@@ -64,7 +75,7 @@ def home_files(ref):
     out = ["store/index.sqlite", "store/index.sqlite-wal", "store/index.sqlite-shm"]
     out += ["store/packs/" + p for p in sorted(os.listdir(os.path.join(ref, "store/packs")))]
     out += ["catalog.sqlite", "catalog.sqlite-wal", "keys/node.key"]
-    out += ["keys/" + k for k in sorted(os.listdir(os.path.join(ref, "keys"))) if k != "node.key"]
+    out += ["keys/publishers/" + k for k in sorted(os.listdir(os.path.join(ref, "keys/publishers")))]
     out += ["config.toml"]
     return out
 
@@ -160,7 +171,7 @@ def main():
             home = os.path.join(WORK, f"h{cell}")
             shutil.copytree(ref, home)
             if not inject(home, older, rel, fault):
-                rows.append((rel, fault, ["n/a (no such file after a clean exit)"] + [""] * (len(commands) - 1), ""))
+                rows.append((rel, fault, ["n/a (absent)"] + [""] * (len(commands) - 1), ""))
                 shutil.rmtree(home)
                 continue
             # The oracle: what a repair right after the fault can still read.
