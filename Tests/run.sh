@@ -21,3 +21,8 @@ fi
 # blocking tests (waiting on processes, store I/O) can starve the in-process nodes of the peer tests for seconds,
 # which their stall detection then rightly treats as a stalled peer. The whole run takes about two minutes.
 swift test --no-parallel
+
+# Faults on disk and kill -9 loops against the real binary (issue 11; fixed seeds, bounded counts): the fault matrix
+# prints file x fault x command with the outcome in each cell.
+python3 Tests/faults/kills.py .build/debug/alexandria 6
+python3 Tests/faults/matrix.py .build/debug/alexandria
