@@ -35,3 +35,14 @@ if [ "$(id -u)" -eq 0 ]; then
 else
     swift test --no-parallel "$@"
 fi
+
+# Faults on disk and kill -9 loops against the real binary (issue 11; fixed seeds, bounded counts): the fault matrix
+# prints file x fault x command with the outcome in each cell. Unprivileged too, like every test that starts nodes.
+bin="$(swift build --show-bin-path)/alexandria"
+if [ "$(id -u)" -eq 0 ]; then
+    as_unprivileged python3 Tests/faults/kills.py "$bin" 6
+    as_unprivileged python3 Tests/faults/matrix.py "$bin"
+else
+    python3 Tests/faults/kills.py "$bin" 6
+    python3 Tests/faults/matrix.py "$bin"
+fi

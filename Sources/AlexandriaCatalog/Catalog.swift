@@ -102,6 +102,18 @@ public final class Catalog: @unchecked Sendable {
 
     deinit { checkpoint() }
 
+    /// What `PRAGMA integrity_check` says other than "ok" (empty for a sound catalog).
+    public func integrityProblems() throws -> [String] {
+        try locked {
+            let check = try db.statement("PRAGMA integrity_check")
+            var lines: [String] = []
+            while try check.step() {
+                if check.text(0) != "ok" { lines.append(check.text(0)) }
+            }
+            return lines
+        }
+    }
+
     /// Copies every commit from the WAL into `catalog.sqlite` itself (TRUNCATE), so that a copy of the home taken
     /// after a clean exit is whole. Runs from `deinit`; a long-lived owner (the daemon) calls it when it stops.
     public func checkpoint() {
@@ -286,19 +298,19 @@ public final class Catalog: @unchecked Sendable {
             throw lastError ?? ManifestError(.badSignature, "the manifest's signature does not verify")
         }
         let release = signed.manifest.release.local
-        if let existing = try manifest(id: signed.id), existing.envelope.payload == envelope.payload {
-            return .duplicate
+        enum Step {
+            case added, duplicate
+            case conflict(ContentHash)
         }
-        if let bound = try binding(publisher: statement.publisher, release: release), bound != signed.id {
-            let first = try manifest(id: bound)
-            let signer =
-                (publisherLog?.keys.map(\.key) ?? [key]).last { first?.envelope.isSigned(by: $0) ?? false } ?? key
-            let proof = EquivocationProof(
-                kind: .manifests, publisherKey: signer, first: first?.envelope.json ?? [], second: envelope.json)
-            if first != nil { return .equivocation(try store(proof)) }
-            throw ManifestError(.equivocation, "\(release) is already bound to \(bound); this manifest conflicts")
-        }
-        try locked {
+        // The check and the first binding are one write transaction, whichever process (CLI or daemon) gets there
+        // first: the other then sees the binding and its manifest becomes an equivocation proof.
+        let step: Step = try writeTransaction {
+            if let existing = try manifest(id: signed.id), existing.envelope.payload == envelope.payload {
+                return .duplicate
+            }
+            if let bound = try binding(publisher: statement.publisher, release: release), bound != signed.id {
+                return .conflict(bound)
+            }
             try db.statement(
                 "INSERT OR IGNORE INTO manifests (id, publisher, release, envelope, first_seen) VALUES (?, ?, ?, ?, ?)"
             ).bind(
@@ -307,9 +319,38 @@ public final class Catalog: @unchecked Sendable {
                 .int(Int(Date().timeIntervalSince1970))
             ).run()
             try record(CatalogItem(kind: .manifest, body: envelope.json))
+            try bind(publisher: statement.publisher, release: release, manifest: signed.id)
+            return .added
         }
-        try bind(publisher: statement.publisher, release: release, manifest: signed.id)
-        return .added
+        switch step {
+        case .added: return .added
+        case .duplicate: return .duplicate
+        case .conflict(let bound):
+            let first = try manifest(id: bound)
+            let signer =
+                (publisherLog?.keys.map(\.key) ?? [key]).last { first?.envelope.isSigned(by: $0) ?? false } ?? key
+            let proof = EquivocationProof(
+                kind: .manifests, publisherKey: signer, first: first?.envelope.json ?? [], second: envelope.json)
+            if first != nil { return .equivocation(try store(proof)) }
+            throw ManifestError(.equivocation, "\(release) is already bound to \(bound); this manifest conflicts")
+        }
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction (the write lock first, so what it reads cannot change before it
+    /// writes), or inside the caller's transaction if one is open.
+    func writeTransaction<T>(_ body: () throws -> T) throws -> T {
+        try locked {
+            if db.inTransaction { return try body() }
+            try db.execute("BEGIN IMMEDIATE")
+            do {
+                let result = try body()
+                try db.execute("COMMIT")
+                return result
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
+            }
+        }
     }
 
     public func manifest(id: ContentHash) throws -> SignedManifest? {

@@ -29,6 +29,9 @@ package final class SQLiteConnection: @unchecked Sendable {
 
     package var isOpen: Bool { handle != nil }
 
+    /// True inside an explicit transaction (`BEGIN` without its `COMMIT` or `ROLLBACK` yet).
+    package var inTransaction: Bool { handle != nil && sqlite3_get_autocommit(handle) == 0 }
+
     /// `PRAGMA wal_checkpoint(TRUNCATE)`, waiting at most a second for readers: copies every commit in the WAL into
     /// the database file and empties the WAL. Best effort (a reader in another process may hold it back).
     package func checkpoint() {

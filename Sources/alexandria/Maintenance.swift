@@ -74,12 +74,14 @@ struct Verify: ParsableCommand {
         }
         bar?.finish()
         if let advice = drift.advice { report.indexProblems.append(advice) }
+        let storeNeedsRepair = !report.indexProblems.isEmpty
+        report.indexProblems += Self.homeProblems(home)
         let unfinished =
             drift.unfinishedWrite
             ? "the packs hold \(drift.chunkRecords) chunk record(s) and \(drift.tornBytes) torn byte(s) of a write "
                 + "that did not finish; the next write indexes the records and cuts the torn bytes (nothing is lost)"
             : nil
-        let fix = Self.advice(report)
+        let fix = Self.advice(report, storeNeedsRepair: storeNeedsRepair)
         if json {
             try Output.json(
                 Report(
@@ -100,9 +102,35 @@ struct Verify: ParsableCommand {
         if !report.isClean { throw ExitCode(1) }
     }
 
+    /// The rest of the home a node needs: the catalog and the node key, each with what to do when it is damaged.
+    static func homeProblems(_ home: Home) -> [String] {
+        var out: [String] = []
+        let catalogProblem: String?
+        if access(home.catalogPath, F_OK) != 0 {
+            catalogProblem = nil
+        } else {
+            do {
+                let lines = try Catalog(path: home.catalogPath).integrityProblems()
+                catalogProblem = lines.isEmpty ? nil : lines.prefix(3).joined(separator: "; ")
+            } catch { catalogProblem = "\(error)" }
+        }
+        if let catalogProblem {
+            out.append(
+                "the catalog \(home.catalogPath) is damaged (\(catalogProblem)): move it aside and restore it from a "
+                    + "backup, or start afresh and let `alexandria node run` learn the catalog again from peers")
+        }
+        do { _ = try home.nodeKey() } catch {
+            out.append(
+                "the node key \(home.nodeKeyPath) is unreadable (\(error)): restore it from a backup, or remove it and "
+                    + "run `alexandria init` to give this node a new identity")
+        }
+        return out
+    }
+
     /// The command that fixes what the report found, for the last line.
-    static func advice(_ report: VerifyReport) -> String? {
-        if !report.indexProblems.isEmpty { return "run `alexandria verify --repair`" }
+    static func advice(_ report: VerifyReport, storeNeedsRepair: Bool) -> String? {
+        if storeNeedsRepair { return "run `alexandria verify --repair`" }
+        if !report.indexProblems.isEmpty { return "do what the INDEX line(s) above say" }
         if !report.incompleteFiles.isEmpty || !report.problems.isEmpty {
             return "the damaged chunks now read as missing: `alexandria fetch` or `alexandria add` the INCOMPLETE "
                 + "file(s) again to repair them"

@@ -211,3 +211,25 @@ struct NodeTests {
         #expect(try cli.run("verify").status == 0)
     }
 }
+
+@Suite("One daemon per home", .serialized)
+struct NodeLockTests {
+    @Test func aSecondDaemonOnAHomeIsRefusedAndTheLockDiesWithItsHolder() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        _ = try cli.run("init")
+        let first = try NodeProcess(cli: cli)
+        let second = try cli.run("node", "run", "--listen", "127.0.0.1:\(Int.random(in: 20_000...60_000))")
+        #expect(second.status == 3)
+        #expect(
+            second.stderr.contains("already running")
+                && second.stderr.contains("pid \(first.process.processIdentifier)"))
+        // kill -9: the kernel drops the flock, so the next daemon starts.
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        let third = try NodeProcess(cli: cli)
+        #expect(third.process.isRunning)
+        third.stop()
+        #expect(third.process.terminationStatus == 0)
+    }
+}

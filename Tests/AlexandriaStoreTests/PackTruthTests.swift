@@ -171,3 +171,27 @@ struct PackTruthTests {
         #expect(each < 0.01, "the check took \(each * 1000) ms")
     }
 }
+
+/// The figure for the closing note: the stale-index check on a store of 10,000 files. Run by hand with
+/// `ALEXANDRIA_MEASURE=1 swift test --filter StaleIndexCheckCost`.
+@Suite("Stale-index check cost")
+struct StaleIndexCheckCost {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["ALEXANDRIA_MEASURE"] != nil))
+    func onTenThousandFiles() throws {
+        let t = try TemporaryStore()
+        let source = t.directory + "/one"
+        for i in 0..<10_000 {
+            try Data(TestData.random(2_000 + i % 1000, seed: UInt64(i))).write(to: URL(fileURLWithPath: source))
+            _ = try t.store.add(path: source)
+        }
+        #expect(try t.store.list().count == 10_000)
+        let rounds = 200
+        var start = Date()
+        for _ in 0..<rounds { #expect(try t.store.packDrift().isCurrent) }
+        let check = Date().timeIntervalSince(start) / Double(rounds)
+        start = Date()
+        for _ in 0..<20 { _ = try t.reopen() }
+        let open = Date().timeIntervalSince(start) / 20
+        print("stale-index check on 10,000 files: \(check * 1e6) µs per check; a whole open: \(open * 1e3) ms")
+    }
+}
