@@ -86,6 +86,8 @@ public final class PeerServer: Service, @unchecked Sendable {
             gossipTask.cancel()
             server.channel.close(promise: nil)
             if let gossip { Task { await gossip.stop() } }
+            let clients = self.clients
+            Task { await clients.closeAll() }
         }
         gossipTask.cancel()
         await gossipTask.value

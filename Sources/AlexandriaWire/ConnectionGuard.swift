@@ -52,7 +52,7 @@ public struct ConnectionWatch: Sendable {
     public func isIdle(at now: NIODeadline) -> Bool { now >= idleDeadline }
 }
 
-/// The thin NIO shell around `ConnectionWatch`, placed between the frame codec and the application. It closes a
+/// The thin NIO shell around `ConnectionWatch` (its clock is the event loop's), placed between the frame codec and the application. It closes a
 /// connection that is idle for the watch's timeout, and on a fatal error (a frame the decoder refuses, or too many
 /// outstanding chunk ids) it sends ERROR with the matching code, lets nothing else out after it, and closes once the
 /// ERROR is written or `errorGrace` has passed (a peer that does not read cannot hold the connection open).
@@ -79,7 +79,8 @@ public final class ConnectionGuard: ChannelDuplexHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) {
         watch = ConnectionWatch(
-            idleTimeout: watch.idleTimeout, maxOutstandingChunks: watch.maxOutstandingChunks, now: .now())
+            idleTimeout: watch.idleTimeout, maxOutstandingChunks: watch.maxOutstandingChunks,
+            now: context.eventLoop.now)
         schedule(context: context)
     }
 
@@ -94,7 +95,7 @@ public final class ConnectionGuard: ChannelDuplexHandler {
         let deadline = watch.idleDeadline
         timer = loop.scheduleTask(deadline: deadline) { [self] in
             guard !failed else { return }
-            if watch.isIdle(at: .now()) {
+            if watch.isIdle(at: context.eventLoop.now) {
                 // No complete frame for idleTimeout: the spec says close; nothing to report to a silent peer.
                 failed = true
                 context.close(promise: nil)
@@ -107,7 +108,7 @@ public final class ConnectionGuard: ChannelDuplexHandler {
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
         let message = unwrapInboundIn(data)
-        if let error = watch.received(message, at: .now()) {
+        if let error = watch.received(message, at: context.eventLoop.now) {
             fail(context: context, error)
             return
         }
