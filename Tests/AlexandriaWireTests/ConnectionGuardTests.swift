@@ -66,6 +66,7 @@ import Testing
             return
         }
         #expect(sentCode == code)
+        channel.embeddedEventLoop.advanceTime(by: ConnectionGuard.errorGrace)
         #expect(!channel.isActive)
         _ = try? channel.finish()
     }
@@ -93,6 +94,7 @@ import Testing
         channel.write(WireMessage.chunkMissing(requestID: 0, index: 0, id: ids[0]), promise: nil)
         channel.flush()
         #expect(try written(channel).isEmpty)
+        channel.embeddedEventLoop.advanceTime(by: ConnectionGuard.errorGrace)
         #expect(!channel.isActive)
     }
 
