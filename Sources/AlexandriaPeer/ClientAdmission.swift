@@ -101,4 +101,10 @@ actor ClientGate {
         admission.release(ticket)
         channels.removeValue(forKey: ticket)
     }
+
+    /// Graceful shutdown: closes every client connection, so a client that keeps its connection alive with PINGs
+    /// cannot hold the node's exit.
+    func closeAll() {
+        for channel in channels.values { channel.close(promise: nil) }
+    }
 }

@@ -92,6 +92,8 @@ public final class PeerServer: Service, @unchecked Sendable {
             gossipTask.cancel()
             server.channel.close(promise: nil)
             if let gossip { Task { await gossip.stop() } }
+            let clients = self.clients
+            Task { await clients.closeAll() }
         }
         gossipTask.cancel()
         await gossipTask.value
@@ -141,7 +143,7 @@ public final class PeerServer: Service, @unchecked Sendable {
                 try? await session.send(.error(.overloaded, refusal.message))
             case .success(let ticket):
                 defer { Task { await clients.release(ticket) } }
-                try await serveRequests(&session, remote: remote, link: nil)
+                try await serveRequests(&session, channel: channel, remote: remote, link: nil)
             }
             return
         }
@@ -162,7 +164,7 @@ public final class PeerServer: Service, @unchecked Sendable {
             drain.cancel()
             Task { await gossip.unregister(link) }
         }
-        try await serveRequests(&session, remote: remote, link: link)
+        try await serveRequests(&session, channel: channel, remote: remote, link: link)
     }
 
     /// Opens an outbound connection to a node and runs it until it ends.
@@ -194,7 +196,13 @@ public final class PeerServer: Service, @unchecked Sendable {
         }
     }
 
-    func serveRequests(_ session: inout PeerSession, remote: String, link: Link?) async throws {
+    func serveRequests(_ session: inout PeerSession, channel: Channel, remote: String, link: Link?) async throws {
+        /// A fatal error goes to the connection guard, which sends ERROR as the last frame, after whatever is
+        /// already queued, and closes once it is written (Protocol/wire-v1.md: ERROR, then close).
+        func fatal(_ error: WireError) -> WireError {
+            channel.pipeline.fireErrorCaught(error)
+            return error
+        }
         var log = logger
         log[metadataKey: "peer.id"] = "\(session.peerID)"
         log.debug("peer authenticated", metadata: ["peer.address": "\(remote)"])
@@ -202,9 +210,8 @@ public final class PeerServer: Service, @unchecked Sendable {
         var bucket = TokenBucket(rate: Self.maxRequestsPerSecond, burst: 2 * Self.maxRequestsPerSecond)
         while let message = try await session.next() {
             guard bucket.take() else {
-                try? await session.send(.error(.overloaded, "too many requests; slow down"))
                 log.warning("peer flooded requests; disconnecting")
-                throw WireError(.overloaded, "flood")
+                throw fatal(WireError(.overloaded, "too many requests; slow down"))
             }
             switch message {
             case .ping(let token):
@@ -258,18 +265,13 @@ public final class PeerServer: Service, @unchecked Sendable {
                 try await sendManifest(session, id: resolved?.manifest.id)
             case .items, .reconcile, .want, .peersQuery, .peers:
                 guard let link, let gossip else {
-                    try? await session.send(.error(.protocolViolation, "gossip is only for nodes that listen"))
-                    throw WireError(.protocolViolation, "gossip from a client")
+                    throw fatal(WireError(.protocolViolation, "gossip is only for nodes that listen"))
                 }
-                do { try await gossip.handle(message, from: link) } catch let error as WireError {
-                    try? await session.send(.error(error.code, error.message))
-                    throw error
-                }
+                do { try await gossip.handle(message, from: link) } catch let error as WireError { throw fatal(error) }
             case .error(let code, let text):
                 log.debug("peer reported an error", metadata: ["error.code": "\(code)", "error.message": "\(text)"])
             default:
-                try? await session.send(.error(.protocolViolation, "unexpected message type \(message.type)"))
-                throw WireError(.protocolViolation, "unexpected message")
+                throw fatal(WireError(.protocolViolation, "unexpected message type \(message.type)"))
             }
         }
     }

@@ -52,26 +52,28 @@ public struct ConnectionWatch: Sendable {
     public func isIdle(at now: NIODeadline) -> Bool { now >= idleDeadline }
 }
 
-/// The thin NIO shell around `ConnectionWatch`, placed between the frame codec and the application. It closes a
+/// The thin NIO shell around `ConnectionWatch` (its clock is the event loop's), placed between the frame codec and the application. It closes a
 /// connection that is idle for the watch's timeout, and on a fatal error (a frame the decoder refuses, or too many
 /// outstanding chunk ids) it sends ERROR with the matching code, lets nothing else out after it, and closes once the
-/// ERROR is written or `errorGrace` has passed (a peer that does not read cannot hold the connection open).
+/// ERROR is written or `errorGrace` has passed. The application reports its own fatal errors the same way, with
+/// `channel.pipeline.fireErrorCaught(WireError)`, so its ERROR too is the last frame and is not cut off by the close (a peer that does not read cannot hold the connection open).
 public final class ConnectionGuard: ChannelDuplexHandler {
     public typealias InboundIn = WireMessage
     public typealias InboundOut = WireMessage
     public typealias OutboundIn = WireMessage
     public typealias OutboundOut = WireMessage
 
-    /// How long a fatal ERROR may take to leave before the connection is closed without it.
-    public static let errorGrace: TimeAmount = .seconds(2)
+    /// How long a connection lingers after a fatal error: for the ERROR to leave, and then (its sending half shut)
+    /// for the peer to read it and close. A peer that does not read cannot hold the connection longer.
+    public static let errorGrace: TimeAmount = .seconds(5)
 
     private var watch: ConnectionWatch
     private var timer: Scheduled<Void>?
     /// Set once a fatal error was sent: reads stop and writes are refused.
     private var failed = false
-    /// A close asked for while the ERROR is still on its way; done when it is written.
+    /// Closes asked for while the connection lingers; done when it is closed.
     private var closeAfterError: [EventLoopPromise<Void>?] = []
-    private var errorWritten = false
+    private var finished = false
 
     public init(idleTimeout: TimeAmount, maxOutstandingChunks: Int = WireLimits.maxOutstandingChunks) {
         watch = ConnectionWatch(idleTimeout: idleTimeout, maxOutstandingChunks: maxOutstandingChunks, now: .now())
@@ -79,7 +81,8 @@ public final class ConnectionGuard: ChannelDuplexHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) {
         watch = ConnectionWatch(
-            idleTimeout: watch.idleTimeout, maxOutstandingChunks: watch.maxOutstandingChunks, now: .now())
+            idleTimeout: watch.idleTimeout, maxOutstandingChunks: watch.maxOutstandingChunks,
+            now: context.eventLoop.now)
         schedule(context: context)
     }
 
@@ -94,7 +97,7 @@ public final class ConnectionGuard: ChannelDuplexHandler {
         let deadline = watch.idleDeadline
         timer = loop.scheduleTask(deadline: deadline) { [self] in
             guard !failed else { return }
-            if watch.isIdle(at: .now()) {
+            if watch.isIdle(at: context.eventLoop.now) {
                 // No complete frame for idleTimeout: the spec says close; nothing to report to a silent peer.
                 failed = true
                 context.close(promise: nil)
@@ -107,7 +110,7 @@ public final class ConnectionGuard: ChannelDuplexHandler {
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
         let message = unwrapInboundIn(data)
-        if let error = watch.received(message, at: .now()) {
+        if let error = watch.received(message, at: context.eventLoop.now) {
             fail(context: context, error)
             return
         }
@@ -128,32 +131,55 @@ public final class ConnectionGuard: ChannelDuplexHandler {
         context.write(data, promise: promise)
     }
 
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        // While lingering, keep reading (and dropping) what the peer sends: closing on unread bytes would reset the
+        // connection, and a reset can discard the ERROR before the peer reads it.
+        if failed && !finished { context.read() } else { context.fireChannelReadComplete() }
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        finished = true
+        let waiting = closeAfterError
+        closeAfterError = []
+        for case let promise? in waiting { promise.succeed(()) }
+        context.fireChannelInactive()
+    }
+
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if failed && !errorWritten && mode == .all {
+        if failed && !finished && mode == .all {
             closeAfterError.append(promise)
             return
         }
         context.close(mode: mode, promise: promise)
     }
 
-    /// Sends ERROR(code) as the last frame and closes after it (or after `errorGrace`).
+    /// Sends ERROR(code) as the last frame, shuts the sending half once it is written (the peer reads the ERROR,
+    /// then end of stream), and closes when the peer closes or after `errorGrace`.
     private func fail(context: ChannelHandlerContext, _ error: WireError) {
         failed = true
         timer?.cancel()
         let written = context.eventLoop.makePromise(of: Void.self)
         let loop = context.eventLoop.assumeIsolated()
-        let grace = loop.scheduleTask(in: Self.errorGrace) { [self] in finishClose(context: context) }
-        written.futureResult.assumeIsolated().whenComplete { [self] _ in
-            grace.cancel()
-            finishClose(context: context)
+        timer = loop.scheduleTask(in: Self.errorGrace) { [self] in finishClose(context: context) }
+        written.futureResult.assumeIsolated().whenComplete { [self] result in
+            guard !finished else { return }
+            if case .success = result {
+                let shut = context.eventLoop.makePromise(of: Void.self)
+                shut.futureResult.assumeIsolated().whenFailure { [self] _ in finishClose(context: context) }
+                context.close(mode: .output, promise: shut)
+            } else {
+                finishClose(context: context)
+            }
         }
         let text = String(error.message.utf8.prefix(WireLimits.maxErrorMessageBytes)) ?? "error"
         context.writeAndFlush(wrapOutboundOut(.error(error.code, text)), promise: written)
+        context.read()
     }
 
     private func finishClose(context: ChannelHandlerContext) {
-        guard !errorWritten else { return }
-        errorWritten = true
+        guard !finished else { return }
+        finished = true
         let waiting = closeAfterError
         closeAfterError = []
         let closed = context.eventLoop.makePromise(of: Void.self)
