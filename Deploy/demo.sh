@@ -165,6 +165,33 @@ echo "sha256sum: $(sha256sum "$work/fetched.safetensors" | cut -d' ' -f1)  (want
 "$bin" fetch "$manifest" -o "$work/fetched-release" --home "$work/client"
 ls -l "$work/fetched-release"
 
+# --- gateway block (self-contained): Hugging Face tools against a node that held nothing, publisher gone ---
+step "huggingface_hub's snapshot_download pulls the release through a fresh node's HTTP gateway"
+hfvenv=${HF_VENV:-/tmp/alexandria-interop-venv}
+if ! "$hfvenv/bin/python" -c 'import huggingface_hub' 2>/dev/null; then
+    python3 -m venv "$hfvenv" && "$hfvenv/bin/pip" install -q huggingface_hub==2.4.0
+fi
+"$bin" init --home "$work/gateway" > /dev/null
+gateway_http=$((base + 16))
+"$bin" node run --home "$work/gateway" --listen "127.0.0.1:$((base + 6))" --peer "127.0.0.1:$((base + 2))" \
+    --no-mirror --http "127.0.0.1:$gateway_http" --log-level warning 2>>"$work/gateway.log" &
+pids[gateway]=$!
+hf_repo=${release%@*}
+hf_version=${release##*@}
+wait_for 30 "the gateway node to learn $release" \
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$gateway_http/api/models/$hf_repo/revision/$hf_version')"
+HF_ENDPOINT="http://127.0.0.1:$gateway_http" HF_HUB_DISABLE_XET=1 HF_HUB_CACHE="$work/hf-cache" \
+    HF_HUB_DISABLE_PROGRESS_BARS=1 "$hfvenv/bin/python" - "$hf_repo" "$hf_version" <<'PY'
+import hashlib, os, sys
+from huggingface_hub import snapshot_download
+path = snapshot_download(sys.argv[1], revision=sys.argv[2])
+print(f"snapshot_download({sys.argv[1][:16]}…/{sys.argv[1].split('/')[1]}, revision={sys.argv[2]!r}) -> commit {os.path.basename(path)}")
+for name in sorted(os.listdir(path)):
+    print(f"  {name}: sha256 {hashlib.sha256(open(os.path.join(path, name), 'rb').read()).hexdigest()}")
+PY
+echo "(the commit is the first 40 hex of the manifest id ${manifest:7:40}; the node pulled every file from the mirrors)"
+# --- end of gateway block ---
+
 step "the publisher, restored from a backup of its key with no log, signs other weights as tiny-llama@1.0"
 "$bin" init --home "$work/rogue" > /dev/null
 printf "$trust" > "$work/rogue/config.toml"
