@@ -298,3 +298,70 @@ final class Collected: @unchecked Sendable {
         return _buffer
     }
 }
+
+/// A lease holder in another process, killed with SIGKILL: it cannot release anything, so the second node must
+/// wait for the expiry and then take over.
+@Suite("Lease takeover after kill -9 of the holder (S3_ENDPOINT)", .enabled(if: Engine.available))
+struct LeaseKillTests {
+    static let binary: String = {
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("alexandria-s3-lease").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return ".build/debug/alexandria-s3-lease"
+    }()
+
+    @Test("node A (a process) holds the lease, is killed -9, node B takes over after the TTL")
+    func killHolder() async throws {
+        let s3 = try Engine.client()
+        let bucket = try await Engine.bucket(s3)
+        let holder = Process()
+        do {
+            holder.executableURL = URL(fileURLWithPath: Self.binary)
+            holder.arguments = [bucket, "m/", "node-a", "3000"]
+            let out = Pipe()
+            holder.standardOutput = out
+            try holder.run()
+            let line = String(decoding: out.fileHandleForReading.availableDataOrWait(), as: UTF8.self)
+            #expect(line.hasPrefix("held"), "holder printed: \(line)")
+            let policy = LeasePolicy(ttlMilliseconds: 3_000, skewMilliseconds: 750)
+            let b = LeaseKeeper(
+                client: s3, bucket: bucket, prefix: "m/", holder: "node-b", policy: policy, settleMilliseconds: 200)
+            // While A renews (every second), B is refused, even after A's first TTL has passed.
+            try await Task.sleep(nanoseconds: 4_000_000_000)
+            let refused = await #expect(throws: ObjectStoreError(.leaseHeld, "")) { try await b.acquire() }
+            #expect(refused?.message.contains("node-a") == true)
+            kill(holder.processIdentifier, SIGKILL)
+            holder.waitUntilExit()
+            #expect(holder.terminationReason == .uncaughtSignal)
+            let killedAt = LeaseKeeper.wallClockMilliseconds()
+            var took: Int64?
+            while took == nil, LeaseKeeper.wallClockMilliseconds() - killedAt < 10_000 {
+                do {
+                    try await b.acquire()
+                    took = LeaseKeeper.wallClockMilliseconds() - killedAt
+                } catch let e as ObjectStoreError where e.code == .leaseHeld {
+                    try await Task.sleep(nanoseconds: 250_000_000)
+                }
+            }
+            let after = try #require(took, "node-b never took over")
+            // Not before A's last lease ran out (≤ TTL + skew after the kill), and not much later.
+            #expect(after <= 3_000 + 750 + 1_500, "took over \(after) ms after the kill")
+            #expect(try await b.read()?.holder == "node-b")
+        } catch {
+            if holder.isRunning { kill(holder.processIdentifier, SIGKILL) }
+            await Engine.cleanup(s3, bucket)
+            throw error
+        }
+        await Engine.cleanup(s3, bucket)
+    }
+}
+
+extension FileHandle {
+    /// The first bytes written to a pipe (blocks until some arrive or the writer closes it).
+    func availableDataOrWait() -> Data { availableData }
+}
