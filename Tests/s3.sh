@@ -26,6 +26,20 @@ if [ -z "${S3_ENDPOINT:-}" ]; then
         fi
     done
     [ -n "${S3_ENDPOINT:-}" ] || { echo "s3.sh: could not start Swift" >&2; exit 1; }
+    # A second engine on a 40 MiB tmpfs for the full-device test (needs root to mount; skipped otherwise).
+    if [ "$(id -u)" = 0 ] && [ "${S3_FULL_TEST:-1}" = 1 ] && mkdir -p "$dir/full" &&
+        mount -t tmpfs -o size=40m tmpfs "$dir/full" 2>/dev/null; then
+        trap '"$swift_s3" stop "$dir/full/swift" >&2 || true; umount "$dir/full" || true
+              "$swift_s3" stop "$dir/swift" >&2 || true; rm -rf "$dir"' EXIT
+        for _ in 1 2 3 4 5; do
+            fport=$(( 30000 + (RANDOM % 2000) * 5 ))
+            if full_lines=$(SWIFT_S3_REPLICAS=1 "$swift_s3" start "$dir/full/swift" "$fport"); then
+                S3_FULL_ENDPOINT=$(printf '%s\n' "$full_lines" | sed -n 's/^export S3_ENDPOINT=//p')
+                export S3_FULL_ENDPOINT
+                break
+            fi
+        done
+    fi
 fi
 export S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY S3_REGION
 echo "s3.sh: testing against $S3_ENDPOINT" >&2

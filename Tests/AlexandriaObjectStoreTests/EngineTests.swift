@@ -365,3 +365,35 @@ extension FileHandle {
     /// The first bytes written to a pipe (blocks until some arrive or the writer closes it).
     func availableDataOrWait() -> Data { availableData }
 }
+
+/// A second engine whose devices sit on a 40 MiB tmpfs (Tests/s3.sh starts it when it may mount one and sets
+/// S3_FULL_ENDPOINT). Swift answers a write to a full device with 503 "Please reduce your request rate", so the
+/// client reports `unavailable` and its message names a full device as a cause; freeing space recovers.
+@Suite("A full device (S3_FULL_ENDPOINT)", .enabled(if: ProcessInfo.processInfo.environment["S3_FULL_ENDPOINT"] != nil))
+struct FullDeviceTests {
+    @Test("writes fail with a clear error when the device is full, and work again once space is freed")
+    func full() async throws {
+        let s3 = try S3Client(
+            endpoint: ProcessInfo.processInfo.environment["S3_FULL_ENDPOINT"]!, region: Engine.region,
+            credentials: try S3Credentials.resolve(environment: Engine.environment, file: nil),
+            retry: RetryPolicy(maxAttempts: 2, baseDelayMilliseconds: 50, maxDelayMilliseconds: 100))
+        let bucket = try await Engine.bucket(s3)
+        var written: [String] = []
+        var failure: ObjectStoreError?
+        for i in 0..<30 where failure == nil {
+            do {
+                try await s3.putObject(bucket: bucket, key: "o\(i)", body: Engine.bytes(4 << 20, seed: UInt8(i)))
+                written.append("o\(i)")
+            } catch let error as ObjectStoreError {
+                failure = error
+            }
+        }
+        let error = try #require(failure, "40 MiB took 30 × 4 MiB")
+        #expect(error.code == .unavailable || error.code == .storageFull)
+        #expect(error.message.contains("space"), "\(error.message)")
+        #expect(written.count >= 3)
+        try await s3.deleteObjects(bucket: bucket, keys: Array(written.prefix(4)))
+        try await s3.putObject(bucket: bucket, key: "after", body: Engine.bytes(4 << 20, seed: 99))
+        await Engine.cleanup(s3, bucket)
+    }
+}
