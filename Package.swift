@@ -49,6 +49,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Holds the write lease on a bucket prefix until killed (tests kill -9 it), or shows who holds it.
+        .executableTarget(
+            name: "alexandria-s3-lease",
+            dependencies: ["AlexandriaObjectStore"]
+        ),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Manifests, DSSE envelopes, publisher keys and logs, checkpoints, equivocation proofs: values, no I/O.
         .target(
@@ -136,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "AlexandriaObjectStoreTests",
             dependencies: [
-                "AlexandriaObjectStore",
+                "AlexandriaObjectStore", "alexandria-s3-lease",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

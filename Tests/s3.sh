@@ -4,11 +4,11 @@
 # Expects a build with tests already made (`swift build --build-tests`); runs `swift test --skip-build`.
 # With S3_ENDPOINT already set in the environment it uses that engine and starts nothing.
 #   Tests/s3.sh [extra swift test arguments]
-# Env: S3_TESTS_FILTER (default: the object store suites), SWIFT_S3_REPLICAS (default 3), SWIFT_S3_SH (the script).
+# Env: S3_TESTS_FILTER (default: AlexandriaObjectStoreTests), SWIFT_S3_REPLICAS (default 3), SWIFT_S3_SH (the script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-filter=${S3_TESTS_FILTER:-'AlexandriaObjectStoreTests|S3StoreTests'}
+filter=${S3_TESTS_FILTER:-AlexandriaObjectStoreTests}
 if [ -z "${S3_ENDPOINT:-}" ]; then
     swift_s3=${SWIFT_S3_SH:-/work/shared/peers/swift_s3.sh}
     [ -x "$swift_s3" ] || { echo "s3.sh: $swift_s3 not found (set SWIFT_S3_SH)" >&2; exit 1; }
@@ -20,10 +20,26 @@ if [ -z "${S3_ENDPOINT:-}" ]; then
         port=$(( 20000 + (RANDOM % 2000) * 5 ))
         if env_lines=$(SWIFT_S3_REPLICAS=${SWIFT_S3_REPLICAS:-3} "$swift_s3" start "$dir/swift" "$port"); then
             eval "$env_lines"
+            # Lets the restart test stop and start this engine (it waits out TIME_WAIT on the ports: ~1 min).
+            export S3_ENGINE_CONTROL="$swift_s3 $dir/swift $port"
             break
         fi
     done
     [ -n "${S3_ENDPOINT:-}" ] || { echo "s3.sh: could not start Swift" >&2; exit 1; }
+    # A second engine on a 40 MiB tmpfs for the full-device test (needs root to mount; skipped otherwise).
+    if [ "$(id -u)" = 0 ] && [ "${S3_FULL_TEST:-1}" = 1 ] && mkdir -p "$dir/full" &&
+        mount -t tmpfs -o size=40m tmpfs "$dir/full" 2>/dev/null; then
+        trap '"$swift_s3" stop "$dir/full/swift" >&2 || true; umount "$dir/full" || true
+              "$swift_s3" stop "$dir/swift" >&2 || true; rm -rf "$dir"' EXIT
+        for _ in 1 2 3 4 5; do
+            fport=$(( 30000 + (RANDOM % 2000) * 5 ))
+            if full_lines=$(SWIFT_S3_REPLICAS=1 "$swift_s3" start "$dir/full/swift" "$fport"); then
+                S3_FULL_ENDPOINT=$(printf '%s\n' "$full_lines" | sed -n 's/^export S3_ENDPOINT=//p')
+                export S3_FULL_ENDPOINT
+                break
+            fi
+        done
+    fi
 fi
 export S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY S3_REGION
 echo "s3.sh: testing against $S3_ENDPOINT" >&2

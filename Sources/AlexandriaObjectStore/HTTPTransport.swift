@@ -64,7 +64,9 @@ struct HTTPTransport: Sendable {
                         response = Response(status: Int(h.status.code), headers: h.headers, body: ByteBuffer())
                         // Size the buffer once from Content-Length (within the limit) instead of doubling into it.
                         if sink == nil, let length = h.headers.first(name: "content-length").flatMap(Int.init),
-                            length <= ((200..<300).contains(Int(h.status.code)) ? maxBody : ObjectStoreLimits.maxErrorBytes)
+                            length
+                                <= ((200..<300).contains(Int(h.status.code))
+                                    ? maxBody : ObjectStoreLimits.maxErrorBytes)
                         {
                             collected.reserveCapacity(length)
                         }

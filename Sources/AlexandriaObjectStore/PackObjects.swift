@@ -194,7 +194,9 @@ public final class PackObjects: Sendable {
         let state = DownloadState(fd: fd)
         let key = layout.key(for: pack)
         do {
-            let n = try await client.getObject(bucket: bucket, key: key) { piece in try state.write(piece, path: partial) }
+            let n = try await client.getObject(bucket: bucket, key: key) { piece in
+                try state.write(piece, path: partial)
+            }
             close(fd)
             guard state.finish() == pack else {
                 unlink(partial)
@@ -213,7 +215,9 @@ public final class PackObjects: Sendable {
 
     /// Streams a whole pack object to `sink` in arrival order, then checks its hash; `integrity` on mismatch (the
     /// caller must discard what it derived from the bytes).
-    public func stream(_ pack: ContentHash, to sink: @escaping @Sendable (ByteBuffer) async throws -> Void)
+    public func stream(
+        _ pack: ContentHash, to sink: @escaping @Sendable (ByteBuffer) async throws -> Void
+    )
         async throws -> UInt64
     {
         let hasher = HashState()

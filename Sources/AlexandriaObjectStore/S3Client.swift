@@ -503,8 +503,9 @@ public final class S3Client: Sendable {
         case (500..<600, _):
             return ObjectStoreError(
                 .unavailable,
-                "\(what): the object store at \(endpoint) failed (\(tag)\(detail)); it may be overloaded, short of "
-                    + "space or have too few devices up", status: status)
+                "\(what): the object store at \(endpoint) failed (\(tag)\(detail)); it may be overloaded, out of "
+                    + "space on its devices (Swift answers a full device with 503) or have too few devices up",
+                status: status)
         default:
             return ObjectStoreError(.rejected, "\(what): \(endpoint) answered \(tag)\(detail)", status: status)
         }

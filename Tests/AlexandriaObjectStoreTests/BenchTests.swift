@@ -88,7 +88,8 @@ struct BenchTests {
         let downRequests = s3.requestCount - r1
         print(
             String(
-                format: "bench: download (ranged GETs of %d MiB, %d in flight) %.2f s %.1f MiB/s requests %d (%.0f per GiB) peak RSS %d KiB",
+                format:
+                    "bench: download (ranged GETs of %d MiB, %d in flight) %.2f s %.1f MiB/s requests %d (%.0f per GiB) peak RSS %d KiB",
                 Int(step >> 20), packs.options.readsInFlight, down, Double(size) / Double(1 << 20) / down,
                 downRequests, Double(downRequests) / gib, Self.peakRSSKiB()))
 

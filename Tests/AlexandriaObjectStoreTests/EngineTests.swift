@@ -298,3 +298,102 @@ final class Collected: @unchecked Sendable {
         return _buffer
     }
 }
+
+/// A lease holder in another process, killed with SIGKILL: it cannot release anything, so the second node must
+/// wait for the expiry and then take over.
+@Suite("Lease takeover after kill -9 of the holder (S3_ENDPOINT)", .enabled(if: Engine.available))
+struct LeaseKillTests {
+    static let binary: String = {
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("alexandria-s3-lease").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return ".build/debug/alexandria-s3-lease"
+    }()
+
+    @Test("node A (a process) holds the lease, is killed -9, node B takes over after the TTL")
+    func killHolder() async throws {
+        let s3 = try Engine.client()
+        let bucket = try await Engine.bucket(s3)
+        let holder = Process()
+        do {
+            holder.executableURL = URL(fileURLWithPath: Self.binary)
+            holder.arguments = [bucket, "m/", "node-a", "3000"]
+            let out = Pipe()
+            holder.standardOutput = out
+            try holder.run()
+            let line = String(decoding: out.fileHandleForReading.availableDataOrWait(), as: UTF8.self)
+            #expect(line.hasPrefix("held"), "holder printed: \(line)")
+            let policy = LeasePolicy(ttlMilliseconds: 3_000, skewMilliseconds: 750)
+            let b = LeaseKeeper(
+                client: s3, bucket: bucket, prefix: "m/", holder: "node-b", policy: policy, settleMilliseconds: 200)
+            // While A renews (every second), B is refused, even after A's first TTL has passed.
+            try await Task.sleep(nanoseconds: 4_000_000_000)
+            let refused = await #expect(throws: ObjectStoreError(.leaseHeld, "")) { try await b.acquire() }
+            #expect(refused?.message.contains("node-a") == true)
+            kill(holder.processIdentifier, SIGKILL)
+            holder.waitUntilExit()
+            #expect(holder.terminationReason == .uncaughtSignal)
+            let killedAt = LeaseKeeper.wallClockMilliseconds()
+            var took: Int64?
+            while took == nil, LeaseKeeper.wallClockMilliseconds() - killedAt < 10_000 {
+                do {
+                    try await b.acquire()
+                    took = LeaseKeeper.wallClockMilliseconds() - killedAt
+                } catch let e as ObjectStoreError where e.code == .leaseHeld {
+                    try await Task.sleep(nanoseconds: 250_000_000)
+                }
+            }
+            let after = try #require(took, "node-b never took over")
+            // Not before A's last lease ran out (≤ TTL + skew after the kill), and not much later.
+            #expect(after <= 3_000 + 750 + 1_500, "took over \(after) ms after the kill")
+            #expect(try await b.read()?.holder == "node-b")
+        } catch {
+            if holder.isRunning { kill(holder.processIdentifier, SIGKILL) }
+            await Engine.cleanup(s3, bucket)
+            throw error
+        }
+        await Engine.cleanup(s3, bucket)
+    }
+}
+
+extension FileHandle {
+    /// The first bytes written to a pipe (blocks until some arrive or the writer closes it).
+    func availableDataOrWait() -> Data { availableData }
+}
+
+/// A second engine whose devices sit on a 40 MiB tmpfs (Tests/s3.sh starts it when it may mount one and sets
+/// S3_FULL_ENDPOINT). Swift answers a write to a full device with 503 "Please reduce your request rate", so the
+/// client reports `unavailable` and its message names a full device as a cause; freeing space recovers.
+@Suite("A full device (S3_FULL_ENDPOINT)", .enabled(if: ProcessInfo.processInfo.environment["S3_FULL_ENDPOINT"] != nil))
+struct FullDeviceTests {
+    @Test("writes fail with a clear error when the device is full, and work again once space is freed")
+    func full() async throws {
+        let s3 = try S3Client(
+            endpoint: ProcessInfo.processInfo.environment["S3_FULL_ENDPOINT"]!, region: Engine.region,
+            credentials: try S3Credentials.resolve(environment: Engine.environment, file: nil),
+            retry: RetryPolicy(maxAttempts: 2, baseDelayMilliseconds: 50, maxDelayMilliseconds: 100))
+        let bucket = try await Engine.bucket(s3)
+        var written: [String] = []
+        var failure: ObjectStoreError?
+        for i in 0..<30 where failure == nil {
+            do {
+                try await s3.putObject(bucket: bucket, key: "o\(i)", body: Engine.bytes(4 << 20, seed: UInt8(i)))
+                written.append("o\(i)")
+            } catch let error as ObjectStoreError {
+                failure = error
+            }
+        }
+        let error = try #require(failure, "40 MiB took 30 × 4 MiB")
+        #expect(error.code == .unavailable || error.code == .storageFull)
+        #expect(error.message.contains("space"), "\(error.message)")
+        #expect(written.count >= 3)
+        try await s3.deleteObjects(bucket: bucket, keys: Array(written.prefix(4)))
+        try await s3.putObject(bucket: bucket, key: "after", body: Engine.bytes(4 << 20, seed: 99))
+        await Engine.cleanup(s3, bucket)
+    }
+}

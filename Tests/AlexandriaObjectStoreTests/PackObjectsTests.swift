@@ -17,7 +17,8 @@ struct PackLayoutTests {
         #expect(try PackObjectLayout(prefix: "").pack(fromKey: "packs/\(h.hex.prefix(2))/\(h.hex).pack") == h)
         for bad in [
             "mirror/packs/00/\(h.hex).pack", "mirror/packs/\(h.hex.prefix(2))/\(h.hex).tmp", "mirror/lease",
-            "other/packs/\(h.hex.prefix(2))/\(h.hex).pack", "mirror/packs/\(h.hex.prefix(2))/\(h.hex.uppercased()).pack",
+            "other/packs/\(h.hex.prefix(2))/\(h.hex).pack",
+            "mirror/packs/\(h.hex.prefix(2))/\(h.hex.uppercased()).pack",
         ] {
             #expect(layout.pack(fromKey: bad) == nil, "\(bad)")
         }
@@ -26,10 +27,12 @@ struct PackLayoutTests {
         }
     }
 
-    @Test("Initiated timestamps", arguments: [
-        ("2026-11-29T23:05:09.000Z", Int64(1_795_993_509)), ("1970-01-01T00:00:00Z", Int64(0)),
-        ("2000-02-29T00:00:00.123Z", Int64(951_782_400)),
-    ])
+    @Test(
+        "Initiated timestamps",
+        arguments: [
+            ("2026-11-29T23:05:09.000Z", Int64(1_795_993_509)), ("1970-01-01T00:00:00Z", Int64(0)),
+            ("2000-02-29T00:00:00.123Z", Int64(951_782_400)),
+        ])
     func iso(_ text: String, _ seconds: Int64) {
         #expect(PackObjects.parseISO8601(text) == seconds)
     }
@@ -58,7 +61,8 @@ struct PackObjectsEngineTests {
         options.partBytes = 5 << 20
         options.singlePutBytes = 1 << 20
         options.partsInFlight = 2
-        let packs = PackObjects(client: s3, bucket: bucket, layout: try PackObjectLayout(prefix: "m/"), options: options)
+        let packs = PackObjects(
+            client: s3, bucket: bucket, layout: try PackObjectLayout(prefix: "m/"), options: options)
         let small = Engine.bytes(100_000, seed: 7)
         let big = Engine.bytes(12 << 20, seed: 8)
         let smallPath = try Self.file(small)
@@ -95,7 +99,9 @@ struct PackObjectsEngineTests {
             // A damaged object (other bytes under the pack's name) is caught by the hash, and nothing is left.
             try await s3.putObject(bucket: bucket, key: a.key, body: Engine.bytes(100_000, seed: 9))
             await #expect(throws: ObjectStoreError(.integrity, "")) { try await packs.download(a.hash, to: out) }
-            #expect(!FileManager.default.fileExists(atPath: out) && !FileManager.default.fileExists(atPath: out + ".partial"))
+            #expect(
+                !FileManager.default.fileExists(atPath: out)
+                    && !FileManager.default.fileExists(atPath: out + ".partial"))
             await #expect(throws: ObjectStoreError(.integrity, "")) { try await packs.stream(a.hash) { _ in } }
 
             try await packs.delete([a.hash, slice.hash])
@@ -147,7 +153,8 @@ struct PackObjectsEngineTests {
             p.waitUntilExit()
             return p.terminationStatus == 0
         }
-        let s3 = try Engine.client(retry: RetryPolicy(maxAttempts: 3, baseDelayMilliseconds: 50, maxDelayMilliseconds: 200))
+        let s3 = try Engine.client(
+            retry: RetryPolicy(maxAttempts: 3, baseDelayMilliseconds: 50, maxDelayMilliseconds: 200))
         let bucket = try await Engine.bucket(s3)
         var options = PackTransferOptions()
         options.partBytes = 5 << 20
