@@ -21,6 +21,24 @@ import Testing
         #expect(arrays["", "flag"] == .boolean(true))
     }
 
+    @Test func gatewayTableAndAliases() throws {
+        let id = String(repeating: "ab", count: 32)
+        let text = "[gateway]\nlisten = \"127.0.0.1:8080\"\nmax_connections = 10\n[gateway.aliases]\nQwen = \"\(id)\"\n"
+        let config = try HomeConfig(toml: TOMLSubset(parsing: text))
+        #expect(config.gatewayListen == "127.0.0.1:8080")
+        #expect(config.gatewayMaxConnections == 10)
+        #expect(config.gatewayAliases == ["Qwen": id])
+        #expect(try HomeConfig(toml: TOMLSubset(parsing: HomeConfig.defaultText)).gatewayListen == nil)
+    }
+
+    @Test(arguments: [
+        "[gateway]\nport = 1", "[gateway.aliases]\nacme = \"abc\"", "[gateway.aliases]\nacme = 5", "[gateway.other]",
+        "[gateway.]", "[.gateway]", "[gateway]\nmax_connections = 0",
+    ])
+    func badGatewaySettingsAreErrors(text: String) {
+        #expect(throws: (any Error).self) { try HomeConfig(toml: TOMLSubset(parsing: text)) }
+    }
+
     @Test(arguments: [
         "x = ", "x = 1\nx = 2", "[a]\n[a]", "x = 'single'", "x = \"unterminated", "x = 1.5", "x = {a = 1}",
         "a.b = 1", "x = 1 2", "x = [[[[[1]]]]]", "x = \"bad \\q escape\"", "x = 1__0", "[store]\nbudget = -5",
