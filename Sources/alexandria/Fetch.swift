@@ -80,7 +80,7 @@ struct Fetch: AsyncParsableCommand {
         }
         if case .manifest(let hash) = reference, !knownAsManifest, try registry.catalog.manifest(id: hash) == nil {
             // A file address (or a manifest this node does not know: tried as a file first).
-            let bar = FetchProgress(label: String(hash.hex.prefix(12)) + "…")
+            let bar = FetchProgress(label: String(hash.hex.prefix(8)))
             let report = try await fetcher.fetch(hash, to: output, peers: peers) { done, total, bytes in
                 bar.update(done: done, total: total, bytes: bytes)
             }
@@ -186,7 +186,7 @@ extension Fetch {
     }
 }
 
-/// The fetch progress line: chunks, rate and ETA, drawn only on a terminal.
+/// The fetch progress line: the share of chunks done, the byte rate and an ETA, drawn only on a terminal.
 final class FetchProgress: @unchecked Sendable {
     private let label: String
     private let lock = NSLock()
@@ -198,7 +198,7 @@ final class FetchProgress: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if bar == nil { bar = ProgressBar(label: label, total: UInt64(max(total, 1)), minimumTotal: 0) }
-        bar?.update(UInt64(done))
+        bar?.update(UInt64(done), bytes: bytes)
     }
 
     func finish() {
