@@ -57,6 +57,10 @@ struct Fetch: AsyncParsableCommand {
                 peers.append(p)
             }
         }
+        let reference = try Reference(parsing: ref)
+        if peers.isEmpty, !(try Self.isLocal(reference, home: home, registry: registry)) {
+            peers = try await Self.waitForPeers(ref: ref, home: home, registry: registry)
+        }
         let fetcher = Fetcher(
             store: registry.store, identity: NodeIdentity(key: try home.nodeKey()),
             logger: {
@@ -69,14 +73,13 @@ struct Fetch: AsyncParsableCommand {
         // A file fetched for the user stays where the user put it: link to it unless --copy.
         fetcher.copyIntoStore = copy
         fetcher.scores = PeerScores(path: home.peerScoresPath)
-        let reference = try Reference(parsing: ref)
         var knownAsManifest = false
         if case .manifest(let hash) = reference, try registry.catalog.manifest(id: hash) == nil,
             try registry.store.recipe(of: hash) == nil, !peers.isEmpty
         {
             // Peers may know it as a manifest id; if not, it is a file address.
             knownAsManifest =
-                (try? await importManifest(reference, from: peers, fetcher: fetcher, registry: registry)) != nil
+                (try? await Self.importManifest(reference, from: peers, fetcher: fetcher, registry: registry)) != nil
         }
         if case .manifest(let hash) = reference, !knownAsManifest, try registry.catalog.manifest(id: hash) == nil {
             // A file address (or a manifest this node does not know: tried as a file first).
@@ -97,7 +100,7 @@ struct Fetch: AsyncParsableCommand {
         do {
             resolved = try registry.resolve(reference, localKeys: localKeyIDs(home))
         } catch let error as ManifestError where error.code == .notFound && !peers.isEmpty {
-            try await importManifest(reference, from: peers, fetcher: fetcher, registry: registry)
+            try await Self.importManifest(reference, from: peers, fetcher: fetcher, registry: registry)
             resolved = try registry.resolve(reference, localKeys: localKeyIDs(home))
         }
         for note in resolved.notes { Output.line("note: \(note)") }
@@ -146,11 +149,56 @@ extension Fetch {
         if getenv("MALLOC_TRIM_THRESHOLD_") == nil { _ = c_mallopt(-1, 64 << 20) }
     }
 
+    /// Whether `reference` can be served from this home alone: a known release whose files are all in the store, or a
+    /// stored file.
+    static func isLocal(_ reference: Reference, home: Home, registry: Registry) throws -> Bool {
+        if case .manifest(let hash) = reference, try registry.store.recipe(of: hash) != nil { return true }
+        guard let resolved = try? registry.resolve(reference, localKeys: localKeyIDs(home)) else { return false }
+        return try resolved.manifest.manifest.files.allSatisfy { try registry.store.recipe(of: $0.sha256) != nil }
+    }
+
+    /// How long a fetch with no peer waits for the running node of this home to connect to one.
+    static let peerWaitSeconds: Double = 15
+
+    /// No peer was given, configured or in the table. If a node runs on this home (it may have just joined and not
+    /// yet heard who holds what), waits up to `peerWaitSeconds` for its connections and holder gossip, saying so;
+    /// otherwise fails saying that no peer was asked and how to name one.
+    static func waitForPeers(ref: String, home: Home, registry: Registry) async throws -> [PeerAddress] {
+        let hash = (try? Reference(parsing: ref)).flatMap { r -> ContentHash? in
+            if case .manifest(let h) = r { return h }
+            return try? registry.resolve(r, localKeys: localKeyIDs(home)).manifest.id
+        }
+        if let state = LocalNode.state(home), LocalNode.isRunning(state) {
+            Output.line(
+                "\(ref) is not here and the running node has no peer yet; waiting up to "
+                    + "\(Int(peerWaitSeconds)) s for it to connect and learn who holds it")
+            let deadline = Date().addingTimeInterval(peerWaitSeconds)
+            while Date() < deadline {
+                let peers = LocalNode.peers(for: hash, home: home, catalog: registry.catalog)
+                if !peers.isEmpty { return peers }
+                try await Task.sleep(nanoseconds: 500_000_000)
+            }
+        }
+        var hint = ""
+        if case .release(let publisher, _, _)? = try? Reference(parsing: ref), publisher.count >= 16,
+            publisher.allSatisfy(\.isHexDigit),
+            publisher.count < 64
+        {
+            hint =
+                "; a short publisher id (\(publisher)) resolves only through peers or once this node has seen the "
+                + "publisher, so give a peer, or the full 64-hex id from `alexandria keys list` on the publisher's side"
+        }
+        throw CommandFailure(
+            message: "\(ref) is not in this home, and no peer was asked: none given (--peer HOST:PORT), none in "
+                + "config's [node] peers, and no running node on this home with connections (`alexandria node run "
+                + "--peer HOST:PORT`)\(hint)")
+    }
+
     /// Asks peers for a manifest this node does not know, and verifies it into the catalog. Trust is anchored in what
     /// the user typed: a manifest id must be the hash of the payload, a release name's publisher id must be the
     /// fingerprint of the key that signed it; the log entries and checkpoint are checked like any others.
-    func importManifest(
-        _ reference: Reference, from peers: [PeerAddress], fetcher: Fetcher, registry: Registry
+    static func importManifest(
+        _ reference: Reference, from peers: [PeerAddress], fetcher: Fetcher, registry: Registry, quiet: Bool = false
     )
         async throws
     {
@@ -182,7 +230,10 @@ extension Fetch {
         for entry in bundle.entries { try registry.catalog.addLogEntry(try DSSEEnvelope(json: entry)) }
         if !bundle.checkpoint.isEmpty { try registry.catalog.addCheckpoint(try SignedNote(parsing: bundle.checkpoint)) }
         try registry.catalog.addManifest(try DSSEEnvelope(json: bundle.envelope))
-        Output.line("learned \(publisher.short)… manifest from \(bundle.peer) (signature, log and checkpoint verified)")
+        if !quiet {
+            Output.line(
+                "learned \(publisher.short)… manifest from \(bundle.peer) (signature, log and checkpoint verified)")
+        }
     }
 }
 

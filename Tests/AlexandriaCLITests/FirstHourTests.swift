@@ -1,0 +1,117 @@
+import AlexandriaCore
+import Foundation
+import Testing
+
+/// Issue 13 §5, items 2, 7 and 10: short publisher ids, `sync`, and a fetch on a node that has just joined.
+@Suite("The first hour: short ids, sync, fetch before holders are known", .serialized)
+struct FirstHourTests {
+    /// A home with key `acme` and release tiny@VERSION published; returns the release as `publish --json` prints it.
+    func publish(_ cli: CLI, version: String, seed: UInt64) throws -> [String: Any] {
+        _ = try cli.write(randomBytes(300_000, seed: seed), to: "m\(version)/model.safetensors")
+        let dir =
+            (try cli.write(Array("{\"v\": \"\(version)\"}".utf8), to: "m\(version)/config.json") as NSString)
+            .deletingLastPathComponent
+        let out = try cli.run("publish", dir, "--name", "tiny", "--version", version, "--json")
+        #expect(out.status == 0, "\(out.stderr)")
+        return try JSONSerialization.jsonObject(with: out.stdout) as! [String: Any]
+    }
+
+    @Test func aShortPublisherIdSaysNoPeerWasAskedThenResolvesThroughAPeer() throws {
+        let publisher = CLI()
+        let fresh = CLI()
+        defer {
+            publisher.cleanUp()
+            fresh.cleanUp()
+        }
+        _ = try publisher.run("init")
+        _ = try fresh.run("init")
+        _ = try publisher.run("keys", "generate", "acme")
+        let manifest = try publish(publisher, version: "1.0", seed: 1)["manifestID"] as! String
+        let keys = try publisher.run("keys", "list", "--json")
+        let full = String(decoding: keys.stdout, as: UTF8.self)
+        let id = try #require(full.firstMatch(of: /[0-9a-f]{64}/)).output
+        let short = String(id.prefix(16))
+        let out = fresh.home + "-release"
+
+        // No peer anywhere: the error says the peers were never asked and how to fix it.
+        let alone = try fresh.runCommand(["fetch", "\(short)/tiny@1.0", "-o", out])
+        #expect(alone.status == 3)
+        #expect(alone.stderr.contains("no peer was asked"), "\(alone.stderr)")
+        #expect(alone.stderr.contains("--peer HOST:PORT") && alone.stderr.contains("full 64-hex id"), "\(alone.stderr)")
+
+        // With a peer, the 16-hex id is fetched by: the peer resolves it, the answer is checked against it.
+        let node = try NodeProcess(cli: publisher)
+        defer { node.stop() }
+        let fetched = try fresh.runCommand(["fetch", "\(short)/tiny@1.0", "-o", out, "--peer", node.address])
+        #expect(fetched.status == 0, "\(fetched.stderr)")
+        #expect(fetched.text.contains(manifest), "\(fetched.text)")
+        #expect(FileManager.default.contents(atPath: out + "/config.json") == Data("{\"v\": \"1.0\"}".utf8))
+        // Now the node has seen the publisher, the short id resolves locally.
+        #expect(try fresh.runCommand(["audit", "\(short)/tiny@1.0"]).status == 0)
+    }
+
+    @Test func syncBringsAnImportedKeysLogUpToDateSoPublishAppendsAfterIt() throws {
+        let origin = CLI()
+        let other = CLI()
+        defer {
+            origin.cleanUp()
+            other.cleanUp()
+        }
+        _ = try origin.run("init")
+        _ = try other.run("init")
+        _ = try origin.run("keys", "generate", "acme")
+        let first = try publish(origin, version: "1.0", seed: 2)
+        let pass = try origin.write(Array("a long passphrase\n".utf8), to: "pass.txt")
+        let pem = origin.home + "-data/acme.key.pem"
+        #expect(try origin.run("keys", "export", "acme", "-o", pem, "--passphrase-file", pass).status == 0)
+        #expect(try other.run("keys", "import", pem, "--name", "acme", "--passphrase-file", pass).status == 0)
+        let node = try NodeProcess(cli: origin)
+        defer { node.stop() }
+        // `other` learns release 1.0 (and the log up to it); then the origin appends 1.1, which `other` has not seen.
+        let fetched = try other.runCommand(
+            ["fetch", first["release"] as! String, "-o", other.home + "-r1", "--peer", node.address])
+        #expect(fetched.status == 0, "\(fetched.stderr)")
+        _ = try publish(origin, version: "1.1", seed: 3)
+
+        let dir = (try other.write(Array("{}".utf8), to: "m2/config.json") as NSString).deletingLastPathComponent
+        let refused = try other.run("publish", dir, "--name", "tiny", "--version", "2.0")
+        #expect(refused.status == 2 && refused.stderr.contains("alexandria sync"), "\(refused.stderr)")
+        // No peer at all: sync says so.
+        let noPeer = try other.run("sync")
+        #expect(noPeer.status == 2 && noPeer.stderr.contains("no peer to ask"), "\(noPeer.stderr)")
+
+        let synced = try other.run("sync", "--peer", node.address)
+        #expect(synced.status == 0, "\(synced.stderr)")
+        #expect(synced.text.contains("log has 2 entries (1 new)"), "\(synced.text)")
+        // Publishing now needs no flag and appends after the origin's entries: no fork.
+        let published = try other.run("publish", dir, "--name", "tiny", "--version", "2.0", "--json")
+        #expect(published.status == 0, "\(published.stderr)")
+        let result = try JSONSerialization.jsonObject(with: published.stdout) as! [String: Any]
+        #expect(result["logIndex"] as? Int == 2, "\(result)")
+        #expect(try other.run("audit", "acme/tiny@2.0").status == 0)
+    }
+
+    @Test func aFetchWithNoPeerWaitsForTheJustStartedNodeInsteadOfFailing() throws {
+        let publisher = CLI()
+        let joiner = CLI()
+        defer {
+            publisher.cleanUp()
+            joiner.cleanUp()
+        }
+        _ = try publisher.run("init")
+        _ = try joiner.run("init")
+        _ = try publisher.run("keys", "generate", "acme")
+        let manifest = try publish(publisher, version: "1.0", seed: 4)["manifestID"] as! String
+        let source = try NodeProcess(cli: publisher)
+        defer { source.stop() }
+        // The joiner's node has just started (serving only, it replicates nothing by itself); its first peer comes
+        // from --peer, so right now the home has no peer table, no holders, and no configured peer.
+        let joined = try NodeProcess(cli: joiner, extra: ["--peer", source.address, "--no-mirror"])
+        defer { joined.stop() }
+        let out = joiner.home + "-release"
+        let fetched = try joiner.runCommand(["fetch", manifest, "-o", out])
+        #expect(fetched.status == 0, "\(fetched.stderr)")
+        #expect(!fetched.stderr.contains("no peer was given"), "\(fetched.stderr)")
+        #expect(FileManager.default.contents(atPath: out + "/config.json") == Data("{\"v\": \"1.0\"}".utf8))
+    }
+}
