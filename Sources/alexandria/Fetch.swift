@@ -157,28 +157,17 @@ extension Fetch {
         return try resolved.manifest.manifest.files.allSatisfy { try registry.store.recipe(of: $0.sha256) != nil }
     }
 
-    /// How long a fetch with no peer waits for the running node of this home to connect to one.
-    static let peerWaitSeconds: Double = 15
-
     /// No peer was given, configured or in the table. If a node runs on this home (it may have just joined and not
-    /// yet heard who holds what), waits up to `peerWaitSeconds` for its connections and holder gossip, saying so;
-    /// otherwise fails saying that no peer was asked and how to name one.
+    /// yet heard who holds what), waits for its connections and holder gossip, saying so; otherwise fails saying that
+    /// no peer was asked and how to name one.
     static func waitForPeers(ref: String, home: Home, registry: Registry) async throws -> [PeerAddress] {
         let hash = (try? Reference(parsing: ref)).flatMap { r -> ContentHash? in
             if case .manifest(let h) = r { return h }
             return try? registry.resolve(r, localKeys: localKeyIDs(home)).manifest.id
         }
-        if let state = LocalNode.state(home), LocalNode.isRunning(state) {
-            Output.line(
-                "\(ref) is not here and the running node has no peer yet; waiting up to "
-                    + "\(Int(peerWaitSeconds)) s for it to connect and learn who holds it")
-            let deadline = Date().addingTimeInterval(peerWaitSeconds)
-            while Date() < deadline {
-                let peers = LocalNode.peers(for: hash, home: home, catalog: registry.catalog)
-                if !peers.isEmpty { return peers }
-                try await Task.sleep(nanoseconds: 500_000_000)
-            }
-        }
+        let peers = try await LocalNode.waitForPeers(
+            for: hash, home: home, catalog: registry.catalog, why: "\(ref) is not here and no peer is known yet")
+        if !peers.isEmpty { return peers }
         var hint = ""
         if case .release(let publisher, _, _)? = try? Reference(parsing: ref), publisher.count >= 16,
             publisher.allSatisfy(\.isHexDigit),

@@ -42,13 +42,19 @@ struct Sync: AsyncParsableCommand {
             if !peers.contains(p) { peers.append(p) }
         }
         let registry = try openRegistry(home)
-        for p in LocalNode.peers(for: nil, home: home, catalog: registry.catalog) where !peers.contains(p) {
-            peers.append(p)
+        if peers.isEmpty {
+            peers = try await LocalNode.waitForPeers(
+                for: nil, home: home, catalog: registry.catalog, why: "no peer is known yet")
+        } else {
+            for p in LocalNode.peers(for: nil, home: home, catalog: registry.catalog) where !peers.contains(p) {
+                peers.append(p)
+            }
         }
         guard !peers.isEmpty else {
             throw CommandFailure(
-                message: "no peer to ask: none given (--peer HOST:PORT), none in config's [node] peers, and no node "
-                    + "has filled this home's peer table (`alexandria node run --peer HOST:PORT`)", exitCode: 2)
+                message: "no peer to ask: none given (--peer HOST:PORT), none in config's [node] peers, and no running "
+                    + "node on this home with connections or a peer table (`alexandria node run --peer HOST:PORT`)",
+                exitCode: 2)
         }
         let fetcher = Fetcher(
             store: registry.store, identity: NodeIdentity(key: try home.nodeKey()),

@@ -91,6 +91,43 @@ struct FirstHourTests {
         #expect(try other.run("audit", "acme/tiny@2.0").status == 0)
     }
 
+    @Test func aRunningNodeThatGossipedTheLogSyncsWithNoArguments() throws {
+        let origin = CLI()
+        let other = CLI()
+        defer {
+            origin.cleanUp()
+            other.cleanUp()
+        }
+        _ = try origin.run("init")
+        _ = try other.run("init")
+        _ = try origin.run("keys", "generate", "acme")
+        _ = try publish(origin, version: "1.0", seed: 5)
+        _ = try publish(origin, version: "1.1", seed: 6)
+        let pass = try origin.write(Array("a long passphrase\n".utf8), to: "pass.txt")
+        let pem = origin.home + "-data/acme.key.pem"
+        #expect(try origin.run("keys", "export", "acme", "-o", pem, "--passphrase-file", pass).status == 0)
+        #expect(try other.run("keys", "import", pem, "--name", "acme", "--passphrase-file", pass).status == 0)
+        let source = try NodeProcess(cli: origin)
+        defer { source.stop() }
+        let node = try NodeProcess(cli: other, extra: ["--peer", source.address, "--no-mirror"])
+        defer { node.stop() }
+        // The running node learns the whole log by gossip.
+        let deadline = Date().addingTimeInterval(15)
+        while try other.run("audit", "acme/tiny@1.1", "--offline").status != 0 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        // Still refused: the key's flag knows nothing of gossip. `sync` with no argument asks the node's peers.
+        let dir = (try other.write(Array("{}".utf8), to: "m2/config.json") as NSString).deletingLastPathComponent
+        #expect(try other.run("publish", dir, "--name", "tiny", "--version", "2.0").status == 2)
+        let synced = try other.run("sync")
+        #expect(synced.status == 0, "\(synced.stderr)")
+        #expect(synced.text.contains("log has 2 entries"), "\(synced.text)")
+        let published = try other.run("publish", dir, "--name", "tiny", "--version", "2.0", "--json")
+        #expect(published.status == 0, "\(published.stderr)")
+        let result = try JSONSerialization.jsonObject(with: published.stdout) as! [String: Any]
+        #expect(result["logIndex"] as? Int == 2, "\(result)")
+    }
+
     @Test func aFetchWithNoPeerWaitsForTheJustStartedNodeInsteadOfFailing() throws {
         let publisher = CLI()
         let joiner = CLI()
