@@ -2,7 +2,8 @@ import AlexandriaCore
 import Foundation
 import Testing
 
-/// Issue 13 §5, items 2, 7 and 10: short publisher ids, `sync`, and a fetch on a node that has just joined.
+/// Issue 13 §5, items 2, 7 and 10: short publisher ids, `sync`, and a fetch on a node that has just joined; and what
+/// `audit --offline` says of files this node does not hold.
 @Suite("The first hour: short ids, sync, fetch before holders are known", .serialized)
 struct FirstHourTests {
     /// A home with key `acme` and release tiny@VERSION published; returns the release as `publish --json` prints it.
@@ -14,6 +15,25 @@ struct FirstHourTests {
         let out = try cli.run("publish", dir, "--name", "tiny", "--version", version, "--json")
         #expect(out.status == 0, "\(out.stderr)")
         return try JSONSerialization.jsonObject(with: out.stdout) as! [String: Any]
+    }
+
+    @Test func offlineAuditReportsAFileThisNodeDoesNotHoldAsAbsentWithoutFailing() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        _ = try cli.run("init")
+        _ = try cli.run("keys", "generate", "acme")
+        _ = try publish(cli, version: "1.0", seed: 7)
+        let weights = "sha256:" + ContentHash.of(randomBytes(300_000, seed: 7)).hex
+        #expect(try cli.run("rm", weights).status == 0)
+        let offline = try cli.run("audit", "acme/tiny@1.0", "--offline", "--json")
+        #expect(offline.status == 0, "\(offline.stderr)")
+        let report = try JSONSerialization.jsonObject(with: offline.stdout) as! [String: Any]
+        var present: [String: Bool] = [:]
+        for f in report["files"] as! [[String: Any]] { present[f["path"] as! String] = f["present"] as? Bool }
+        #expect(present == ["model.safetensors": false, "config.json": true], "\(report)")
+        #expect(try cli.run("audit", "acme/tiny@1.0", "--offline").text.contains("not held here"))
+        // Online, the absent file fails the audit.
+        #expect(try cli.run("audit", "acme/tiny@1.0").status == 5)
     }
 
     @Test func aShortPublisherIdSaysNoPeerWasAskedThenResolvesThroughAPeer() throws {
