@@ -254,7 +254,10 @@ public struct Registry: Sendable {
         let matches = try catalog.publishers(matching: text)
         guard !matches.isEmpty else {
             // Not found (not a catalog failure): a caller with peers asks them, as it does for an unknown release.
-            throw ManifestError(.notFound, "no known publisher or local key is named \(text)")
+            throw ManifestError(
+                .notFound,
+                "no publisher known here has an id starting \(text), and no local key is named so (`fetch` asks "
+                    + "peers for it; elsewhere, give the full 64-hex id)")
         }
         guard matches.count == 1 else {
             throw CatalogError("\(text) matches \(matches.count) publishers; give more of the id")
