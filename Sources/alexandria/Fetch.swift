@@ -183,13 +183,14 @@ extension Fetch {
                 + "--peer HOST:PORT`)\(hint)")
     }
 
-    /// Asks peers for a manifest this node does not know, and verifies it into the catalog. Trust is anchored in what
+    /// Asks peers for a manifest this node does not know, and verifies it into the catalog (returns what was received). Trust is anchored in what
     /// the user typed: a manifest id must be the hash of the payload, a release name's publisher id must be the
     /// fingerprint of the key that signed it; the log entries and checkpoint are checked like any others.
+    @discardableResult
     static func importManifest(
         _ reference: Reference, from peers: [PeerAddress], fetcher: Fetcher, registry: Registry, quiet: Bool = false
     )
-        async throws
+        async throws -> Fetcher.ManifestBundle
     {
         let query: WireMessage
         var wantPublisher: String?
@@ -223,6 +224,7 @@ extension Fetch {
             Output.line(
                 "learned \(publisher.short)… manifest from \(bundle.peer) (signature, log and checkpoint verified)")
         }
+        return bundle
     }
 }
 

@@ -3,6 +3,7 @@ import AlexandriaCore
 import AlexandriaHome
 import AlexandriaManifest
 import AlexandriaPeer
+import AlexandriaWire
 import ArgumentParser
 import Foundation
 import Logging
@@ -78,14 +79,35 @@ struct Sync: AsyncParsableCommand {
             var reasons: [String] = []
             for p in peers {
                 do {
-                    try await Fetch.importManifest(
+                    let bundle = try await Fetch.importManifest(
                         .release(
                             publisher: publisher.description, name: String(release[..<at]),
                             version: String(release[release.index(after: at)...])),
                         from: [p], fetcher: fetcher, registry: registry, quiet: true)
+                    // Every entry the peer holds must now be in this node's log: one that is not conflicts with it
+                    // (the key signed two histories), and appending to either would deepen the fork.
+                    let here = Set(try registry.catalog.log(publisher)?.entries.map(\.envelope.payload) ?? [])
+                    let foreign = try bundle.entries.filter { !here.contains(try DSSEEnvelope(json: $0).payload) }
+                    guard foreign.isEmpty else {
+                        try keys.markUnsynced(name)
+                        throw CommandFailure(
+                            message: "\(p)'s log of \(publisher.short) has \(foreign.count) entr"
+                                + "\(foreign.count == 1 ? "y" : "ies") that conflict with this node's copy: the key has "
+                                + "signed two histories (a fork). \(name) is marked unsynced; do not publish with it until "
+                                + "the fork is understood (`alexandria audit` the publisher's releases)")
+                    }
                     answered.append(p.description)
-                } catch {
+                } catch let error as WireError where error.code == .notFound {
+                    // Unreachable, or it does not hold the release: it says nothing about the log.
                     reasons.append("\(p): \(error)")
+                } catch let error as CommandFailure {
+                    throw error
+                } catch {
+                    // An answer that does not verify, or conflicts with the log here: never mark the key synced.
+                    throw CommandFailure(
+                        message: "\(p) answered for \(publisher.short)'s log with something that does not verify "
+                            + "against this node's copy (\(error)); \(name) stays unsynced: `alexandria audit` the "
+                            + "publisher's releases before publishing with this key")
                 }
             }
             guard !answered.isEmpty else {

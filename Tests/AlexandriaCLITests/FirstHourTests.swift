@@ -111,6 +111,38 @@ struct FirstHourTests {
         #expect(try other.run("audit", "acme/tiny@2.0").status == 0)
     }
 
+    @Test func syncRefusesALogThatForkedFromThisNodesCopy() throws {
+        let origin = CLI()
+        let other = CLI()
+        defer {
+            origin.cleanUp()
+            other.cleanUp()
+        }
+        _ = try origin.run("init")
+        _ = try other.run("init")
+        _ = try origin.run("keys", "generate", "acme")
+        let first = try publish(origin, version: "1.0", seed: 8)
+        let pass = try origin.write(Array("a long passphrase\n".utf8), to: "pass.txt")
+        let pem = origin.home + "-data/acme.key.pem"
+        #expect(try origin.run("keys", "export", "acme", "-o", pem, "--passphrase-file", pass).status == 0)
+        #expect(try other.run("keys", "import", pem, "--name", "acme", "--passphrase-file", pass).status == 0)
+        let node = try NodeProcess(cli: origin)
+        defer { node.stop() }
+        let fetched = try other.runCommand(
+            ["fetch", first["release"] as! String, "-o", other.home + "-r1", "--peer", node.address])
+        #expect(fetched.status == 0, "\(fetched.stderr)")
+        // Both sides append entry 1: the origin 1.1, the other (forcing it) 1.5. The key now signed two histories.
+        _ = try publish(origin, version: "1.1", seed: 9)
+        let dir = (try other.write(Array("{}".utf8), to: "m2/config.json") as NSString).deletingLastPathComponent
+        #expect(
+            try other.run("publish", dir, "--name", "tiny", "--version", "1.5", "--assume-log-current").status == 0)
+        let sync = try other.run("sync", "--key", "acme", "--peer", node.address)
+        #expect(sync.status == 3 && sync.stderr.contains("fork"), "\(sync.stdout) \(sync.stderr)")
+        // And publishing with the key is refused again.
+        let dir2 = (try other.write(Array("{}".utf8), to: "m3/config.json") as NSString).deletingLastPathComponent
+        #expect(try other.run("publish", dir2, "--name", "tiny", "--version", "1.6").status == 2)
+    }
+
     @Test func aRunningNodeThatGossipedTheLogSyncsWithNoArguments() throws {
         let origin = CLI()
         let other = CLI()
