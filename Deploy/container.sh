@@ -3,7 +3,9 @@
 # it with a real container runtime. Needs root (mmdebstrap, buildah and podman with private storage).
 #
 #   bash Deploy/container.sh [BINARY]     default BINARY: .build/release/alexandria, else .build/debug/alexandria
-#   env: KEEP_IMAGE=DIR (copy the oci-archive there)  MIRROR=http://deb.debian.org/debian  SUITE=bookworm
+#   env: KEEP_IMAGE=DIR (copy the oci-archive there)  MIRROR=URL  SUITE=bookworm
+#        (MIRROR defaults to the first Debian mirror in this machine's apt sources: /etc/apt/sources.list,
+#        /etc/apt/sources.list.d/*.list and the deb822 URIs: lines of /etc/apt/sources.list.d/*.sources)
 #        ROOTFS_CACHE_DIR=DIR (reuse the Debian root filesystem between runs)  DEPS=0 (do not apt-get the tools)
 #
 # How (the method ../shared/peers/container_image.sh records): the Containerfile's runtime stage is
@@ -30,11 +32,31 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 SUITE=${SUITE:-bookworm}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+# apt_debian_mirror: print the first URI in this machine's apt sources whose path ends in /debian (the main archive,
+# not debian-security); files that do not exist are skipped. Prints nothing when there is none.
+apt_debian_mirror() {
+    local f
+    local files=()
+    [ -f /etc/apt/sources.list ] && files+=(/etc/apt/sources.list)
+    for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] && files+=("$f")
+    done
+    [ "${#files[@]}" -gt 0 ] || return 0
+    for f in "${files[@]}"; do
+        case "$f" in
+        *.sources) awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' "$f" ;;
+        *) awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) { print $i; break } }' "$f" ;;
+        esac
+    done | awk '{ sub(/\/+$/, "") } /\/debian$/ && !found++ { print }'  # reads to the end: no SIGPIPE under pipefail
+}
 IMAGE_UID=10001
 NOFILE=${NOFILE:-$(h=$(ulimit -Hn); { [ "$h" = unlimited ] || [ "$h" -gt 16384 ]; } && echo 16384 || echo "$h")}
 
 die() { echo "container.sh: error: $*" >&2; exit 1; }
+if [ -z "${MIRROR:-}" ]; then
+    MIRROR=$(apt_debian_mirror)
+    [ -n "$MIRROR" ] || die "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/*.{list,sources}; set MIRROR=URL (the archive root, ending in /debian)"
+fi
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 wait_for() {  # wait_for SECONDS CMD...: poll every 0.5 s, bounded

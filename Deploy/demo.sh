@@ -11,19 +11,43 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The system libraries it builds on: only what is missing is installed, and nothing is upgraded. A -dev package is
+# pinned to the version of its runtime library already on the machine, so installing it cannot pull a newer one in.
+declare -A runtime=([libsqlite3-dev]=libsqlite3-0 [libzstd-dev]=libzstd1 [libssl-dev]=libssl3)
 missing=()
 for package in libsqlite3-dev libzstd-dev libssl-dev; do
-    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+    dpkg -s "$package" >/dev/null 2>&1 && continue
+    installed=$(dpkg-query -W -f='${Status} ${Version}' "${runtime[$package]}" 2>/dev/null \
+        | sed -n 's/^install ok installed //p')
+    missing+=("$package${installed:+=$installed}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "installing the missing build libraries: ${missing[*]} (no upgrades)"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade "${missing[@]}"
 fi
 
-swift build -c release --product alexandria 2>&1 | tail -1
-bin="$(swift build -c release --show-bin-path)/alexandria"
+# CONFIG=debug builds faster (a warm debug build is seconds); the default is the release build.
+config=${CONFIG:-release}
+printf '\033[1m== building alexandria (%s)\033[0m\n' "$config"
+echo "A cold $config build compiles the dependencies too: several minutes on 2 cores. Progress:"
+started=$SECONDS
+set +o pipefail
+swift build -c "$config" --product alexandria 2>&1 | while IFS= read -r line; do
+    if [ "${line:0:1}" = "[" ]; then  # "[123/456] Compiling X": one updating line on a terminal
+        if [ -t 1 ]; then printf '\r\033[K  %s' "${line:0:$((${COLUMNS:-80} - 3))}"; else echo "  $line"; fi
+    elif [ -n "$line" ]; then  # errors, warnings, "Build complete!"
+        if [ -t 1 ]; then printf '\r\033[K'; fi
+        echo "  $line"
+    fi
+done
+status=${PIPESTATUS[0]}
+set -o pipefail
+[ "$status" -eq 0 ] || { echo "swift build failed (exit $status)"; exit 1; }
+echo "built in $((SECONDS - started)) s"
+bin="$(swift build -c "$config" --show-bin-path)/alexandria"
 work=$(mktemp -d /tmp/alexandria-demo.XXXXXX)
 declare -A pids=()
 cleanup() {
@@ -200,7 +224,21 @@ echo "demo-passphrase" > "$work/pass"
 "$bin" keys import "$work/demo.pem" --name demo --passphrase-file "$work/pass" --home "$work/rogue"
 forged="$work/forged"; cp -r "$model" "$forged"
 python3 -c "import sys; b=bytearray(open(sys.argv[1],'rb').read()); b[-1]^=1; open(sys.argv[1],'wb').write(b)" "$forged/model.safetensors"
-"$bin" publish "$forged" --name tiny-llama --version 1.0 --license apache-2.0 --assume-log-current --home "$work/rogue"
+forged_out=$("$bin" publish "$forged" --name tiny-llama --version 1.0 --license apache-2.0 --assume-log-current \
+    --json --home "$work/rogue")
+forged_manifest=$(echo "$forged_out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["manifestID"])')
+cat <<EXPLAIN
+The hashes from here on, explained:
+  $manifest
+      the ORIGINAL manifest id: the sha256 of the signed release statement published first for $release
+      (it lists every file's sha256; the weights' is $weights)
+  $forged_manifest
+      the FORGED manifest id: a second statement, signed with the same key for the same name and version, over
+      weights with one bit flipped (sha256 $(sha256sum "$forged/model.safetensors" | cut -d' ' -f1))
+Two different statements signed for one release are an equivocation: every node that sees both keeps the first
+as the release and the pair as a proof, and gossips the proof. Below, each node resolves $release and
+prints the manifest id it gets (it must be the original), then an audit shows both manifests side by side.
+EXPLAIN
 start_node rogue 8 3
 for name in mirror1 mirror2 mirror3 mirror4 client rogue; do
     wait_for 30 "$name to see the overwrite attempt" bash -c "\"$bin\" audit $release --offline --home \"$work/$name\"; test \$? -eq 6"
@@ -209,7 +247,8 @@ for name in mirror1 mirror2 mirror3 mirror4 client rogue; do
 done
 
 step "alexandria audit $release on mirror2"
-"$bin" audit "$release" --home "$work/mirror2" || echo "(audit exit $?: the overwrite attempt is shown above)"
+echo "(the release still stands for the original ${manifest:7:16}…; the overwrite attempt lists the forged ${forged_manifest:7:16}…)"
+"$bin" audit "$release" --home "$work/mirror2" || echo "(audit exit $?: 6 means an overwrite attempt was seen, as shown above)"
 
 step "alexandria status on mirror2"
 "$bin" status --home "$work/mirror2"

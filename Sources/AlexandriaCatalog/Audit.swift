@@ -13,7 +13,10 @@ public struct AuditReport: Sendable, Encodable {
         public let size: UInt64
         /// The store holds a file with this address.
         public let present: Bool
-        /// Size, chunk count and Merkle root in the store match the manifest.
+        /// Whether this audit needed the file here: false with --offline, which checks a release this node need not
+        /// hold, so an absent file is reported (`present` false) but is not a failure.
+        public let contentRequired: Bool
+        /// Size, chunk count and Merkle root in the store match the manifest (false when the file is absent).
         public let metadataMatches: Bool
         /// Every chunk and the whole file hashed again (nil with --offline).
         public let contentVerified: Bool?
@@ -92,7 +95,11 @@ public struct AuditReport: Sendable, Encodable {
     public var exitCode: Int32 {
         if !signatureValid { return 4 }
         if !overwriteAttempts.isEmpty { return 6 }
-        if files.contains(where: { !$0.present || !$0.metadataMatches || $0.contentVerified == false }) { return 5 }
+        if files.contains(where: {
+            $0.present ? !$0.metadataMatches || $0.contentVerified == false : $0.contentRequired
+        }) {
+            return 5
+        }
         if lineage.contains(where: { $0.report == nil || $0.report!.exitCode != 0 }) { return 7 }
         if !log.included || !log.inclusionProofVerified || !log.checkpointsConsistent { return 1 }
         return 0
@@ -130,7 +137,12 @@ extension Registry {
                 metadata.append((true, matches, matches ? nil : "the stored file's size, chunks or Merkle root differ"))
             } else {
                 metadata.append(
-                    (offline, offline, offline ? nil : "not in the local store (fetch it, or audit with --offline)"))
+                    (
+                        false, false,
+                        offline
+                            ? "not in the local store (not needed with --offline; its content was not checked)"
+                            : "not in the local store (fetch it, or audit with --offline)"
+                    ))
             }
         }
         let content = ContentResults(count: manifest.files.count)
@@ -154,7 +166,7 @@ extension Registry {
             files.append(
                 .init(
                     path: file.path, sha256: file.sha256.description, size: file.size, present: metadata[i].present,
-                    metadataMatches: metadata[i].matches,
+                    contentRequired: !offline, metadataMatches: metadata[i].matches,
                     contentVerified: offline || !metadata[i].present ? nil : outcome == nil,
                     problem: metadata[i].problem ?? outcome))
         }

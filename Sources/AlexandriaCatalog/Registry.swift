@@ -294,11 +294,15 @@ public struct Registry: Sendable {
         if let id = localKeys[text] { return id }
         if let id = PublisherID(hex: text.lowercased()) { return id }
         let matches = try catalog.publishers(matching: text)
+        guard !matches.isEmpty else {
+            // Not found (not a catalog failure): a caller with peers asks them, as it does for an unknown release.
+            throw ManifestError(
+                .notFound,
+                "no publisher known here has an id starting \(text), and no local key is named so (`fetch` asks "
+                    + "peers for it; elsewhere, give the full 64-hex id)")
+        }
         guard matches.count == 1 else {
-            throw CatalogError(
-                matches.isEmpty
-                    ? "no known publisher or local key is named \(text)"
-                    : "\(text) matches \(matches.count) publishers; give more of the id")
+            throw CatalogError("\(text) matches \(matches.count) publishers; give more of the id")
         }
         return matches[0]
     }

@@ -135,6 +135,15 @@ public struct PublisherKeys: Sendable {
         m["synced"] = true
         try writeMeta(name, m)
     }
+
+    /// Marks a key's log as not known to be current here (a fork was seen), so `publish` refuses it again until a
+    /// sync succeeds or the user says otherwise.
+    public func markUnsynced(_ name: String) throws {
+        var m = meta(name)
+        m["origin"] = "imported"
+        m["synced"] = false
+        try writeMeta(name, m)
+    }
 }
 
 extension Home {

@@ -26,7 +26,7 @@ struct Alexandria: AsyncParsableCommand {
         subcommands: [
             Init.self, Add.self, Cat.self, List.self, Remove.self, Verify.self, GC.self, Status.self,
             Keys.self, Publish.self, Yank.self, Unyank.self, Deprecate.self, Advise.self, Audit.self, ExportOMS.self,
-            Fetch.self, Node.self, Peers.self, Pin.self, Unpin.self,
+            Fetch.self, Sync.self, Node.self, Peers.self, Pin.self, Unpin.self,
         ]
     )
 

@@ -71,8 +71,11 @@ enum AuditTree {
         out.append("\(p)files (\(r.files.count))")
         for f in r.files {
             let ok = f.present && f.metadataMatches && f.contentVerified != false
-            let content = f.contentVerified.map { $0 ? "content verified" : "content FAILED" } ?? "metadata only"
-            out.append("\(p)  \(mark(ok)) \(f.path)  \(f.sha256)  \(f.size) B  \(content)")
+            let content =
+                f.contentVerified.map { $0 ? "content verified" : "content FAILED" }
+                ?? (f.present ? "metadata only" : "not held here")
+            let tag = !f.present && !f.contentRequired ? "--  " : mark(ok)
+            out.append("\(p)  \(tag) \(f.path)  \(f.sha256)  \(f.size) B  \(content)")
             if let problem = f.problem { out.append("\(p)       \(problem)") }
         }
         let logOK = r.log.included && r.log.inclusionProofVerified && r.log.checkpointsConsistent

@@ -57,6 +57,10 @@ struct Fetch: AsyncParsableCommand {
                 peers.append(p)
             }
         }
+        let reference = try Reference(parsing: ref)
+        if peers.isEmpty, !(try Self.isLocal(reference, home: home, registry: registry)) {
+            peers = try await Self.waitForPeers(ref: ref, home: home, registry: registry)
+        }
         let fetcher = Fetcher(
             store: registry.store, identity: NodeIdentity(key: try home.nodeKey()),
             logger: {
@@ -69,20 +73,19 @@ struct Fetch: AsyncParsableCommand {
         // A file fetched for the user stays where the user put it: link to it unless --copy.
         fetcher.copyIntoStore = copy
         fetcher.scores = PeerScores(path: home.peerScoresPath)
-        let reference = try Reference(parsing: ref)
         var knownAsManifest = false
         if case .manifest(let hash) = reference, try registry.catalog.manifestOrEvidence(id: hash) == nil,
             try registry.store.recipe(of: hash) == nil, !peers.isEmpty
         {
             // Peers may know it as a manifest id; if not, it is a file address.
             knownAsManifest =
-                (try? await importManifest(reference, from: peers, fetcher: fetcher, registry: registry)) != nil
+                (try? await Self.importManifest(reference, from: peers, fetcher: fetcher, registry: registry)) != nil
         }
         if case .manifest(let hash) = reference, !knownAsManifest,
             try registry.catalog.manifestOrEvidence(id: hash) == nil
         {
             // A file address (or a manifest this node does not know: tried as a file first).
-            let bar = FetchProgress(label: String(hash.hex.prefix(12)) + "…")
+            let bar = FetchProgress(label: String(hash.hex.prefix(8)))
             let report = try await fetcher.fetch(hash, to: output, peers: peers) { done, total, bytes in
                 bar.update(done: done, total: total, bytes: bytes)
             }
@@ -99,7 +102,7 @@ struct Fetch: AsyncParsableCommand {
         do {
             resolved = try registry.resolve(reference, localKeys: localKeyIDs(home))
         } catch let error as ManifestError where error.code == .notFound && !peers.isEmpty {
-            try await importManifest(reference, from: peers, fetcher: fetcher, registry: registry)
+            try await Self.importManifest(reference, from: peers, fetcher: fetcher, registry: registry)
             resolved = try registry.resolve(reference, localKeys: localKeyIDs(home))
         }
         for note in resolved.notes { Output.line("note: \(note)") }
@@ -148,13 +151,48 @@ extension Fetch {
         if getenv("MALLOC_TRIM_THRESHOLD_") == nil { _ = c_mallopt(-1, 64 << 20) }
     }
 
-    /// Asks peers for a manifest this node does not know, and verifies it into the catalog. Trust is anchored in what
+    /// Whether `reference` can be served from this home alone: a known release whose files are all in the store, or a
+    /// stored file.
+    static func isLocal(_ reference: Reference, home: Home, registry: Registry) throws -> Bool {
+        if case .manifest(let hash) = reference, try registry.store.recipe(of: hash) != nil { return true }
+        guard let resolved = try? registry.resolve(reference, localKeys: localKeyIDs(home)) else { return false }
+        return try resolved.manifest.manifest.files.allSatisfy { try registry.store.recipe(of: $0.sha256) != nil }
+    }
+
+    /// No peer was given, configured or in the table. If a node runs on this home (it may have just joined and not
+    /// yet heard who holds what), waits for its connections and holder gossip, saying so; otherwise fails saying that
+    /// no peer was asked and how to name one.
+    static func waitForPeers(ref: String, home: Home, registry: Registry) async throws -> [PeerAddress] {
+        let hash = (try? Reference(parsing: ref)).flatMap { r -> ContentHash? in
+            if case .manifest(let h) = r { return h }
+            return try? registry.resolve(r, localKeys: localKeyIDs(home)).manifest.id
+        }
+        let peers = try await LocalNode.waitForPeers(
+            for: hash, home: home, catalog: registry.catalog, why: "\(ref) is not here and no peer is known yet")
+        if !peers.isEmpty { return peers }
+        var hint = ""
+        if case .release(let publisher, _, _)? = try? Reference(parsing: ref), publisher.count >= 16,
+            publisher.allSatisfy(\.isHexDigit),
+            publisher.count < 64
+        {
+            hint =
+                "; a short publisher id (\(publisher)) resolves only through peers or once this node has seen the "
+                + "publisher, so give a peer, or the full 64-hex id from `alexandria keys list` on the publisher's side"
+        }
+        throw CommandFailure(
+            message: "\(ref) is not in this home, and no peer was asked: none given (--peer HOST:PORT), none in "
+                + "config's [node] peers, and no running node on this home with connections (`alexandria node run "
+                + "--peer HOST:PORT`)\(hint)")
+    }
+
+    /// Asks peers for a manifest this node does not know, and verifies it into the catalog (returns what was received). Trust is anchored in what
     /// the user typed: a manifest id must be the hash of the payload, a release name's publisher id must be the
     /// fingerprint of the key that signed it; the log entries and checkpoint are checked like any others.
-    func importManifest(
-        _ reference: Reference, from peers: [PeerAddress], fetcher: Fetcher, registry: Registry
+    @discardableResult
+    static func importManifest(
+        _ reference: Reference, from peers: [PeerAddress], fetcher: Fetcher, registry: Registry, quiet: Bool = false
     )
-        async throws
+        async throws -> Fetcher.ManifestBundle
     {
         let query: WireMessage
         var wantPublisher: String?
@@ -184,11 +222,15 @@ extension Fetch {
         for entry in bundle.entries { try registry.catalog.addLogEntry(try DSSEEnvelope(json: entry)) }
         if !bundle.checkpoint.isEmpty { try registry.catalog.addCheckpoint(try SignedNote(parsing: bundle.checkpoint)) }
         try registry.catalog.addManifest(try DSSEEnvelope(json: bundle.envelope))
-        Output.line("learned \(publisher.short)… manifest from \(bundle.peer) (signature, log and checkpoint verified)")
+        if !quiet {
+            Output.line(
+                "learned \(publisher.short)… manifest from \(bundle.peer) (signature, log and checkpoint verified)")
+        }
+        return bundle
     }
 }
 
-/// The fetch progress line: chunks, rate and ETA, drawn only on a terminal.
+/// The fetch progress line: the share of chunks done, the byte rate and an ETA, drawn only on a terminal.
 final class FetchProgress: @unchecked Sendable {
     private let label: String
     private let lock = NSLock()
@@ -200,7 +242,7 @@ final class FetchProgress: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if bar == nil { bar = ProgressBar(label: label, total: UInt64(max(total, 1)), minimumTotal: 0) }
-        bar?.update(UInt64(done))
+        bar?.update(UInt64(done), bytes: bytes)
     }
 
     func finish() {

@@ -124,8 +124,8 @@ struct Keys: ParsableCommand {
             try home.openCatalog().register(publisherKey: key.publicKey)
             Output.line("imported \(local) (publisher \(key.id))")
             Output.line(
-                "  this key may already have a log elsewhere: until this node has synced it, publishing with it "
-                    + "needs --assume-log-current")
+                "  this key may already have a log elsewhere: `alexandria sync` fetches it from peers; until then "
+                    + "publishing with it is refused (--assume-log-current overrides)")
         }
     }
 }

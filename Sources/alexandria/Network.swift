@@ -20,6 +20,29 @@ enum LocalNode {
     /// Whether the state file is fresh (the node rewrites it every two seconds).
     static func isRunning(_ state: NodeState) -> Bool { Date().timeIntervalSince1970 - state.updated < 10 }
 
+    /// How long a command with no peer waits for the running node of this home to connect to one.
+    static let peerWaitSeconds: Double = 15
+
+    /// `peers(for:)`, and when that is empty while a node runs on this home (it may have just started, its state file
+    /// not yet listing a connection), polls for up to `peerWaitSeconds`, having printed `why` and that it waits.
+    /// Empty when no node runs or none connected in time.
+    static func waitForPeers(
+        for address: ContentHash?, home: Home, catalog: Catalog, why: String
+    ) async throws
+        -> [PeerAddress]
+    {
+        let now = peers(for: address, home: home, catalog: catalog)
+        guard now.isEmpty, let state = state(home), isRunning(state) else { return now }
+        Output.line("\(why); waiting up to \(Int(peerWaitSeconds)) s for the running node to connect to a peer")
+        let deadline = Date().addingTimeInterval(peerWaitSeconds)
+        while Date() < deadline {
+            try await Task.sleep(nanoseconds: 500_000_000)
+            let peers = peers(for: address, home: home, catalog: catalog)
+            if !peers.isEmpty { return peers }
+        }
+        return []
+    }
+
     /// Peers to fetch from when none was given: the live holders of the releases that contain `address` (or of the
     /// release itself) first, then the most recently seen peers of the table, at most `limit`.
     static func peers(for address: ContentHash?, home: Home, catalog: Catalog, limit: Int = 8) -> [PeerAddress] {

@@ -83,8 +83,9 @@ struct Publish: ParsableCommand {
         if keys.origin(keyName) == "imported" && !assumeLogCurrent {
             throw CommandFailure(
                 message: "\(keyName) was imported: its log may have entries this node has not seen, and appending now "
-                    + "could fork it. Sync the log from the network first, or pass --assume-log-current if this node "
-                    + "holds the whole log", exitCode: 2)
+                    + "could fork it. Sync the log from the network first with `alexandria sync` (asks this home's peers; "
+                    + "--peer HOST:PORT adds one), or pass --assume-log-current if this node holds the whole log",
+                exitCode: 2)
         }
         let registry = try openRegistry(home)
         var lineage: [Manifest.Lineage] = []
