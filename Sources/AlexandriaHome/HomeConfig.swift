@@ -87,7 +87,7 @@ public struct HomeConfig: Sendable {
 
         """
 
-    public init(toml: TOMLSubset) throws {
+    public init(toml: TOMLDocument) throws {
         let known: [String: Set<String>] = [
             "": [], "store": ["budget", "durability", "lock_timeout", "chunk_average"],
             "node": ["listen", "peers", "outbound", "inbound"], "gossip": ["fanout", "anti_entropy", "peer_exchange"],
@@ -96,10 +96,16 @@ public struct HomeConfig: Sendable {
             ],
             "test": ["drop_peers_file"],
         ]
-        for (table, values) in toml.tables {
-            guard let keys = known[table] else { throw HomeError("unknown table [\(table)]") }
-            for key in values.keys where !keys.contains(key) {
-                throw HomeError("unknown setting '\(key)' in [\(table)]")
+        for (table, values) in toml.tables.sorted(by: { $0.key < $1.key }) {
+            guard let keys = known[table] else {
+                throw HomeError("[\(table)]: unknown table (known: \(known.keys.filter { !$0.isEmpty }.sorted()))")
+            }
+            for key in values.keys.sorted() where !keys.contains(key) {
+                throw HomeError(
+                    table.isEmpty
+                        ? "\(key): unknown setting (settings go in a table such as [node])"
+                        : "[\(table)] \(key): unknown setting (known in [\(table)]: \(keys.sorted().joined(separator: ", ")))"
+                )
             }
         }
         switch toml["store", "budget"] {
@@ -154,7 +160,7 @@ public struct HomeConfig: Sendable {
     }
 
     /// The node, gossip and mirror tables.
-    mutating func parseNetwork(_ toml: TOMLSubset) throws {
+    mutating func parseNetwork(_ toml: TOMLDocument) throws {
         func int(_ table: String, _ key: String, _ range: ClosedRange<Int>) throws -> Int? {
             switch toml[table, key] {
             case nil: return nil
@@ -166,6 +172,7 @@ public struct HomeConfig: Sendable {
             switch toml[table, key] {
             case nil: return nil
             case .integer(let n)? where n > 0 && n <= 86400: return Double(n)
+            case .float(let d)? where d > 0 && d <= 86400: return d
             case .string(let text)?:
                 let t = text.trimmingCharacters(in: .whitespaces)
                 let value: Double? =
@@ -220,6 +227,22 @@ public struct HomeConfig: Sendable {
         case .string(let path)?: dropPeersFile = path
         default: throw HomeError("[test] drop_peers_file must be a path")
         }
+    }
+
+    /// `message` with the line of the setting it is about, when it starts with "[table] key" (as every error of
+    /// `init(toml:)` does) and the key is written on a line of its own.
+    public static func locate(_ message: String, in toml: TOMLDocument) -> String {
+        var table = ""
+        var rest = Substring(message)
+        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+            table = String(rest[rest.index(after: rest.startIndex)..<close])
+            rest = rest[rest.index(after: close)...].drop { $0 == " " }
+        }
+        let key = rest.prefix { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
+        let line =
+            key.isEmpty || rest.hasPrefix(":")
+            ? toml.line(table: table, key: nil) : toml.line(table: table, key: String(key))
+        return line.map { "line \($0): \(message)" } ?? message
     }
 
     public var storeOptions: StoreOptions {
