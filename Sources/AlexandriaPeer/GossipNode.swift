@@ -211,9 +211,10 @@ public actor GossipNode {
 
     /// Graceful shutdown: closes every gossip link now (they are long-lived, so the server would otherwise wait on
     /// them), and refuses new ones.
-    func stop() {
+    public func stop() {
         stopping = true
         saveTable()
+        writeState()
         for link in links.values { link.channel.close(promise: nil) }
         links.removeAll()
     }
@@ -570,7 +571,7 @@ public actor GossipNode {
                     id: $0.keyHex, address: $0.listenAddress?.description ?? "?",
                     direction: $0.initiatedBySelf ? "out" : "in", score: table[$0.keyHex]?.score ?? 0,
                     connectedSeconds: now.timeIntervalSince($0.since))
-            }, counters: counters, mirror: mirrorState)
+            }, counters: counters, mirror: mirrorState, pid: getpid(), stopped: stopping)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard let data = try? encoder.encode(state) else { return }
@@ -597,4 +598,8 @@ public struct NodeState: Codable, Sendable {
     public let peers: [Peer]
     public let counters: GossipCounters
     public let mirror: [String: String]
+    /// The node's process id, so a reader can tell a node that died without stopping (absent in older files).
+    public let pid: Int32?
+    /// True once the node has begun to stop: the last state it writes says so (absent in older files).
+    public let stopped: Bool?
 }

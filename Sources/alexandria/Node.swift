@@ -25,7 +25,7 @@ struct Node: AsyncParsableCommand {
         @OptionGroup var options: HomeOptions
         @Option(help: "HOST:PORT to listen on (default from config, 127.0.0.1:7420).") var listen: String?
         @Option(help: "A peer HOST:PORT (repeatable; adds to config).") var peer: [String] = []
-        @Option(help: "trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+        @OptionGroup var log: LogOptions
         @Option(help: "Upload limit for all peers together, e.g. 50MiB (per second).") var uploadRate: String?
         @Flag(help: "Serve and gossip only; keep no releases beyond what is already held.") var noMirror = false
 
@@ -37,12 +37,7 @@ struct Node: AsyncParsableCommand {
             guard let parsed = PeerAddress(parsing: address) else {
                 throw CommandFailure(message: "--listen takes HOST:PORT, not \(address)", exitCode: 2)
             }
-            let level = Logger.Level(rawValue: logLevel) ?? .info
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            log.bootstrap()
             let logger = Logger(label: "alexandria.node")
             Self.checkDescriptors(home: home, config: config, logger: logger)
             let store = try home.openStore()
@@ -94,6 +89,9 @@ struct Node: AsyncParsableCommand {
                     services: [server, MirrorService(mirror: mirror)], gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             try await group.run()
+            // The shutdown handler stops gossip from a task of its own, which may not have run yet: stop it here so
+            // the last state written says the node stopped (`status` reads it).
+            await gossip.stop()
         }
 
         /// States how many file descriptors the node needs, raises the soft limit toward the hard one to cover it,
