@@ -8,7 +8,8 @@ struct Audit: ParsableCommand {
         discussion: """
             Exit codes: 0 everything holds; 1 a log or checkpoint check failed; 4 a bad signature; 5 content missing \
             or corrupt; 6 an overwrite attempt (equivocation) was seen; 7 broken lineage; 8 fewer witnesses than \
-            --min-witnesses. REF is a manifest id, publisher/name@version (or @latest), or a file's sha256 address.
+            --min-witnesses; 9 every check holds but the publisher withdrew the release (yanked, or an advisory of \
+            high or critical severity). REF is a manifest id, publisher/name@version (or @latest), or a file's sha256 address.
             """)
 
     @OptionGroup var options: HomeOptions
@@ -38,7 +39,16 @@ struct Audit: ParsableCommand {
                 Output.line("witnesses: \(report.witnesses.count), fewer than --min-witnesses \(minWitnesses)")
             }
         }
-        if !json { Output.line(code == 0 ? "result: everything holds" : "result: FAILED (exit \(code))") }
+        if !json {
+            switch code {
+            case 0: Output.line("result: everything holds")
+            case 9:
+                Output.line(
+                    "result: the checks hold, but the publisher WITHDREW this release "
+                        + "(\(report.yanked != nil ? "yanked" : "a high-severity advisory")); do not use it (exit 9)")
+            default: Output.line("result: FAILED (exit \(code))")
+            }
+        }
         if code != 0 { throw ExitCode(code) }
     }
 }

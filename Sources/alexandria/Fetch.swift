@@ -33,6 +33,7 @@ struct Fetch: AsyncParsableCommand {
     @Flag(help: "Also copy the chunks into the store's packs (the file stays servable if FILE goes away).")
     var copy = false
     @Flag(help: "Print a JSON report.") var json = false
+    @Flag(help: "Replace FILE if it exists (without it, an existing file is never touched).") var force = false
 
     func run() async throws {
         Self.reuseChunkBuffers()
@@ -69,7 +70,7 @@ struct Fetch: AsyncParsableCommand {
         // A file fetched for the user stays where the user put it: link to it unless --copy.
         fetcher.copyIntoStore = copy
         fetcher.scores = PeerScores(path: home.peerScoresPath)
-        let reference = try Reference(parsing: ref)
+        let reference = try parseReference(ref)
         var knownAsManifest = false
         if case .manifest(let hash) = reference, try registry.catalog.manifest(id: hash) == nil,
             try registry.store.recipe(of: hash) == nil, !peers.isEmpty
@@ -80,6 +81,13 @@ struct Fetch: AsyncParsableCommand {
         }
         if case .manifest(let hash) = reference, !knownAsManifest, try registry.catalog.manifest(id: hash) == nil {
             // A file address (or a manifest this node does not know: tried as a file first).
+            var st = stat()
+            if !force && lstat(output, &st) == 0 {
+                throw CommandFailure(
+                    message:
+                        "\(output) already exists; fetch does not replace files: choose another -o, or pass --force "
+                        + "to replace it")
+            }
             let bar = FetchProgress(label: String(hash.hex.prefix(12)) + "…")
             let report = try await fetcher.fetch(hash, to: output, peers: peers) { done, total, bytes in
                 bar.update(done: done, total: total, bytes: bytes)
@@ -100,7 +108,7 @@ struct Fetch: AsyncParsableCommand {
             try await importManifest(reference, from: peers, fetcher: fetcher, registry: registry)
             resolved = try registry.resolve(reference, localKeys: localKeyIDs(home))
         }
-        for note in resolved.notes { Output.line("note: \(note)") }
+        for note in resolved.notes { say("note: \(note)") }
         let manifest = resolved.manifest.manifest
         if let status = resolved.log.releases[manifest.release.local] {
             if let y = status.yanked {
@@ -124,6 +132,20 @@ struct Fetch: AsyncParsableCommand {
             unlink(scratch)
         }
         let (files, bytes) = try registry.materialize(release: resolved.manifest, to: output)
+        if json {
+            struct Report: Encodable {
+                let release: String
+                let manifestID: String
+                let output: String
+                let files: Int
+                let bytes: UInt64
+                let notes: [String]
+            }
+            return try Output.json(
+                Report(
+                    release: "\(manifest.release)", manifestID: "\(resolved.manifest.id)", output: output,
+                    files: files, bytes: UInt64(bytes), notes: resolved.notes))
+        }
         Output.line(
             "materialised \(manifest.release) (\(resolved.manifest.id)) into \(output): \(files) files, \(bytes) bytes written"
         )
@@ -135,6 +157,11 @@ struct Fetch: AsyncParsableCommand {
 #endif
 
 extension Fetch {
+    /// A line about how the fetch went: on stdout, unless stdout carries `--json`.
+    func say(_ line: String) {
+        if json { Output.errorRaw(line) } else { Output.line(line) }
+    }
+
     /// `main` makes glibc hand every buffer of 256 KiB or more back to the kernel when freed, which bounds a serving
     /// node's memory. A fetch allocates a chunk-sized buffer per message received, so there that costs a page fault
     /// per 4 KiB received (about half the fetch's CPU time, measured on a 2 GiB fetch). One fetch holds few buffers
@@ -182,7 +209,7 @@ extension Fetch {
         for entry in bundle.entries { try registry.catalog.addLogEntry(try DSSEEnvelope(json: entry)) }
         if !bundle.checkpoint.isEmpty { try registry.catalog.addCheckpoint(try SignedNote(parsing: bundle.checkpoint)) }
         try registry.catalog.addManifest(try DSSEEnvelope(json: bundle.envelope))
-        Output.line("learned \(publisher.short)… manifest from \(bundle.peer) (signature, log and checkpoint verified)")
+        say("learned \(publisher.short)… manifest from \(bundle.peer) (signature, log and checkpoint verified)")
     }
 }
 

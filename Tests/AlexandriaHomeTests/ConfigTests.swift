@@ -65,7 +65,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let home = Home(path: directory)
         func error(_ text: String) -> String {
-            FileManager.default.createFile(atPath: home.configPath, contents: Data(text.utf8))
+            _ = FileManager.default.createFile(atPath: home.configPath, contents: Data(text.utf8))
             do {
                 _ = try home.config()
                 return ""
