@@ -211,7 +211,7 @@ public actor GossipNode {
 
     /// Graceful shutdown: closes every gossip link now (they are long-lived, so the server would otherwise wait on
     /// them), and refuses new ones.
-    public func stop() {
+    func stop() {
         stopping = true
         saveTable()
         writeState()
@@ -602,4 +602,18 @@ public struct NodeState: Codable, Sendable {
     public let pid: Int32?
     /// True once the node has begun to stop: the last state it writes says so (absent in older files).
     public let stopped: Bool?
+
+    /// Rewrites the state file at `path` with `stopped: true` (atomically), leaving the rest as the node last wrote
+    /// it. For the daemon's last act, when the gossip actor may be busy.
+    public static func markStopped(at path: String) {
+        guard let data = FileManager.default.contents(atPath: path),
+            var object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let pid = object["pid"] as? Int, pid == Int(getpid())
+        else { return }
+        object["stopped"] = true
+        guard let out = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        else { return }
+        let tmp = path + ".stopped.tmp"
+        if FileManager.default.createFile(atPath: tmp, contents: out) { _ = rename(tmp, path) }
+    }
 }

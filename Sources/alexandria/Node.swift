@@ -89,9 +89,10 @@ struct Node: AsyncParsableCommand {
                     services: [server, MirrorService(mirror: mirror)], gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             try await group.run()
-            // The shutdown handler stops gossip from a task of its own, which may not have run yet: stop it here so
-            // the last state written says the node stopped (`status` reads it).
-            await gossip.stop()
+            // The shutdown handler stops gossip from a task of its own, which may not run before the process exits
+            // (and waiting for the gossip actor could take as long as a busy catalog): mark the state file stopped
+            // here, so `status` says so at once.
+            NodeState.markStopped(at: home.nodeStatePath)
         }
 
         /// States how many file descriptors the node needs, raises the soft limit toward the hard one to cover it,
