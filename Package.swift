@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     ],
     targets: [
         // System libraries from Debian's -dev packages (libzstd-dev, libsqlite3-dev).
@@ -103,12 +104,13 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        // A node's home directory: layout, config.toml, node identity key.
+        // A node's home directory: layout, config.toml (TOMLKit: toml++), node identity key.
         .target(
             name: "AlexandriaHome",
             dependencies: [
                 "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         // The `alexandria` command line: a thin shell over the modules above.

@@ -91,7 +91,8 @@ public struct AuditReport: Sendable, Encodable {
     public let resolution: [String]
 
     /// 0 when everything holds; else the most serious failure: 4 bad signature, 6 equivocation, 5 missing or corrupt
-    /// content, 7 broken lineage, 1 any other check (log inclusion or consistency).
+    /// content, 7 broken lineage, 1 any other check (log inclusion or consistency); and when every check holds, 9 if
+    /// the publisher withdrew the release (`isWithdrawn`).
     public var exitCode: Int32 {
         if !signatureValid { return 4 }
         if !overwriteAttempts.isEmpty { return 6 }
@@ -100,9 +101,18 @@ public struct AuditReport: Sendable, Encodable {
         }) {
             return 5
         }
-        if lineage.contains(where: { $0.report == nil || $0.report!.exitCode != 0 }) { return 7 }
+        // A withdrawn parent is a fact about the parent, not a break in the lineage.
+        if lineage.contains(where: { ($0.report?.exitCode).map { $0 != 0 && $0 != 9 } ?? true }) { return 7 }
         if !log.included || !log.inclusionProofVerified || !log.checkpointsConsistent { return 1 }
+        if isWithdrawn { return 9 }
         return 0
+    }
+
+    /// The release checks out, but its publisher says not to use it: it is yanked, or carries an advisory of high
+    /// or critical severity.
+    public var isWithdrawn: Bool {
+        yanked != nil
+            || notices.contains { $0.kind == "advisory" && ($0.severity == "high" || $0.severity == "critical") }
     }
 }
 

@@ -130,14 +130,20 @@ public struct Home: Sendable {
 
     /// Reads and checks `config.toml`; a missing file means the defaults.
     public func config() throws -> HomeConfig {
-        guard let bytes = try Self.readFile(configPath, limit: TOMLSubset.maxBytes) else { return HomeConfig() }
+        guard let bytes = try Self.readFile(configPath, limit: TOMLDocument.maxBytes) else { return HomeConfig() }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw HomeError("\(configPath) is not UTF-8 text")
         }
+        let toml: TOMLDocument
         do {
-            return try HomeConfig(toml: TOMLSubset(parsing: text))
-        } catch let error as TOMLSubset.ParseError {
+            toml = try TOMLDocument(parsing: text)
+        } catch {
             throw HomeError("\(configPath), \(error)")
+        }
+        do {
+            return try HomeConfig(toml: toml)
+        } catch let error as HomeError {
+            throw HomeError("\(configPath), \(HomeConfig.locate(error.message, in: toml))")
         }
     }
 

@@ -114,7 +114,7 @@ public struct HomeConfig: Sendable {
 
         """
 
-    public init(toml: TOMLSubset) throws {
+    public init(toml: TOMLDocument) throws {
         let known: [String: Set<String>] = [
             "": [], "store": ["budget", "durability", "lock_timeout", "chunk_average"],
             "node": ["listen", "peers", "outbound", "inbound", "clients", "clients_per_address"],
@@ -126,10 +126,16 @@ public struct HomeConfig: Sendable {
             "test": ["drop_peers_file", "idle_timeout"],
             "gateway": ["listen", "header_timeout", "idle_timeout", "max_connections"],
         ]
-        for (table, values) in toml.tables where table != "gateway.aliases" {
-            guard let keys = known[table] else { throw HomeError("unknown table [\(table)]") }
-            for key in values.keys where !keys.contains(key) {
-                throw HomeError("unknown setting '\(key)' in [\(table)]")
+        for (table, values) in toml.tables.sorted(by: { $0.key < $1.key }) where table != "gateway.aliases" {
+            guard let keys = known[table] else {
+                throw HomeError("[\(table)]: unknown table (known: \(known.keys.filter { !$0.isEmpty }.sorted()))")
+            }
+            for key in values.keys.sorted() where !keys.contains(key) {
+                throw HomeError(
+                    table.isEmpty
+                        ? "\(key): unknown setting (settings go in a table such as [node])"
+                        : "[\(table)] \(key): unknown setting (known in [\(table)]: \(keys.sorted().joined(separator: ", ")))"
+                )
             }
         }
         switch toml["store", "budget"] {
@@ -185,7 +191,7 @@ public struct HomeConfig: Sendable {
     }
 
     /// The node, gossip and mirror tables.
-    mutating func parseNetwork(_ toml: TOMLSubset) throws {
+    mutating func parseNetwork(_ toml: TOMLDocument) throws {
         func int(_ table: String, _ key: String, _ range: ClosedRange<Int>) throws -> Int? {
             switch toml[table, key] {
             case nil: return nil
@@ -197,6 +203,7 @@ public struct HomeConfig: Sendable {
             switch toml[table, key] {
             case nil: return nil
             case .integer(let n)? where n > 0 && n <= 86400: return Double(n)
+            case .float(let d)? where d > 0 && d <= 86400: return d
             case .string(let text)?:
                 let t = text.trimmingCharacters(in: .whitespaces)
                 let value: Double? =
@@ -285,6 +292,22 @@ public struct HomeConfig: Sendable {
             else { throw HomeError("[gateway.aliases] \(name) must be a publisher id (64 lowercase hex digits)") }
             gatewayAliases[name] = id
         }
+    }
+
+    /// `message` with the line of the setting it is about, when it starts with "[table] key" (as every error of
+    /// `init(toml:)` does) and the key is written on a line of its own.
+    public static func locate(_ message: String, in toml: TOMLDocument) -> String {
+        var table = ""
+        var rest = Substring(message)
+        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+            table = String(rest[rest.index(after: rest.startIndex)..<close])
+            rest = rest[rest.index(after: close)...].drop { $0 == " " }
+        }
+        let key = rest.prefix { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
+        let line =
+            key.isEmpty || rest.hasPrefix(":")
+            ? toml.line(table: table, key: nil) : toml.line(table: table, key: String(key))
+        return line.map { "line \($0): \(message)" } ?? message
     }
 
     public var storeOptions: StoreOptions {

@@ -252,7 +252,8 @@ public final class Fetcher: @unchecked Sendable {
             let dropped = await plan.dropped
             throw WireError(
                 .notFound,
-                "no peer provided \(address): \(dropped.map { "\($0.key): \($0.value)" }.joined(separator: "; "))")
+                "no peer provided \(address): \(dropped.map { PeerError.reason($0.key, $0.value) }.joined(separator: "; "))"
+            )
         }
         guard await plan.isComplete, let cursor = job.cursor else {
             let dropped = await plan.dropped
@@ -357,10 +358,15 @@ public final class Fetcher: @unchecked Sendable {
     func work(peer: PeerAddress, job: Job) async {
         let name = peer.description
         do {
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(5))
-                .connect(host: peer.host, port: peer.port) { channel in PeerSession.pipeline(channel) }
+            let channel: NIOAsyncChannel<WireMessage, WireMessage>
+            do {
+                channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                    .connectTimeout(.seconds(5))
+                    .connect(host: peer.host, port: peer.port) { channel in PeerSession.pipeline(channel) }
+            } catch {
+                throw PeerError.connect(to: name, error)
+            }
             try await channel.executeThenClose { inbound, outbound in
                 let deadline = handshakeDeadline(channel.channel)
                 try await PeerSession.handshake(
@@ -372,7 +378,7 @@ public final class Fetcher: @unchecked Sendable {
             }
         } catch {
             logger.info("peer dropped", metadata: ["peer.address": "\(name)", "error": "\(error)"])
-            await job.plan.release(peer: name, reason: "\(error)")
+            await job.plan.release(peer: name, reason: PeerError.reason(name, error))
         }
         await job.plan.giveUpWaiting()
     }
@@ -597,9 +603,14 @@ extension Fetcher {
         var reasons: [String] = []
         for peer in peers {
             do {
-                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                    .connectTimeout(.seconds(5))
-                    .connect(host: peer.host, port: peer.port) { channel in PeerSession.pipeline(channel) }
+                let channel: NIOAsyncChannel<WireMessage, WireMessage>
+                do {
+                    channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                        .connectTimeout(.seconds(5))
+                        .connect(host: peer.host, port: peer.port) { channel in PeerSession.pipeline(channel) }
+                } catch {
+                    throw PeerError.connect(to: peer.description, error)
+                }
                 let bundle: ManifestBundle? = try await channel.executeThenClose { inbound, outbound in
                     let deadline = handshakeDeadline(channel.channel)
                     return try await PeerSession.handshake(
@@ -623,7 +634,7 @@ extension Fetcher {
                 }
                 if let bundle { return bundle }
             } catch {
-                reasons.append("\(peer): \(error)")
+                reasons.append(PeerError.reason(peer.description, error))
             }
         }
         throw WireError(.notFound, "no peer had it (\(reasons.joined(separator: "; ")))")

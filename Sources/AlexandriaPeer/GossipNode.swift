@@ -199,6 +199,7 @@ public actor GossipNode {
     func stop() {
         stopping = true
         saveTable()
+        writeState()
         for link in links.values { link.channel.close(promise: nil) }
         links.removeAll()
     }
@@ -573,7 +574,7 @@ public actor GossipNode {
                     id: $0.keyHex, address: $0.listenAddress?.description ?? "?",
                     direction: $0.initiatedBySelf ? "out" : "in", score: table[$0.keyHex]?.score ?? 0,
                     connectedSeconds: now.timeIntervalSince($0.since))
-            }, counters: counters, mirror: mirrorState)
+            }, counters: counters, mirror: mirrorState, pid: getpid(), stopped: stopping)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard let data = try? encoder.encode(state) else { return }
@@ -600,4 +601,22 @@ public struct NodeState: Codable, Sendable {
     public let peers: [Peer]
     public let counters: GossipCounters
     public let mirror: [String: String]
+    /// The node's process id, so a reader can tell a node that died without stopping (absent in older files).
+    public let pid: Int32?
+    /// True once the node has begun to stop: the last state it writes says so (absent in older files).
+    public let stopped: Bool?
+
+    /// Rewrites the state file at `path` with `stopped: true` (atomically), leaving the rest as the node last wrote
+    /// it. For the daemon's last act, when the gossip actor may be busy.
+    public static func markStopped(at path: String) {
+        guard let data = FileManager.default.contents(atPath: path),
+            var object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let pid = object["pid"] as? Int, pid == Int(getpid())
+        else { return }
+        object["stopped"] = true
+        guard let out = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        else { return }
+        let tmp = path + ".stopped.tmp"
+        if FileManager.default.createFile(atPath: tmp, contents: out) { _ = rename(tmp, path) }
+    }
 }

@@ -93,6 +93,17 @@ public struct PeerError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// "`peer`: why" for a list of peers that failed; a `PeerError` already names its peer.
+    public static func reason(_ peer: String, _ error: Error) -> String {
+        if let error = error as? PeerError { return error.message }
+        return "\(peer): \(error)"
+    }
+
+    /// The same for a reason already in words: not repeating the peer if the words name it.
+    public static func reason(_ peer: String, _ text: String) -> String {
+        text.contains(peer) ? text : "\(peer): \(text)"
+    }
+
     /// The errno inside a network library error, if there is one.
     static func errnoCode(_ error: Error) -> Int32? {
         if let io = error as? IOError { return io.errnoCode }

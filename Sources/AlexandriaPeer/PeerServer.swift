@@ -191,7 +191,9 @@ public final class PeerServer: Service, @unchecked Sendable {
                 }
             }
         } catch {
-            logger.debug("dial failed", metadata: ["peer.address": "\(address)", "error": "\(error)"])
+            logger.debug(
+                "dial failed",
+                metadata: ["peer.address": "\(address)", "error": "\(PeerError.reason("\(address)", error))"])
             await gossip?.dialFailed(address)
         }
     }

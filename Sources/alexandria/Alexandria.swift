@@ -85,13 +85,15 @@ struct Alexandria: AsyncParsableCommand {
             Glibc.exit(3)
         default:
             let code = exitCode(for: error)
-            let message = fullMessage(for: error)
+            // One prefix everywhere: the argument parser's messages start with "Error: ".
+            var message = fullMessage(for: error)
+            if message.hasPrefix("Error: ") { message = String(message.dropFirst("Error: ".count)) }
             if code == .success {
                 if !message.isEmpty { print(message) }
                 Glibc.exit(0)
             }
             if code == .validationFailure {
-                Output.errorRaw(message)
+                Output.error(message)
                 Glibc.exit(2)
             }
             Output.error(message.isEmpty ? String(describing: error) : message)

@@ -8,8 +8,10 @@ struct Audit: ParsableCommand {
         discussion: """
             Exit codes: 0 everything holds; 1 a log or checkpoint check failed; 4 a bad signature; 5 content missing \
             or corrupt; 6 an overwrite attempt (equivocation) was seen; 7 broken lineage; 8 fewer witnesses than \
-            --min-witnesses (with a [trust] policy, only trusted witnesses count). A release whose publisher signed \
-            conflicting manifests that nothing settles on this node is refused with 6 and its contenders listed. REF is a manifest id, publisher/name@version (or @latest), or a file's sha256 address.
+            --min-witnesses (with a [trust] policy, only trusted witnesses count); 9 every check holds but the \
+            publisher withdrew the release (yanked, or an advisory of high or critical severity). A release whose \
+            publisher signed conflicting manifests that nothing settles on this node is refused with 6 and its \
+            contenders listed. REF is a manifest id, publisher/name@version (or @latest), or a file's sha256 address.
             """)
 
     @OptionGroup var options: HomeOptions
@@ -47,13 +49,22 @@ struct Audit: ParsableCommand {
                             + "; not counted (untrusted): \(report.untrustedWitnesses.count)"
                         : " (no [trust] policy: every witness counts)"))
         }
-        if code == 0 && counted.count < minWitnesses {
+        if (code == 0 || code == 9) && counted.count < minWitnesses {
             code = 8
             if !json {
                 Output.line("witnesses: \(counted.count), fewer than --min-witnesses \(minWitnesses)")
             }
         }
-        if !json { Output.line(code == 0 ? "result: everything holds" : "result: FAILED (exit \(code))") }
+        if !json {
+            switch code {
+            case 0: Output.line("result: everything holds")
+            case 9:
+                Output.line(
+                    "result: the checks hold, but the publisher WITHDREW this release "
+                        + "(\(report.yanked != nil ? "yanked" : "a high-severity advisory")); do not use it (exit 9)")
+            default: Output.line("result: FAILED (exit \(code))")
+            }
+        }
         if code != 0 { throw ExitCode(code) }
     }
 }

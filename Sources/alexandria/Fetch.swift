@@ -33,6 +33,7 @@ struct Fetch: AsyncParsableCommand {
     @Flag(help: "Also copy the chunks into the store's packs (the file stays servable if FILE goes away).")
     var copy = false
     @Flag(help: "Print a JSON report.") var json = false
+    @Flag(help: "Replace FILE if it exists (without it, an existing file is never touched).") var force = false
 
     func run() async throws {
         Self.reuseChunkBuffers()
@@ -57,7 +58,7 @@ struct Fetch: AsyncParsableCommand {
                 peers.append(p)
             }
         }
-        let reference = try Reference(parsing: ref)
+        let reference = try parseReference(ref)
         if peers.isEmpty, !(try Self.isLocal(reference, home: home, registry: registry)) {
             peers = try await Self.waitForPeers(ref: ref, home: home, registry: registry)
         }
@@ -79,12 +80,19 @@ struct Fetch: AsyncParsableCommand {
         {
             // Peers may know it as a manifest id; if not, it is a file address.
             knownAsManifest =
-                (try? await Self.importManifest(reference, from: peers, fetcher: fetcher, registry: registry)) != nil
+                (try? await Self.importManifest(reference, from: peers, fetcher: fetcher, registry: registry, quiet: json)) != nil
         }
         if case .manifest(let hash) = reference, !knownAsManifest,
             try registry.catalog.manifestOrEvidence(id: hash) == nil
         {
             // A file address (or a manifest this node does not know: tried as a file first).
+            var st = stat()
+            if !force && lstat(output, &st) == 0 && !(try Self.holds(hash, at: output)) {
+                throw CommandFailure(
+                    message:
+                        "\(output) already exists; fetch does not replace files: choose another -o, or pass --force "
+                        + "to replace it")
+            }
             let bar = FetchProgress(label: String(hash.hex.prefix(8)))
             let report = try await fetcher.fetch(hash, to: output, peers: peers) { done, total, bytes in
                 bar.update(done: done, total: total, bytes: bytes)
@@ -102,10 +110,10 @@ struct Fetch: AsyncParsableCommand {
         do {
             resolved = try registry.resolve(reference, localKeys: localKeyIDs(home))
         } catch let error as ManifestError where error.code == .notFound && !peers.isEmpty {
-            try await Self.importManifest(reference, from: peers, fetcher: fetcher, registry: registry)
+            try await Self.importManifest(reference, from: peers, fetcher: fetcher, registry: registry, quiet: json)
             resolved = try registry.resolve(reference, localKeys: localKeyIDs(home))
         }
-        for note in resolved.notes { Output.line("note: \(note)") }
+        for note in resolved.notes { say("note: \(note)") }
         let manifest = resolved.manifest.manifest
         if let status = resolved.log.releases[manifest.release.local] {
             if let y = status.yanked {
@@ -129,6 +137,20 @@ struct Fetch: AsyncParsableCommand {
             unlink(scratch)
         }
         let (files, bytes) = try registry.materialize(release: resolved.manifest, to: output)
+        if json {
+            struct Report: Encodable {
+                let release: String
+                let manifestID: String
+                let output: String
+                let files: Int
+                let bytes: UInt64
+                let notes: [String]
+            }
+            return try Output.json(
+                Report(
+                    release: "\(manifest.release)", manifestID: "\(resolved.manifest.id)", output: output,
+                    files: files, bytes: UInt64(bytes), notes: resolved.notes))
+        }
         Output.line(
             "materialised \(manifest.release) (\(resolved.manifest.id)) into \(output): \(files) files, \(bytes) bytes written"
         )
@@ -140,6 +162,30 @@ struct Fetch: AsyncParsableCommand {
 #endif
 
 extension Fetch {
+    /// Whether the regular file at `path` already holds exactly the bytes of `hash` (a fetch killed after its rename
+    /// left the complete output there): then fetching again over it replaces nothing of the user's.
+    static func holds(_ hash: ContentHash, at path: String) throws -> Bool {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var stream = SHA256Stream()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { return false }
+            if n == 0 { break }
+            buffer.withUnsafeBytes { stream.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        return stream.finalize() == hash
+    }
+
+    /// A line about how the fetch went: on stdout, unless stdout carries `--json`.
+    func say(_ line: String) {
+        if json { Output.errorRaw(line) } else { Output.line(line) }
+    }
+
     /// `main` makes glibc hand every buffer of 256 KiB or more back to the kernel when freed, which bounds a serving
     /// node's memory. A fetch allocates a chunk-sized buffer per message received, so there that costs a page fault
     /// per 4 KiB received (about half the fetch's CPU time, measured on a 2 GiB fetch). One fetch holds few buffers

@@ -103,7 +103,17 @@ struct Keys: ParsableCommand {
             abstract: "Import a private key exported with `keys export` (encrypted PEM) or a plain PKCS#8 PEM.")
         @OptionGroup var options: HomeOptions
         @Argument var file: String
-        @Option(help: "Local name (default: the file name without extension).") var name: String?
+        @Option(help: "Local name (default: the file name without .pem and .key, as `keys export` names it).")
+        var name: String?
+
+        /// `acme.key.pem` → `acme`: the file name without the extensions `keys export -o NAME.key.pem` gives it.
+        static func defaultName(_ file: String) -> String {
+            var base = URL(fileURLWithPath: file).lastPathComponent
+            for suffix in [".pem", ".key", ".pub"] where base.hasSuffix(suffix) && base.count > suffix.count {
+                base = String(base.dropLast(suffix.count))
+            }
+            return base
+        }
         @Option(help: "Read the passphrase from this file instead of asking.") var passphraseFile: String?
 
         func run() throws {
@@ -119,7 +129,7 @@ struct Keys: ParsableCommand {
                 key = try PublisherKey(pem: text)
             }
             let home = options.resolved
-            let local = name ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+            let local = name ?? Self.defaultName(file)
             try home.publisherKeys.save(key, name: local, origin: "imported")
             try home.openCatalog().register(publisherKey: key.publicKey)
             Output.line("imported \(local) (publisher \(key.id))")

@@ -309,7 +309,7 @@ struct Status: ParsableCommand {
                 let m = state.mirror
                 Output.line(
                     "node     ed25519:\(state.node.prefix(16)) on port \(state.listen), "
-                        + (LocalNode.isRunning(state) ? "running" : "not running (state is old)"))
+                        + LocalNode.describe(state))
                 Output.line(
                     "mirror   mode \(m["mode"] ?? "?"), holds \(m["releasesHeld"] ?? "?") of \(m["releasesKnown"] ?? "?") "
                         + "releases (\(ByteSize.format(UInt64(m["used"] ?? "") ?? 0)) of a \(ByteSize.format(UInt64(m["budget"] ?? "") ?? 0)) budget)"

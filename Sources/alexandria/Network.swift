@@ -17,8 +17,20 @@ enum LocalNode {
         return (try? JSONDecoder().decode([PeerEntry].self, from: data)) ?? []
     }
 
-    /// Whether the state file is fresh (the node rewrites it every two seconds).
-    static func isRunning(_ state: NodeState) -> Bool { Date().timeIntervalSince1970 - state.updated < 10 }
+    /// Whether the node that wrote the state runs: it did not say it stopped, its process is alive, and the state
+    /// is fresh (the node rewrites it every two seconds).
+    static func isRunning(_ state: NodeState) -> Bool {
+        if state.stopped == true { return false }
+        if let pid = state.pid, pid > 0, kill(pid, 0) != 0, errno == ESRCH { return false }
+        return Date().timeIntervalSince1970 - state.updated < 10
+    }
+
+    /// "running", "stopped", or "not running" with why.
+    static func describe(_ state: NodeState) -> String {
+        if isRunning(state) { return "running" }
+        if state.stopped == true { return "stopped" }
+        return "NOT running (it stopped without saying so: its process is gone or its state is old)"
+    }
 
     /// How long a command with no peer waits for the running node of this home to connect to one.
     static let peerWaitSeconds: Double = 15
@@ -104,7 +116,7 @@ struct Peers: ParsableCommand {
             return
         }
         Output.line(
-            "node ed25519:\(state.node.prefix(16)) \(LocalNode.isRunning(state) ? "running" : "NOT running (state is old)"); "
+            "node ed25519:\(state.node.prefix(16)) \(LocalNode.describe(state)); "
                 + "\(state.peers.count) connected, \(table.count) in the table")
         Output.line("  id                       address                dir  score   connected")
         for p in state.peers {

@@ -28,7 +28,7 @@ struct Node: AsyncParsableCommand {
         @OptionGroup var options: HomeOptions
         @Option(help: "HOST:PORT to listen on (default from config, 127.0.0.1:7420).") var listen: String?
         @Option(help: "A peer HOST:PORT (repeatable; adds to config).") var peer: [String] = []
-        @Option(help: "trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+        @OptionGroup var log: LogOptions
         @Option(help: "Upload limit for all peers together, e.g. 50MiB (per second).") var uploadRate: String?
         @Flag(help: "Serve and gossip only; keep no releases beyond what is already held.") var noMirror = false
         @Option(
@@ -43,12 +43,7 @@ struct Node: AsyncParsableCommand {
             guard let parsed = PeerAddress(parsing: address) else {
                 throw CommandFailure(message: "--listen takes HOST:PORT, not \(address)", exitCode: 2)
             }
-            let level = Logger.Level(rawValue: logLevel) ?? .info
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            log.bootstrap()
             let logger = Logger(label: "alexandria.node")
             // One daemon per home: two would share a node id, a store and a catalog. Held until run() returns.
             let nodeLock = try NodeLock(home: home)
@@ -115,6 +110,10 @@ struct Node: AsyncParsableCommand {
                     services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             try await group.run()
+            // The shutdown handler stops gossip from a task of its own, which may not run before the process exits
+            // (and waiting for the gossip actor could take as long as a busy catalog): mark the state file stopped
+            // here, so `status` says so at once.
+            NodeState.markStopped(at: home.nodeStatePath)
             // The services hold the store and catalog in reference cycles: checkpoint them explicitly on the way out.
             catalog.checkpoint()
             store.closeIndex()

@@ -20,7 +20,18 @@ func localKeyIDs(_ home: Home) -> [String: PublisherID] {
 }
 
 func resolve(_ text: String, home: Home, registry: Registry) throws -> Resolved {
-    try registry.resolve(try Reference(parsing: text), localKeys: localKeyIDs(home))
+    try registry.resolve(try parseReference(text), localKeys: localKeyIDs(home))
+}
+
+/// A reference typed on the command line; a malformed one is a usage error (exit 2), like a malformed hash.
+func parseReference(_ text: String) throws -> Reference {
+    do {
+        return try Reference(parsing: text)
+    } catch let error as CatalogError {
+        throw CommandFailure(message: error.message, exitCode: 2)
+    } catch let error as ManifestError {
+        throw CommandFailure(message: "'\(text)': \(error.message)", exitCode: 2)
+    }
 }
 
 struct Publish: ParsableCommand {

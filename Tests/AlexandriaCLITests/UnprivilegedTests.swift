@@ -233,3 +233,44 @@ func runAs(_ cli: CLI, _ command: [String]) -> Int32 {
     process.waitUntilExit()
     return process.terminationStatus
 }
+
+@Suite("Logs", .serialized)
+struct LogTests {
+    /// An unknown level or format is a usage error (exit 2) naming the valid values, not a silent fallback to info.
+    @Test(arguments: [["--log-level", "loud"], ["--log-format", "xml"]])
+    func unknownLogLevelsAndFormatsAreUsageErrors(arguments: [String]) throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try cli.run("init").status == 0)
+        let r = try cli.runCommand(["node", "run", "--listen", "127.0.0.1:0"] + arguments)
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains(arguments[1]), "\(r.stderr)")
+        #expect(r.stderr.contains(arguments[0] == "--log-level" ? "warning" : "json"), "\(r.stderr)")
+    }
+
+    /// `--log-format json`: every line on stderr is one JSON object with time, level, label, message, and the call's
+    /// metadata as an object.
+    @Test func jsonLogsAreOneObjectPerLine() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try cli.run("init").status == 0)
+        let node = try NodeProcess(cli: cli, extra: ["--log-format", "json", "--log-level", "debug"])
+        node.stop()
+        let lines = node.startupLog.split(separator: "\n")
+        #expect(lines.count >= 2, "\(node.startupLog)")
+        var sawListening = false
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object != nil, "not a JSON object: \(line)")
+            guard let object else { continue }
+            #expect(object["time"] is String && object["label"] is String && object["message"] is String)
+            #expect(["trace", "debug", "info", "notice", "warning"].contains(object["level"] as? String ?? ""))
+            if object["message"] as? String == "listening" {
+                sawListening = true
+                let metadata = object["metadata"] as? [String: Any]
+                #expect(metadata?["listen.port"] as? String == String(node.port), "\(line)")
+            }
+        }
+        #expect(sawListening, "\(node.startupLog)")
+    }
+}

@@ -1,5 +1,6 @@
 import AlexandriaHome
 import AlexandriaStore
+import Foundation
 import Testing
 
 @Suite struct ConfigTests {
@@ -42,9 +43,63 @@ import Testing
     @Test(arguments: [
         "x = ", "x = 1\nx = 2", "[a]\n[a]", "x = 'single'", "x = \"unterminated", "x = 1.5", "x = {a = 1}",
         "a.b = 1", "x = 1 2", "x = [[[[[1]]]]]", "x = \"bad \\q escape\"", "x = 1__0", "[store]\nbudget = -5",
+        "[node]\ninbound = 1.5", "[node]\npeers = [1, 2]", "[node]\nlisten = 1979-05-27", "[node.deeper]\nx = 1",
+        "[node]\nx = {a = 1}", "[gossip]\nfanout = \"3\"",
     ])
     func malformedConfigsAreErrors(text: String) {
         #expect(throws: (any Error).self) { try HomeConfig(toml: TOMLSubset(parsing: text)) }
+    }
+
+    /// What the hand-written subset refused and TOML allows: arrays over several lines (with comments and a
+    /// trailing comma), floats, literal strings.
+    @Test func multiLineArraysFloatsAndLiteralStrings() throws {
+        let text = """
+            [node]
+            peers = [
+                "10.0.0.5:7420",   # the first
+                '10.0.0.6:7420',
+            ]
+
+            [gossip]
+            anti_entropy = 0.5
+            peer_exchange = 2.5e1
+
+            [mirror]
+            interval = 1.5
+            """
+        let toml = try TOMLDocument(parsing: text)
+        #expect(toml["gossip", "anti_entropy"] == .float(0.5))
+        let config = try HomeConfig(toml: toml)
+        #expect(config.peers == ["10.0.0.5:7420", "10.0.0.6:7420"])
+        #expect(config.antiEntropySeconds == 0.5)
+        #expect(config.peerExchangeSeconds == 25)
+        #expect(config.mirrorIntervalSeconds == 1.5)
+    }
+
+    /// An unknown key or a wrong type names the table, the key and its line; a syntax error names its line.
+    @Test func errorsNameTheKeyAndTheLine() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/alexandria-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let home = Home(path: directory)
+        func error(_ text: String) -> String {
+            _ = FileManager.default.createFile(atPath: home.configPath, contents: Data(text.utf8))
+            do {
+                _ = try home.config()
+                return ""
+            } catch {
+                return "\(error)"
+            }
+        }
+        let unknown = error("[node]\noutbound = 8\n\n[gossip]\nfanout = 3\nfanuot = 4\n")
+        #expect(unknown.contains("line 6") && unknown.contains("[gossip] fanuot: unknown setting"), "\(unknown)")
+        let type = error("[store]\nlock_timeout = 30\n[node]\ninbound = \"many\"\n")
+        #expect(type.contains("line 4") && type.contains("[node] inbound"), "\(type)")
+        let table = error("[node]\n\n[nodes]\nx = 1\n")
+        #expect(table.contains("line 3") && table.contains("[nodes]: unknown table"), "\(table)")
+        let syntax = error("[node]\npeers = [\n  \"a:1\",\n  \"b:2\"\n  \"c:3\"\n]\n")
+        #expect(syntax.contains("line 5") || syntax.contains("line 4"), "\(syntax)")
+        #expect(error("[node]\npeers = [\n  \"a:1\",\n]\n").isEmpty)
     }
 }
 

@@ -327,8 +327,10 @@ struct HostilePeerTests {
             try await outbound.write(Handshake.hello(identity: me, listenPort: 0))
             _ = try await iterator.next()  // their HELLO
             _ = try await iterator.next()  // their AUTH
-            try await outbound.write(.auth(signature: [UInt8](repeating: 7, count: 64)))
-            try await outbound.write(.haveQuery([ContentHash.empty]))
+            // The node may close the connection as soon as it reads the bad AUTH: a write after that failing is
+            // the expected outcome, not an error of the test.
+            try? await outbound.write(.auth(signature: [UInt8](repeating: 7, count: 64)))
+            try? await outbound.write(.haveQuery([ContentHash.empty]))
             while let message = try? await iterator.next() {
                 if case .have = message { return true }
             }
