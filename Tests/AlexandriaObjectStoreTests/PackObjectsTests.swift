@@ -142,16 +142,25 @@ struct PackObjectsEngineTests {
         .enabled(if: ProcessInfo.processInfo.environment["S3_ENGINE_CONTROL"] != nil))
     func engineRestart() async throws {
         let control = ProcessInfo.processInfo.environment["S3_ENGINE_CONTROL"]!.split(separator: " ").map(String.init)
+        // posix_spawn + waitpid rather than Foundation's Process: its waitUntilExit was seen to miss the exit of
+        // swift_s3.sh (whose daemons detach) and hang with the child a zombie.
         func engine(_ verb: String) throws -> Bool {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: control[0])
-            p.arguments = verb == "stop" ? ["stop", control[1]] : ["start", control[1], control[2]]
-            p.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_S3_REPLICAS": "3"]) { $1 }
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            p.waitUntilExit()
-            return p.terminationStatus == 0
+            let args = [control[0]] + (verb == "stop" ? ["stop", control[1]] : ["start", control[1], control[2]])
+            var env = ProcessInfo.processInfo.environment
+            env["SWIFT_S3_REPLICAS"] = "3"
+            let cArgs = args.map { strdup($0) } + [nil]
+            let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            defer { (cArgs + cEnv).forEach { free($0) } }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+            var pid: pid_t = 0
+            guard posix_spawn(&pid, control[0], &actions, nil, cArgs, cEnv) == 0 else { return false }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            return status == 0
         }
         let s3 = try Engine.client(
             retry: RetryPolicy(maxAttempts: 3, baseDelayMilliseconds: 50, maxDelayMilliseconds: 200))
