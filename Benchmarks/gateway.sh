@@ -12,7 +12,7 @@ BIN=${ALEXANDRIA:-$ROOT/.build/release/alexandria}
 DIR=${1:-/tmp/alexandria-gateway-bench}
 PY=${PY:-/tmp/peers-venv/bin/python}
 RUNS=${RUNS:-3}
-PEERS=/work/shared/peers
+PEERS=${PEERS:-$(cd "$(dirname "$0")/../.." && pwd)/shared/peers}
 mkdir -p "$DIR/data"
 WORK=$(mktemp -d /tmp/gateway-bench.XXXXXX)
 pids=()

@@ -48,3 +48,34 @@ else
     python3 Tests/faults/kills.py "$bin" 6
     python3 Tests/faults/matrix.py "$bin"
 fi
+
+# The HTTP gateway against the real clients (issue 12): huggingface_hub, the hf CLI, safetensors and skopeo. What it
+# needs is installed here first, as root (skopeo from apt if missing, a pinned virtualenv); the nodes it starts then
+# run unprivileged like the rest.
+interop_venv=${INTEROP_VENV:-/tmp/alexandria-interop-venv}
+if [ "$(id -u)" -eq 0 ]; then
+    command -v skopeo >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade skopeo
+    dpkg -s python3-venv >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade \
+        python3-venv
+    if ! "$interop_venv/bin/python" -c 'import huggingface_hub, safetensors, numpy' 2>/dev/null; then
+        python3 -m venv "$interop_venv"
+        "$interop_venv/bin/pip" install -q huggingface_hub==2.4.0 safetensors==0.8.0 numpy==2.4.6
+    fi
+    chmod -R a+rX "$interop_venv"
+    as_unprivileged env INTEROP_VENV="$interop_venv" ALEXANDRIA="$bin" bash Tests/interop.sh
+else
+    INTEROP_VENV="$interop_venv" ALEXANDRIA="$bin" bash Tests/interop.sh
+fi
+
+# What needs root, and so runs as root (each script starts its nodes as unprivileged users where it can):
+# - Tests/s3.sh: installs and starts a real OpenStack Swift (apt, daemons, a tmpfs for the full-device case);
+# - Deploy/systemd-check.sh: installs the binary where the unit says and runs it under the unit's user and limits;
+# - Deploy/netns-cluster.sh: network namespaces and veth links;
+# - Deploy/container.sh: builds the image (mmdebstrap, buildah) and runs it in podman.
+# ALEXANDRIA_CI_ROOT_PARTS=0 skips them (a developer without root runs everything above).
+if [ "$(id -u)" -eq 0 ] && [ "${ALEXANDRIA_CI_ROOT_PARTS:-1}" != 0 ]; then
+    bash Tests/s3.sh
+    bash Deploy/systemd-check.sh "$bin"
+    bash Deploy/netns-cluster.sh "$bin"
+    bash Deploy/container.sh "$bin"
+fi

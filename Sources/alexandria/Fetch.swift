@@ -87,7 +87,7 @@ struct Fetch: AsyncParsableCommand {
         {
             // A file address (or a manifest this node does not know: tried as a file first).
             var st = stat()
-            if !force && lstat(output, &st) == 0 && !(try Self.holds(hash, at: output)) {
+            if !force, lstat(output, &st) == 0, !(try Self.holds(hash, at: output)) {
                 throw CommandFailure(
                     message:
                         "\(output) already exists; fetch does not replace files: choose another -o, or pass --force "
