@@ -80,7 +80,8 @@ struct Fetch: AsyncParsableCommand {
         {
             // Peers may know it as a manifest id; if not, it is a file address.
             knownAsManifest =
-                (try? await Self.importManifest(reference, from: peers, fetcher: fetcher, registry: registry, quiet: json)) != nil
+                (try? await Self.importManifest(
+                    reference, from: peers, fetcher: fetcher, registry: registry, quiet: json)) != nil
         }
         if case .manifest(let hash) = reference, !knownAsManifest,
             try registry.catalog.manifestOrEvidence(id: hash) == nil
