@@ -40,6 +40,7 @@ public struct TOMLDocument: Sendable {
             throw ParseError(line: 0, message: "the file is larger than \(Self.maxBytes) bytes")
         }
         lines = Self.locate(text)
+        try Self.checkKeys(text)
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
@@ -138,6 +139,63 @@ public struct TOMLDocument: Sendable {
             }
         }
         return out
+    }
+}
+
+extension TOMLDocument {
+    /// Refuses a table header or key that is not a dotted sequence of bare (`A-Za-z0-9_-`) or quoted keys, before
+    /// toml++ sees it: its debug build asserts (aborts the process) on some such input, `[.gateway]` for one, where
+    /// a config file must get a clear error. Lines inside multi-line strings are skipped.
+    static func checkKeys(_ text: String) throws(ParseError) {
+        var inMultiline: String?
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = Substring(raw.drop { $0 == " " || $0 == "\t" })
+            if let delimiter = inMultiline {
+                if line.components(separatedBy: delimiter).count % 2 == 0 { inMultiline = nil }
+                continue
+            }
+            for delimiter in ["\"\"\"", "'''"] where line.components(separatedBy: delimiter).count % 2 == 0 {
+                inMultiline = delimiter
+            }
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            var key: Substring
+            if line.hasPrefix("[") {
+                let inner = line.drop { $0 == "[" }
+                guard let close = inner.firstIndex(of: "]") else {
+                    throw ParseError(line: index + 1, message: "a table header without its closing ]")
+                }
+                key = inner[..<close]
+            } else if let equals = line.firstIndex(of: "="), !line.hasPrefix("\""), !line.hasPrefix("'") {
+                key = line[..<equals]
+            } else {
+                continue
+            }
+            guard validDottedKey(key) else {
+                throw ParseError(
+                    line: index + 1, message: "'\(key.trimmingCharacters(in: .whitespaces))' is not a valid key")
+            }
+        }
+    }
+
+    /// `a`, `a.b`, `"quoted key".b`, with optional blanks around the dots; nothing empty.
+    static func validDottedKey(_ key: Substring) -> Bool {
+        var rest = key[...]
+        while true {
+            rest = rest.drop { $0 == " " || $0 == "\t" }
+            guard let first = rest.first else { return false }
+            if first == "\"" || first == "'" {
+                guard let end = rest.dropFirst().firstIndex(of: first) else { return false }
+                rest = rest[rest.index(after: end)...]
+            } else {
+                let bare = rest.prefix { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+                guard !bare.isEmpty else { return false }
+                rest = rest.dropFirst(bare.count)
+            }
+            rest = rest.drop { $0 == " " || $0 == "\t" }
+            if rest.isEmpty { return true }
+            guard rest.first == "." else { return false }
+            rest = rest.dropFirst()
+        }
     }
 }
 
