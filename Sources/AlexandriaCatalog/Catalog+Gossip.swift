@@ -552,15 +552,14 @@ extension Catalog {
     /// (which `equivocations` has checked signs both).
     func evidenceManifests(publisher: PublisherID) throws -> [SignedManifest] {
         var out: [SignedManifest] = []
+        let log = try log(publisher)
         for (proof, _) in try equivocations(publisher: publisher) where proof.kind == .manifests {
             guard let key = try? P256.Signing.PublicKey(derRepresentation: proof.publisherKey) else { continue }
             for bytes in [proof.first, proof.second] {
                 guard let envelope = try? DSSEEnvelope(json: bytes) else { continue }
                 if let m = try? SignedManifest(envelope: envelope, publicKey: key) {
                     out.append(m)
-                } else if let statement = try? Manifest(payload: envelope.payload),
-                    let m = try? SignedManifest(rotatedEnvelope: envelope, manifest: statement)
-                {
+                } else if let log, let m = try? SignedManifest(envelope: envelope, log: log) {
                     out.append(m)
                 }
             }

@@ -234,10 +234,7 @@ public final class Catalog: @unchecked Sendable {
         // SignedManifest insists the signer's fingerprint is the publisher id; a rotated key signs with its own id,
         // so accept a rotated key's signature on the statement's publisher.
         if signed == nil {
-            for k in keys where PublisherID(publicKey: k) != statement.publisher && envelope.isSigned(by: k) {
-                signed = try SignedManifest(rotatedEnvelope: envelope, manifest: statement)
-                break
-            }
+            if let publisherLog { signed = try? SignedManifest(envelope: envelope, log: publisherLog) }
         }
         guard let signed else {
             throw lastError ?? ManifestError(.badSignature, "the manifest's signature does not verify")
@@ -279,14 +276,10 @@ public final class Catalog: @unchecked Sendable {
         }
         guard let (publisherText, bytes) = row, let publisher = PublisherID(hex: publisherText) else { return nil }
         let envelope = try DSSEEnvelope(json: bytes)
-        let keys = try log(publisher)?.keys.map(\.key) ?? []
-        for k in keys where envelope.isSigned(by: k) {
-            if k.derRepresentation == keys.first?.derRepresentation {
-                return try SignedManifest(envelope: envelope, publicKey: k)
-            }
-            return try SignedManifest(rotatedEnvelope: envelope, manifest: try Manifest(payload: envelope.payload))
+        guard let log = try log(publisher), let signed = try? SignedManifest(envelope: envelope, log: log) else {
+            throw ManifestError(.badSignature, "the stored manifest \(id) no longer verifies")
         }
-        throw ManifestError(.badSignature, "the stored manifest \(id) no longer verifies")
+        return signed
     }
 
     /// The manifest a release resolves to: the first binding this node saw.
