@@ -86,15 +86,26 @@ public struct AuditReport: Sendable, Encodable {
     /// Nodes whose newest availability statement says they hold every chunk of the release.
     public let holders: [String]
     public let resolution: [String]
+    /// The size at which a compromise notice this node holds froze the publisher's log (the smallest), or nil.
+    public let frozenAt: Int?
+    /// The release's publish entry is at or past `frozenAt`: signed after the key was reported compromised, so
+    /// possibly by a thief. Audit fails with exit 9.
+    public var afterCompromise: Bool { frozenAt.map { log.logIndex >= $0 } ?? false }
+    /// Notices whose root disagrees with this node's log at their size (a fork before the freeze).
+    public let compromiseForks: [String]
 
-    /// 0 when everything holds; else the most serious failure: 4 bad signature, 6 equivocation, 5 missing or corrupt
-    /// content, 7 broken lineage, 1 any other check (log inclusion or consistency).
+    /// 0 when everything holds; else the most serious failure: 4 bad signature, 9 published at or after the size
+    /// its publisher's compromise notice froze the log at, 6 equivocation, 5 missing or corrupt content, 7 broken
+    /// lineage, 1 any other check (log inclusion or consistency, a compromise notice that disagrees with the log).
     public var exitCode: Int32 {
         if !signatureValid { return 4 }
+        if afterCompromise { return 9 }
         if !overwriteAttempts.isEmpty { return 6 }
         if files.contains(where: { !$0.present || !$0.metadataMatches || $0.contentVerified == false }) { return 5 }
         if lineage.contains(where: { $0.report == nil || $0.report!.exitCode != 0 }) { return 7 }
-        if !log.included || !log.inclusionProofVerified || !log.checkpointsConsistent { return 1 }
+        if !log.included || !log.inclusionProofVerified || !log.checkpointsConsistent || !compromiseForks.isEmpty {
+            return 1
+        }
         return 0
     }
 }
@@ -267,7 +278,8 @@ extension Registry {
                     + (w.isEmpty ? "none" : w.joined(separator: ", "))
             },
             holders: try catalog.holders(of: signed.id).map { "ed25519:\(Hex.encode($0.prefix(8)))" },
-            resolution: notes)
+            resolution: notes, frozenAt: try catalog.frozenSize(manifest.publisher),
+            compromiseForks: try catalog.compromiseForks(manifest.publisher))
     }
 }
 

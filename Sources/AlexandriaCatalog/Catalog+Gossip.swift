@@ -214,6 +214,7 @@ extension Catalog {
             let envelope = try DSSEEnvelope(json: item.body)
             let entry = try LogEntry(payload: envelope.payload)
             guard let log = try log(entry.publisher) else { return .pending("publisher \(entry.publisher.short)") }
+            try checkNotFrozen(entry.publisher, index: entry.index, what: "this \(entry.kind.rawValue) entry")
             if entry.index > log.size { return .pending("entry \(entry.index) of a log of \(log.size)") }
             return try outcome(addLogEntry(envelope), item)
         case .manifest:
@@ -222,6 +223,8 @@ extension Catalog {
             guard try publisherKey(statement.publisher) != nil else {
                 return .pending("publisher \(statement.publisher.short)")
             }
+            try checkNotFrozen(
+                statement.publisher, index: statement.logIndex, what: "the manifest \(statement.release)")
             if let bound = try binding(publisher: statement.publisher, release: statement.release.local),
                 try manifest(id: bound) == nil, bound != ContentHash.of(envelope.payload)
             {
@@ -287,6 +290,12 @@ extension Catalog {
                     .int(Int(statement.timestampMillis))
                 ).run()
             }
+        case .compromise:
+            let envelope = try DSSEEnvelope(json: item.body)
+            let notice = try CompromiseNotice(payload: envelope.payload)
+            guard let log = try log(notice.publisher) else { return .pending("publisher \(notice.publisher.short)") }
+            if notice.size > log.size { return .pending("a notice at size \(notice.size) for a log of \(log.size)") }
+            return try outcome(addCompromiseNotice(envelope), item)
         case .demand:
             let report = try DemandReport(body: item.body)
             guard Int(report.timestampMillis) <= Self.nowMillis + Self.maxFutureMillis else {

@@ -181,6 +181,7 @@ public final class Catalog: @unchecked Sendable {
                 kind: .entries, publisherKey: signer, first: existing.envelope.json, second: envelope.json)
             return .equivocation(try store(proof))
         }
+        try checkNotFrozen(entry.publisher, index: entry.index, what: "this \(entry.kind.rawValue) entry")
         let signed = try log.append(envelope)
         try locked {
             try db.statement(
@@ -243,6 +244,7 @@ public final class Catalog: @unchecked Sendable {
         if let existing = try manifest(id: signed.id), existing.envelope.payload == envelope.payload {
             return .duplicate
         }
+        try checkNotFrozen(statement.publisher, index: statement.logIndex, what: "the manifest \(statement.release)")
         if let bound = try binding(publisher: statement.publisher, release: release), bound != signed.id {
             let first = try manifest(id: bound)
             let signer =
