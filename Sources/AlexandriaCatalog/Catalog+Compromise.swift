@@ -1,28 +1,46 @@
 import AlexandriaCore
 import AlexandriaGossip
 import AlexandriaManifest
+import AlexandriaStore
 import Crypto
 
 extension Catalog {
+    static let compromiseSchema = """
+        -- Version 4: compromise notices (item kind 9) are read on every log entry and manifest offered; a partial
+        -- index finds the few there are without scanning every item.
+        CREATE INDEX items_compromise ON items (seq) WHERE kind = 9;
+        """
+
+    /// Version 3 → 4: the index of compromise notices.
+    func migrateToCompromiseIndex() throws {
+        try locked {
+            try db.transaction { () throws(StoreError) in
+                try db.execute(Self.compromiseSchema)
+                try db.execute("PRAGMA user_version = 4")
+            }
+        }
+    }
+
     /// Every compromise notice this node holds for `publisher`, verified against its log, smallest size first.
-    /// Notices are held only as items (kind `compromise`); there are few, so they are read from there.
+    /// Notices are held only as items (kind `compromise`, through the partial index of migration 4).
     public func compromiseNotices(_ publisher: PublisherID) throws -> [SignedCompromiseNotice] {
-        guard let log = try log(publisher) else { return [] }
         let bodies = try locked {
-            let stmt = try db.statement("SELECT body FROM items WHERE kind = ? ORDER BY seq")
-                .bind(.int(Int(CatalogItem.Kind.compromise.rawValue)))
+            // The literal 9 lets SQLite use the partial index.
+            let stmt = try db.statement("SELECT body FROM items WHERE kind = 9 ORDER BY seq")
             var out: [[UInt8]] = []
             while try stmt.step() { out.append(stmt.blob(0)) }
             return out
         }
+        let mine = bodies.compactMap { body -> DSSEEnvelope? in
+            guard let envelope = try? DSSEEnvelope(json: body),
+                let n = try? CompromiseNotice(payload: envelope.payload), n.publisher == publisher
+            else { return nil }
+            return envelope
+        }
+        guard !mine.isEmpty, let log = try log(publisher) else { return [] }
         return
-            bodies
-            .compactMap { body in
-                guard let envelope = try? DSSEEnvelope(json: body),
-                    let n = try? CompromiseNotice(payload: envelope.payload), n.publisher == publisher
-                else { return nil }
-                return try? SignedCompromiseNotice(envelope: envelope, log: log)
-            }
+            mine
+            .compactMap { try? SignedCompromiseNotice(envelope: $0, log: log) }
             .sorted { $0.notice.size < $1.notice.size }
     }
 
@@ -86,7 +104,8 @@ extension Catalog {
         return .added
     }
 
-    /// Stops offering the log entries at index `size` and later, and the manifests they bind, as gossip items.
+    /// Stops offering the log entries at index `size` and later, the manifests they bind and the checkpoints that
+    /// cover them, as gossip items.
     private func withdrawItems(publisher: PublisherID, from size: Int) throws {
         var ids: [ContentHash] = []
         let entries = try db.statement("SELECT envelope FROM log_entries WHERE publisher = ? AND idx >= ?")
@@ -104,6 +123,10 @@ extension Catalog {
             }
         }
         rows.reset()
+        let notes = try db.statement("SELECT note FROM checkpoints WHERE publisher = ? AND size > ?")
+            .bind(.text(publisher.description), .int(size))
+        while try notes.step() { ids.append(CatalogItem(kind: .checkpoint, body: Array(notes.text(0).utf8)).id) }
+        notes.reset()
         let delete = try db.statement("DELETE FROM items WHERE id = ?")
         for id in ids {
             delete.reset()

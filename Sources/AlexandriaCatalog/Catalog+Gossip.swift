@@ -241,6 +241,7 @@ extension Catalog {
                 throw GossipError(.malformed, "not a publisher checkpoint: \(checkpoint.origin)")
             }
             guard let log = try log(publisher) else { return .pending("publisher \(publisher.short)") }
+            try checkNotFrozen(publisher, index: checkpoint.size - 1, what: "a checkpoint of size \(checkpoint.size)")
             if checkpoint.size > log.size {
                 return .pending("a checkpoint of size \(checkpoint.size) for a log of \(log.size)")
             }

@@ -81,7 +81,7 @@ public final class Catalog: @unchecked Sendable {
         _ = try version.step()
         let v = version.int(0)
         version.reset()
-        if v > 3 { throw CatalogError("the catalog \(path) is from a newer version (\(v)); upgrade alexandria") }
+        if v > 4 { throw CatalogError("the catalog \(path) is from a newer version (\(v)); upgrade alexandria") }
         if v == 0 {
             try db.transaction { () throws(StoreError) in
                 try db.execute(Self.schema)
@@ -90,6 +90,7 @@ public final class Catalog: @unchecked Sendable {
         }
         if v < 2 { try migrateToGossip() }
         if v < 3 { try migrateToWitnessState() }
+        if v < 4 { try migrateToCompromiseIndex() }
     }
 
     func locked<T>(_ body: () throws -> T) throws -> T {
