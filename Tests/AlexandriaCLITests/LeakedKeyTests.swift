@@ -32,6 +32,8 @@ struct LeakedKeyTests {
         let shown = try cluster.clis[1].runCommand(["audit", release2, "--offline"])
         print("node 1 after the notice: audit \(release2) → exit \(shown.status)\n\(shown.text)")
         #expect(shown.text.contains("AFTER the freeze"))
+        let fetched = try cluster.clis[2].runCommand(["fetch", release2, "-o", cluster.clis[2].home + "-out"])
+        #expect(fetched.stderr.contains("reported compromised"), "\(fetched.stderr)")
 
         // The thief cannot publish past the freeze on its own node either, once the notice reached it.
         let again = try cluster.clis[thief].runCommand([
