@@ -2,6 +2,7 @@ import AlexandriaCatalog
 import AlexandriaCore
 import AlexandriaGossip
 import AlexandriaManifest
+import AlexandriaStore
 import Foundation
 import Testing
 
@@ -111,5 +112,29 @@ struct CompromiseTests {
             Issue.record("a notice beyond the log should wait")
             return
         }
+    }
+
+    /// A catalog of version 3 gains the notices' index when opened, and the freeze query uses it.
+    @Test func aVersion3CatalogMigratesAndTheNoticeQueryUsesTheIndex() throws {
+        let a = try TempCatalog()
+        try a.publish(key, version: "1.0")
+        let path = a.dir + "/catalog.sqlite"
+        do {
+            let db = try SQLiteConnection(path: path, readOnly: false, busyTimeoutMilliseconds: 1000)
+            try db.execute("DROP INDEX items_compromise")
+            try db.execute("PRAGMA user_version = 3")
+        }
+        let reopened = try Catalog(path: path)
+        #expect(try reopened.accept(notice(reopened, size: 1)) == .added(derived: []))
+        #expect(try reopened.frozenSize(key.id) == 1)
+        let db = try SQLiteConnection(path: path, readOnly: true, busyTimeoutMilliseconds: 1000)
+        let version = try db.statement("PRAGMA user_version")
+        _ = try version.step()
+        #expect(version.int(0) == 4)
+        version.reset()
+        let plan = try db.statement("EXPLAIN QUERY PLAN SELECT body FROM items WHERE kind = 9 ORDER BY seq")
+        var detail = ""
+        while try plan.step() { detail += plan.text(3) + "\n" }
+        #expect(detail.contains("items_compromise"), "\(detail)")
     }
 }
