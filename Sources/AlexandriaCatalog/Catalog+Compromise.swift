@@ -21,8 +21,9 @@ extension Catalog {
         }
     }
 
-    /// Every compromise notice this node holds for `publisher`, verified against its log, smallest size first.
-    /// Notices are held only as items (kind `compromise`, through the partial index of migration 4).
+    /// The compromise notices this node holds for `publisher` (one, once `addCompromiseNotice` has run; a catalog
+    /// written by another version may hold more), verified against its log, smallest size first. Notices are held
+    /// only as items (kind `compromise`, through the partial index of migration 4).
     public func compromiseNotices(_ publisher: PublisherID) throws -> [SignedCompromiseNotice] {
         let bodies = try locked {
             // The literal 9 lets SQLite use the partial index.
@@ -74,12 +75,14 @@ extension Catalog {
         }
     }
 
-    /// Verifies and stores a compromise notice. Throws `unknownKey` when the publisher's log is not known here and
-    /// `notFound` when the notice freezes at a size this node's log has not reached (the caller waits for it).
-    /// Items of this publisher past the freeze are no longer offered to peers (their rows stay, so `audit` can flag
-    /// the releases); nothing is deleted from the log.
+    /// Verifies a compromise notice and keeps it if it wins: this node holds one notice per publisher, the one with
+    /// the smallest size (ties: the smallest item id), so every node converges on the same one and no one can make a
+    /// node hold more. Returns false, storing nothing, when a held notice already wins over it. Throws `unknownKey`
+    /// when the publisher's log is not known here and `notFound` when the notice freezes at a size this node's log has
+    /// not reached (the caller waits for it). Items of this publisher past the freeze are no longer offered to peers
+    /// (their rows stay, so `audit` can flag the releases); nothing is deleted from the log.
     @discardableResult
-    public func addCompromiseNotice(_ envelope: DSSEEnvelope) throws -> Outcome {
+    public func addCompromiseNotice(_ envelope: DSSEEnvelope) throws -> Bool {
         let notice = try CompromiseNotice(payload: envelope.payload)
         guard let log = try log(notice.publisher) else {
             throw ManifestError(.unknownKey, "unknown publisher \(notice.publisher.short)")
@@ -89,19 +92,31 @@ extension Catalog {
         }
         let signed = try SignedCompromiseNotice(envelope: envelope, log: log)
         let item = CatalogItem(kind: .compromise, body: signed.envelope.json)
-        if try hasItem(item.id) { return .duplicate }
-        try locked {
+        func rank(_ n: SignedCompromiseNotice) -> (Int, String) {
+            (n.notice.size, CatalogItem(kind: .compromise, body: n.envelope.json).id.hex)
+        }
+        return try locked {
             try db.execute("BEGIN IMMEDIATE")
             do {
+                let held = try compromiseNotices(notice.publisher)
+                if let best = held.first, rank(best) <= rank(signed) {
+                    try db.execute("COMMIT")
+                    return false
+                }
+                let delete = try db.statement("DELETE FROM items WHERE id = ?")
+                for old in held {
+                    delete.reset()
+                    try delete.bind(.blob(CatalogItem(kind: .compromise, body: old.envelope.json).id.bytes)).run()
+                }
                 try record(item)
-                try withdrawItems(publisher: notice.publisher, from: try frozenSize(notice.publisher) ?? notice.size)
+                try withdrawItems(publisher: notice.publisher, from: notice.size)
                 try db.execute("COMMIT")
+                return true
             } catch {
                 try? db.execute("ROLLBACK")
                 throw error
             }
         }
-        return .added
     }
 
     /// Stops offering the log entries at index `size` and later, the manifests they bind and the checkpoints that

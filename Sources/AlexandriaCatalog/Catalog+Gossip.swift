@@ -296,7 +296,8 @@ extension Catalog {
             let notice = try CompromiseNotice(payload: envelope.payload)
             guard let log = try log(notice.publisher) else { return .pending("publisher \(notice.publisher.short)") }
             if notice.size > log.size { return .pending("a notice at size \(notice.size) for a log of \(log.size)") }
-            return try outcome(addCompromiseNotice(envelope), item)
+            // A notice that a held one already beats (a larger or equal size) adds nothing: dropped, not a fault.
+            return try addCompromiseNotice(envelope) ? .added(derived: []) : .stale
         case .demand:
             let report = try DemandReport(body: item.body)
             guard Int(report.timestampMillis) <= Self.nowMillis + Self.maxFutureMillis else {

@@ -213,7 +213,11 @@ public struct Registry: Sendable {
         let notice = try CompromiseNotice(
             publisher: publisher, size: size, root: MerkleTree.root(log.leaves.prefix(size)), reason: reason)
         let signed = try SignedCompromiseNotice.sign(notice, key: key, log: log)
-        try catalog.addCompromiseNotice(signed.envelope)
+        guard try catalog.addCompromiseNotice(signed.envelope) else {
+            throw CatalogError(
+                "publisher \(publisher.short)'s log is already frozen at size "
+                    + "\(try catalog.frozenSize(publisher) ?? size); a notice can only freeze it earlier")
+        }
         return notice
     }
 

@@ -65,10 +65,15 @@ struct CompromiseTests {
         #expect(try a.catalog.frozenSize(key.id) == 3)
         #expect(try a.catalog.accept(notice(a.catalog, size: 1)) == .added(derived: []))
         #expect(try a.catalog.frozenSize(key.id) == 1)
-        // A later notice with a larger size (the thief trying to un-freeze) changes nothing.
-        _ = try a.catalog.accept(notice(a.catalog, size: 2))
+        // A later notice with a larger size (the thief trying to un-freeze) changes nothing and is not kept; nor is a
+        // second one of the same size that loses the tie (so no one can make a node hold more than one).
+        #expect(try a.catalog.accept(notice(a.catalog, size: 2)) == .stale)
         #expect(try a.catalog.frozenSize(key.id) == 1)
-        #expect(try a.catalog.compromiseNotices(key.id).map(\.notice.size) == [1, 2, 3])
+        #expect(try a.catalog.compromiseNotices(key.id).map(\.notice.size) == [1])
+        let twins = try (0..<2).map { _ in try notice(a.catalog, size: 1) }
+        for twin in twins { _ = try a.catalog.accept(twin) }
+        #expect(try a.catalog.compromiseNotices(key.id).count == 1)
+        #expect(try a.allItems().filter { $0.kind == .compromise }.count == 1)
     }
 
     @Test func heldEntriesPastTheFreezeAreKeptButNoLongerOffered() throws {
