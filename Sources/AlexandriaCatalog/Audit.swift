@@ -89,12 +89,21 @@ public struct AuditReport: Sendable, Encodable {
     /// Nodes whose newest availability statement says they hold every chunk of the release.
     public let holders: [String]
     public let resolution: [String]
+    /// The size at which a compromise notice this node holds froze the publisher's log (the smallest), or nil.
+    public let frozenAt: Int?
+    /// The release's publish entry is at or past `frozenAt`: signed after the key was reported compromised, so
+    /// possibly by a thief. Audit fails with exit 10.
+    public var afterCompromise: Bool { frozenAt.map { log.logIndex >= $0 } ?? false }
+    /// Notices whose root disagrees with this node's log at their size (a fork before the freeze).
+    public let compromiseForks: [String]
 
-    /// 0 when everything holds; else the most serious failure: 4 bad signature, 6 equivocation, 5 missing or corrupt
-    /// content, 7 broken lineage, 1 any other check (log inclusion or consistency); and when every check holds, 9 if
-    /// the publisher withdrew the release (`isWithdrawn`).
+    /// 0 when everything holds; else the most serious failure: 4 bad signature, 10 published at or after the size
+    /// its publisher's compromise notice froze the log at, 6 equivocation, 5 missing or corrupt content, 7 broken
+    /// lineage, 1 any other check (log inclusion or consistency, a compromise notice that disagrees with the log);
+    /// and when every check holds, 9 if the publisher withdrew the release (`isWithdrawn`).
     public var exitCode: Int32 {
         if !signatureValid { return 4 }
+        if afterCompromise { return 10 }
         if !overwriteAttempts.isEmpty { return 6 }
         if files.contains(where: {
             $0.present ? !$0.metadataMatches || $0.contentVerified == false : $0.contentRequired
@@ -103,7 +112,9 @@ public struct AuditReport: Sendable, Encodable {
         }
         // A withdrawn parent is a fact about the parent, not a break in the lineage.
         if lineage.contains(where: { ($0.report?.exitCode).map { $0 != 0 && $0 != 9 } ?? true }) { return 7 }
-        if !log.included || !log.inclusionProofVerified || !log.checkpointsConsistent { return 1 }
+        if !log.included || !log.inclusionProofVerified || !log.checkpointsConsistent || !compromiseForks.isEmpty {
+            return 1
+        }
         if isWithdrawn { return 9 }
         return 0
     }
@@ -289,7 +300,8 @@ extension Registry {
                     + (w.isEmpty ? "none" : w.joined(separator: ", "))
             },
             holders: try catalog.holders(of: signed.id).map { "ed25519:\(Hex.encode($0.prefix(8)))" },
-            resolution: notes)
+            resolution: notes, frozenAt: try catalog.frozenSize(manifest.publisher),
+            compromiseForks: try catalog.compromiseForks(manifest.publisher))
     }
 }
 

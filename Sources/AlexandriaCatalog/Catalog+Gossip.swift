@@ -213,6 +213,7 @@ extension Catalog {
             let envelope = try DSSEEnvelope(json: item.body)
             let entry = try LogEntry(payload: envelope.payload)
             guard let log = try log(entry.publisher) else { return .pending("publisher \(entry.publisher.short)") }
+            try checkNotFrozen(entry.publisher, index: entry.index, what: "this \(entry.kind.rawValue) entry")
             if entry.index > log.size { return .pending("entry \(entry.index) of a log of \(log.size)") }
             return try outcome(addLogEntry(envelope), item)
         case .manifest:
@@ -221,6 +222,8 @@ extension Catalog {
             guard try publisherKey(statement.publisher) != nil else {
                 return .pending("publisher \(statement.publisher.short)")
             }
+            try checkNotFrozen(
+                statement.publisher, index: statement.logIndex, what: "the manifest \(statement.release)")
             if let bound = try binding(publisher: statement.publisher, release: statement.release.local),
                 try manifest(id: bound) == nil, bound != ContentHash.of(envelope.payload)
             {
@@ -237,6 +240,7 @@ extension Catalog {
                 throw GossipError(.malformed, "not a publisher checkpoint: \(checkpoint.origin)")
             }
             guard let log = try log(publisher) else { return .pending("publisher \(publisher.short)") }
+            try checkNotFrozen(publisher, index: checkpoint.size - 1, what: "a checkpoint of size \(checkpoint.size)")
             if checkpoint.size > log.size {
                 return .pending("a checkpoint of size \(checkpoint.size) for a log of \(log.size)")
             }
@@ -286,6 +290,13 @@ extension Catalog {
                     .int(Int(statement.timestampMillis))
                 ).run()
             }
+        case .compromise:
+            let envelope = try DSSEEnvelope(json: item.body)
+            let notice = try CompromiseNotice(payload: envelope.payload)
+            guard let log = try log(notice.publisher) else { return .pending("publisher \(notice.publisher.short)") }
+            if notice.size > log.size { return .pending("a notice at size \(notice.size) for a log of \(log.size)") }
+            // A notice that a held one already beats (a larger or equal size) adds nothing: dropped, not a fault.
+            return try addCompromiseNotice(envelope) ? .added(derived: []) : .stale
         case .demand:
             let report = try DemandReport(body: item.body)
             guard Int(report.timestampMillis) <= Self.nowMillis + Self.maxFutureMillis else {
@@ -551,15 +562,14 @@ extension Catalog {
     /// (which `equivocations` has checked signs both).
     func evidenceManifests(publisher: PublisherID) throws -> [SignedManifest] {
         var out: [SignedManifest] = []
+        let log = try log(publisher)
         for (proof, _) in try equivocations(publisher: publisher) where proof.kind == .manifests {
             guard let key = try? P256.Signing.PublicKey(derRepresentation: proof.publisherKey) else { continue }
             for bytes in [proof.first, proof.second] {
                 guard let envelope = try? DSSEEnvelope(json: bytes) else { continue }
                 if let m = try? SignedManifest(envelope: envelope, publicKey: key) {
                     out.append(m)
-                } else if let statement = try? Manifest(payload: envelope.payload),
-                    let m = try? SignedManifest(rotatedEnvelope: envelope, manifest: statement)
-                {
+                } else if let log, let m = try? SignedManifest(envelope: envelope, log: log) {
                     out.append(m)
                 }
             }

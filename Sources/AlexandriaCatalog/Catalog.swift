@@ -80,6 +80,10 @@ public final class Catalog: @unchecked Sendable {
         { try $0.db.execute(Catalog.schema) },
         // 1 -> 2: gossip items (every stored fact recorded as an item), cosignatures, availability, demand, pins.
         { try $0.migrateToGossip() },
+        // 2 -> 3: the witness state (the newest checkpoint this node cosigned per origin, C2SP tlog-witness).
+        { try $0.migrateToWitnessState() },
+        // 3 -> 4: a partial index over compromise notices.
+        { try $0.migrateToCompromiseIndex() },
     ]
 
     /// The newest schema version this build knows.
@@ -236,6 +240,7 @@ public final class Catalog: @unchecked Sendable {
                 kind: .entries, publisherKey: signer, first: existing.envelope.json, second: envelope.json)
             return .equivocation(try store(proof))
         }
+        try checkNotFrozen(entry.publisher, index: entry.index, what: "this \(entry.kind.rawValue) entry")
         let signed = try log.append(envelope)
         try locked {
             try db.statement(
@@ -289,10 +294,7 @@ public final class Catalog: @unchecked Sendable {
         // SignedManifest insists the signer's fingerprint is the publisher id; a rotated key signs with its own id,
         // so accept a rotated key's signature on the statement's publisher.
         if signed == nil {
-            for k in keys where PublisherID(publicKey: k) != statement.publisher && envelope.isSigned(by: k) {
-                signed = try SignedManifest(rotatedEnvelope: envelope, manifest: statement)
-                break
-            }
+            if let publisherLog { signed = try? SignedManifest(envelope: envelope, log: publisherLog) }
         }
         guard let signed else {
             throw lastError ?? ManifestError(.badSignature, "the manifest's signature does not verify")
@@ -308,6 +310,8 @@ public final class Catalog: @unchecked Sendable {
             if let existing = try manifest(id: signed.id), existing.envelope.payload == envelope.payload {
                 return .duplicate
             }
+            try checkNotFrozen(
+                statement.publisher, index: statement.logIndex, what: "the manifest \(statement.release)")
             if let bound = try binding(publisher: statement.publisher, release: release), bound != signed.id {
                 return .conflict(bound)
             }
@@ -363,14 +367,10 @@ public final class Catalog: @unchecked Sendable {
         }
         guard let (publisherText, bytes) = row, let publisher = PublisherID(hex: publisherText) else { return nil }
         let envelope = try DSSEEnvelope(json: bytes)
-        let keys = try log(publisher)?.keys.map(\.key) ?? []
-        for k in keys where envelope.isSigned(by: k) {
-            if k.derRepresentation == keys.first?.derRepresentation {
-                return try SignedManifest(envelope: envelope, publicKey: k)
-            }
-            return try SignedManifest(rotatedEnvelope: envelope, manifest: try Manifest(payload: envelope.payload))
+        guard let log = try log(publisher), let signed = try? SignedManifest(envelope: envelope, log: log) else {
+            throw ManifestError(.badSignature, "the stored manifest \(id) no longer verifies")
         }
-        throw ManifestError(.badSignature, "the stored manifest \(id) no longer verifies")
+        return signed
     }
 
     /// The manifest a release resolves to: the first binding this node saw.

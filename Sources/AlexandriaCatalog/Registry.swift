@@ -194,6 +194,33 @@ public struct Registry: Sendable {
         return entry.entry
     }
 
+    /// Signs and stores a compromise notice freezing `publisher`'s log at `size` entries (default: its size here),
+    /// with `key`, which must be a key that has signed for the log. From then on this node refuses every entry and
+    /// manifest at index `size` or later; a node gossiping from this home passes the notice on.
+    public func reportCompromise(
+        publisher: PublisherID, key: PublisherKey, size: Int?, reason: String?
+    ) throws -> CompromiseNotice {
+        guard let log = try catalog.log(publisher) else {
+            throw CatalogError("publisher \(publisher.short) is not known here")
+        }
+        guard log.keys.contains(where: { $0.key.derRepresentation == key.publicKey.derRepresentation }) else {
+            throw CatalogError("\(key.id.short) has never signed for publisher \(publisher.short)")
+        }
+        let size = size ?? log.size
+        guard size >= 0, size <= log.size else {
+            throw CatalogError("the log here has \(log.size) entries; a notice freezes it at a size it has reached")
+        }
+        let notice = try CompromiseNotice(
+            publisher: publisher, size: size, root: MerkleTree.root(log.leaves.prefix(size)), reason: reason)
+        let signed = try SignedCompromiseNotice.sign(notice, key: key, log: log)
+        guard try catalog.addCompromiseNotice(signed.envelope) else {
+            throw CatalogError(
+                "publisher \(publisher.short)'s log is already frozen at size "
+                    + "\(try catalog.frozenSize(publisher) ?? size); a notice can only freeze it earlier")
+        }
+        return notice
+    }
+
     // MARK: - Resolve
 
     /// Resolves a reference to a manifest this node holds. `localKeys` maps key names to publisher ids, so a user

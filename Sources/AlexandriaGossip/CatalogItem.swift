@@ -24,6 +24,8 @@ public struct CatalogItem: Hashable, Sendable {
         case availability = 7
         /// A node's signed demand counts per release over its recent window (see `DemandReport`).
         case demand = 8
+        /// A publisher's signed compromise notice: a DSSE envelope (JSON bytes, see `CompromiseNotice`).
+        case compromise = 9
 
         public static func < (a: Kind, b: Kind) -> Bool { a.rawValue < b.rawValue }
     }

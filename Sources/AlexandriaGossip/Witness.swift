@@ -65,7 +65,8 @@ public struct Cosignature: Sendable, Equatable {
             signature: Array(signature))
     }
 
-    public init(checkpointText: String, witnessKey: [UInt8], timestamp: UInt64, signature: [UInt8]) {
+    /// Unchecked parts; only `sign` and `init(body:)` (which verifies) make a `Cosignature` outside this module.
+    init(checkpointText: String, witnessKey: [UInt8], timestamp: UInt64, signature: [UInt8]) {
         self.checkpointText = checkpointText
         self.witnessKey = witnessKey
         self.timestamp = timestamp

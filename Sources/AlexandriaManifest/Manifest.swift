@@ -387,8 +387,20 @@ public struct SignedManifest: Sendable, Equatable {
 }
 
 extension SignedManifest {
-    /// For a manifest signed by a key the publisher's log rotated to: the caller has checked that signature.
-    public init(rotatedEnvelope envelope: DSSEEnvelope, manifest: Manifest) throws {
+    /// Checks a manifest against its publisher's verified log, so a key the log rotated to signs too: the statement
+    /// names the log's publisher, and the signature verifies with the key in force at the statement's log index.
+    public init(envelope: DSSEEnvelope, log: PublisherLog) throws(ManifestError) {
+        guard envelope.payloadType == Manifest.payloadType else {
+            throw ManifestError(.malformed, "the envelope's payload type is \(envelope.payloadType), not a manifest")
+        }
+        let manifest = try Manifest(payload: envelope.payload)
+        guard manifest.publisher == log.publisher else {
+            throw ManifestError(.unknownKey, "the manifest names publisher \(manifest.publisher.short), not the log's")
+        }
+        guard envelope.isSigned(by: log.key(at: manifest.logIndex)) else {
+            throw ManifestError(
+                .badSignature, "the manifest's signature does not verify with the key in force at its log index")
+        }
         self.envelope = envelope
         self.manifest = manifest
         self.id = ContentHash.of(envelope.payload)

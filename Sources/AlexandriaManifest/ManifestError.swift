@@ -19,6 +19,8 @@ public struct ManifestError: Error, CustomStringConvertible, Sendable {
         case equivocation
         /// Something that was asked for is not known here.
         case notFound
+        /// A log entry or manifest past the size at which the publisher's compromise notice froze its log.
+        case frozen
     }
 
     public let code: Code

@@ -79,6 +79,8 @@ public struct GossipCounters: Codable, Sendable {
     public var itemsAdded = 0
     public var itemsInvalid = 0
     public var itemsConflicting = 0
+    /// Items refused because a compromise notice this node holds froze their publisher's log before them.
+    public var itemsRefused = 0
     public var reconcileRounds = 0
     /// ITEMS messages sent per item (id hex, first 16 digits), for the most recent items.
     public var itemSends: [String: Int] = [:]
@@ -455,6 +457,11 @@ public actor GossipNode {
             case .duplicate, .stale:
                 return nil
             }
+        } catch let error as ManifestError where error.code == .frozen {
+            // Past a compromise notice this node holds: refused, but a peer that has not yet seen the notice is not
+            // at fault for offering it.
+            counters.itemsRefused += 1
+            return nil
         } catch let error as ManifestError where error.code == .equivocation {
             // A publisher's own log rebinding a release: evidence, not the relaying peer's fault.
             counters.itemsConflicting += 1

@@ -219,14 +219,20 @@ public actor Mirror {
         ])
     }
 
-    /// Cosigns the publisher's newest checkpoint that covers the release, once.
+    /// Cosigns the publisher's newest checkpoint that covers the release, once, and only if it is consistent with
+    /// what this node cosigned before (`Catalog.cosign`); a refusal is logged, never signed.
     func cosignIfNeeded(_ signed: SignedManifest) throws -> CatalogItem? {
         guard let (checkpoint, _) = try catalog.checkpoints(signed.manifest.publisher).last,
             checkpoint.size > signed.manifest.logIndex
         else { return nil }
         let existing = try catalog.cosignatures(origin: checkpoint.origin, size: checkpoint.size, root: checkpoint.root)
         if existing.contains(where: { $0.witness == identity.publicKey }) { return nil }
-        return try Cosignature.sign(checkpointText: checkpoint.text, key: identity.key).item
+        do {
+            return try catalog.cosign(checkpoint, publisher: signed.manifest.publisher, key: identity.key)
+        } catch let error as CatalogError {
+            logger.warning("not witnessing", metadata: ["release": "\(signed.manifest.release)", "why": "\(error)"])
+            return nil
+        }
     }
 
     func pull(_ c: Candidate) async {

@@ -9,8 +9,9 @@ struct Audit: ParsableCommand {
             Exit codes: 0 everything holds; 1 a log or checkpoint check failed; 4 a bad signature; 5 content missing \
             or corrupt; 6 an overwrite attempt (equivocation) was seen; 7 broken lineage; 8 fewer witnesses than \
             --min-witnesses (with a [trust] policy, only trusted witnesses count); 9 every check holds but the \
-            publisher withdrew the release (yanked, or an advisory of high or critical severity). A release whose \
-            publisher signed conflicting manifests that nothing settles on this node is refused with 6 and its \
+            publisher withdrew the release (yanked, or an advisory of high or critical severity); 10 the release was \
+            published at or after the size at which its publisher's compromise notice froze the log. A release \
+            whose publisher signed conflicting manifests that nothing settles on this node is refused with 6 and its \
             contenders listed. REF is a manifest id, publisher/name@version (or @latest), or a file's sha256 address.
             """)
 
@@ -108,6 +109,14 @@ enum AuditTree {
             if let s = n.successor { line += "; successor \(s)" }
             out.append(line)
         }
+        if let frozen = r.frozenAt {
+            out.append(
+                "\(p)\(mark(!r.afterCompromise)) compromise key reported compromised; log frozen at size \(frozen): "
+                    + (r.afterCompromise
+                        ? "this release (entry \(r.log.logIndex)) is AFTER the freeze and may be a thief's"
+                        : "this release (entry \(r.log.logIndex)) is before the freeze and stands"))
+        }
+        for fork in r.compromiseForks { out.append("\(p)FAIL fork       \(fork)") }
         if r.overwriteAttempts.isEmpty {
             out.append("\(p)ok   overwrite attempts  none seen")
         } else {

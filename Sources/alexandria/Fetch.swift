@@ -126,6 +126,12 @@ struct Fetch: AsyncParsableCommand {
                         + "\(n.reason ?? "")\(n.successor.map { "; successor \($0)" } ?? "")")
             }
         }
+        if let frozen = try registry.catalog.frozenSize(manifest.publisher), manifest.logIndex >= frozen {
+            Output.warning(
+                "\(manifest.release) is at log entry \(manifest.logIndex), after the publisher's key was reported "
+                    + "compromised (log frozen at size \(frozen)): it may be a thief's; `alexandria audit \(ref)` fails"
+            )
+        }
         if try !registry.catalog.equivocations(publisher: manifest.publisher).isEmpty {
             Output.warning("an overwrite attempt by this publisher was seen; `alexandria audit \(ref)` shows it")
         }

@@ -12,7 +12,7 @@ import Foundation
 struct Keys: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Publisher signing keys (ECDSA P-256; private parts mode 0600).",
-        subcommands: [Generate.self, List.self, Export.self, Import.self, Rotate.self])
+        subcommands: [Generate.self, List.self, Export.self, Import.self, Rotate.self, Compromised.self])
 
     struct Rotate: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -36,6 +36,34 @@ struct Keys: ParsableCommand {
             try keys.retire(old)
             Output.line(
                 "publisher \(publisher.short)… now signs with \(new) (log entry \(entry.index)); \(old) is retired")
+        }
+    }
+
+    struct Compromised: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Report a leaked key: sign a notice that freezes the publisher's log at a size.",
+            discussion: """
+                Every node that holds the notice refuses log entries and manifests at index SIZE or later, and \
+                `audit` fails (exit 10) on such a release it held before; releases before SIZE stand. Where several \
+                notices exist the smallest size wins, so whoever holds the leaked key cannot lift a freeze. A node \
+                running on this home gossips the notice. The publisher cannot publish under this id again.
+                """)
+        @OptionGroup var options: HomeOptions
+        @Argument(help: "The leaked key (any key that has signed for the publisher).") var name: String
+        @Option(help: "Freeze the log at this many entries (default: the log's size on this node).") var atSize: Int?
+        @Option(help: "Why, in a sentence.") var reason: String?
+
+        func run() throws {
+            let home = options.resolved
+            let keys = home.publisherKeys
+            let publisher = try keys.publisher(of: name)
+            let registry = try openRegistry(home)
+            let notice = try registry.reportCompromise(
+                publisher: publisher, key: try keys.load(name), size: atSize, reason: reason)
+            Output.line(
+                "publisher \(publisher.short)…: key \(name) reported compromised; log frozen at size \(notice.size) "
+                    + "(root \(notice.root))")
+            Output.line("  entries from index \(notice.size) on are refused by every node that holds this notice")
         }
     }
 

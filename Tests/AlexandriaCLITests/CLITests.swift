@@ -83,8 +83,17 @@ struct CLITests {
             Thread.sleep(forTimeInterval: delay)
             kill(running.process.processIdentifier, SIGKILL)
             running.process.waitUntilExit()
+            // A kill between the recipe record reaching the pack and the index commit leaves a whole file in the
+            // packs that the index does not list: the packs alone cannot tell that from a lost index, so `verify`
+            // says so and names `verify --repair` (Protocol/store-v1.md); after it, nothing is lost or wrong.
             let verify = try cli.run("verify")
-            #expect(verify.status == 0, "after kill at \(delay)s: \(verify.text) \(verify.stderr)")
+            if verify.status != 0 {
+                #expect(
+                    verify.status == 1 && verify.text.contains("verify --repair"),
+                    "after kill at \(delay)s: \(verify.text) \(verify.stderr)")
+                #expect(try cli.run("verify", "--repair").status == 0)
+                #expect(try cli.run("verify").status == 0, "after kill at \(delay)s and a repair")
+            }
         }
         let added = try cli.run("add", path)
         #expect(added.status == 0, "\(added.stderr)")

@@ -92,6 +92,10 @@ struct TrustAttackTests {
             }, "the key holder's node keeps what it saw first")
         let honestView = try cluster.clis[1].runCommand(["audit", release, "--offline"])
         print("honest mirror, no policy: audit \(release) → exit \(honestView.status)\n\(honestView.text)")
+        // (b) No honest witness put its key on the fork: each cosigns only its own log, consistently.
+        let forkWitnesses = (cluster.audit(rogue, release).report["contenders"] as? [String] ?? [])
+            .filter { $0.hasPrefix(forged) }.joined()
+        for key in honest { #expect(!forkWitnesses.contains(key), "\(key) cosigned the fork") }
         // The Sybils are untrusted in every audit that shows them.
         let rogueAudit = cluster.audit(rogue, release).report
         for s in sybils {

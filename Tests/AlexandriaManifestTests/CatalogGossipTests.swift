@@ -194,3 +194,46 @@ struct CatalogGossipTests {
         #expect(try b.with(strict).settledBinding(publisher: key.id, release: "tiny@1.0") == forged.id)
     }
 }
+
+/// (b) A witness asked to cosign both sides of a fork refuses the second (C2SP tlog-witness).
+@Suite struct WitnessConsistencyTests {
+    static let leaves = (0..<5).map { ContentHash.of([UInt8($0)]) }
+    static let forked = Array(leaves.prefix(2)) + [ContentHash.of([99])] + Array(leaves.suffix(2))
+    static func cp(_ size: Int, _ log: [ContentHash] = leaves) -> (size: Int, root: ContentHash) {
+        (size, MerkleTree.root(log.prefix(size)))
+    }
+
+    @Test func theRuleIsConsistencyWithWhatWasCosigned() {
+        let refusal = Catalog.witnessRefusal
+        #expect(refusal(nil, Self.cp(3), Self.leaves) == nil)
+        #expect(refusal(Self.cp(3), Self.cp(3), Self.leaves) == nil)
+        #expect(refusal(Self.cp(3), Self.cp(5), Self.leaves) == nil, "a larger consistent checkpoint")
+        #expect(refusal(Self.cp(3), Self.cp(2), Self.leaves) != nil, "an older checkpoint")
+        // The other side of a fork: another root at a size already cosigned, or a larger checkpoint not
+        // consistent with the one cosigned, or a log this node does not hold.
+        #expect(refusal(Self.cp(3, Self.forked), Self.cp(3), Self.leaves) != nil)
+        #expect(refusal(Self.cp(3, Self.forked), Self.cp(5), Self.leaves) != nil)
+        #expect(refusal(nil, Self.cp(3, Self.forked), Self.leaves) != nil)
+        #expect(refusal(nil, Self.cp(6), Self.leaves) != nil, "beyond the log held")
+    }
+
+    @Test func aWitnessNeverCosignsBothSidesAndRemembersAcrossRestarts() throws {
+        let key = PublisherKey.generate()
+        let a = try TempCatalog()
+        let b = try TempCatalog()
+        try a.publish(key, paths: ["model.safetensors"])
+        try b.publish(key, paths: ["model.safetensors", "evil.bin"])
+        let mine = try a.catalog.checkpoints(key.id).last!.checkpoint
+        let other = try b.catalog.checkpoints(key.id).last!.checkpoint
+        _ = try a.catalog.cosign(mine, publisher: key.id, key: a.node)
+        // Asked to cosign the other side (same size, other root): refused.
+        #expect(throws: CatalogError.self) { try a.catalog.cosign(other, publisher: key.id, key: a.node) }
+        // The log grows: the larger checkpoint is consistent and cosigned; the older one is not cosigned again.
+        try a.publish(key, version: "2.0")
+        let grown = try a.catalog.checkpoints(key.id).last!.checkpoint
+        _ = try a.catalog.cosign(grown, publisher: key.id, key: a.node)
+        #expect(throws: CatalogError.self) { try a.catalog.cosign(mine, publisher: key.id, key: a.node) }
+        // The state is in the catalog: a restarted node refuses the same.
+        #expect(throws: CatalogError.self) { try a.with(.firstSeen).cosign(mine, publisher: key.id, key: a.node) }
+    }
+}

@@ -68,6 +68,25 @@ struct LogTests {
         #expect(log.size == 3)
     }
 
+    /// A manifest signed by a rotated key is built only through the log, which checks the signature: a stranger's
+    /// signature, or the old key's after the rotation, is refused.
+    @Test func aRotatedKeysManifestIsVerifiedAgainstTheLog() throws {
+        let next = PublisherKey.generate()
+        let stranger = PublisherKey.generate()
+        var log = PublisherLog(publisherKey: key.publicKey)
+        try log.append(try entry(0, .publish))
+        try log.append(try entry(1, .rotateKey, newKey: next))
+        let statement = try sampleManifest(key: key, version: "2.0", logIndex: 2)
+        func envelope(_ k: PublisherKey) throws -> DSSEEnvelope {
+            try DSSEEnvelope.sign(payloadType: Manifest.payloadType, payload: statement.payload, key: k)
+        }
+        #expect(try SignedManifest(envelope: envelope(next), log: log).manifest == statement)
+        #expect(throws: ManifestError(.badSignature, "")) { try SignedManifest(envelope: envelope(stranger), log: log) }
+        #expect(throws: ManifestError(.badSignature, "")) { try SignedManifest(envelope: envelope(key), log: log) }
+        let other = PublisherLog(publisherKey: stranger.publicKey)
+        #expect(throws: ManifestError(.unknownKey, "")) { try SignedManifest(envelope: envelope(next), log: other) }
+    }
+
     @Test func checkpointsVerifyAndTamperingFails() throws {
         var log = PublisherLog(publisherKey: key.publicKey)
         try log.append(try entry(0, .publish))
