@@ -57,8 +57,14 @@ if [ "$(id -u)" -eq 0 ]; then
     command -v skopeo >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade skopeo
     dpkg -s python3-venv >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade \
         python3-venv
-    if ! "$interop_venv/bin/python" -c 'import huggingface_hub, safetensors, numpy' 2>/dev/null; then
-        python3 -m venv "$interop_venv"
+    # Debian's python: a venv links to its interpreter, and one under /root (pyenv) is out of the user's reach.
+    system_python=/usr/bin/python3
+    [ -x "$system_python" ] || system_python=python3
+    if ! setpriv --reuid="$(id -u "$(unprivileged_user)")" --regid="$(id -g "$(unprivileged_user)")" --clear-groups \
+        "$interop_venv/bin/python" -c 'import huggingface_hub, safetensors, numpy
+assert huggingface_hub.__version__ == "2.4.0"' 2>/dev/null; then
+        rm -rf "$interop_venv"
+        "$system_python" -m venv "$interop_venv"
         "$interop_venv/bin/pip" install -q huggingface_hub==2.4.0 safetensors==0.8.0 numpy==2.4.6
     fi
     chmod -R a+rX "$interop_venv"
