@@ -392,8 +392,22 @@ struct FullDeviceTests {
         #expect(error.code == .unavailable || error.code == .storageFull)
         #expect(error.message.contains("space"), "\(error.message)")
         #expect(written.count >= 3)
-        try await s3.deleteObjects(bucket: bucket, keys: Array(written.prefix(4)))
-        try await s3.putObject(bucket: bucket, key: "after", body: Engine.bytes(4 << 20, seed: 99))
+        // A full Swift device may refuse the deletes too for a moment (its tombstones need space, and it answers
+        // 503 while its daemons catch up): free space with bounded retries, then a write must work again.
+        func retrying(_ what: String, _ body: () async throws -> Void) async throws {
+            var last: Error?
+            for _ in 0..<20 {
+                do { return try await body() } catch let error as ObjectStoreError where error.code == .unavailable {
+                    last = error
+                    try await Task.sleep(nanoseconds: 500_000_000)
+                }
+            }
+            throw last ?? ObjectStoreError(.unavailable, "\(what) never succeeded")
+        }
+        try await retrying("delete") { try await s3.deleteObjects(bucket: bucket, keys: Array(written.prefix(4))) }
+        try await retrying("put after freeing space") {
+            try await s3.putObject(bucket: bucket, key: "after", body: Engine.bytes(4 << 20, seed: 99))
+        }
         await Engine.cleanup(s3, bucket)
     }
 }
