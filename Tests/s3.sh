@@ -29,6 +29,8 @@ if [ -z "${S3_ENDPOINT:-}" ]; then
     # A second engine on a 40 MiB tmpfs for the full-device test (needs root to mount; skipped otherwise).
     if [ "$(id -u)" = 0 ] && [ "${S3_FULL_TEST:-1}" = 1 ] && mkdir -p "$dir/full" &&
         mount -t tmpfs -o size=40m tmpfs "$dir/full" 2>/dev/null; then
+        # The test frees space as an operator would, by growing this filesystem (a full Swift refuses deletes too).
+        export S3_FULL_MOUNT="$dir/full"
         trap '"$swift_s3" stop "$dir/full/swift" >&2 || true; umount "$dir/full" || true
               "$swift_s3" stop "$dir/swift" >&2 || true; rm -rf "$dir"' EXIT
         for _ in 1 2 3 4 5; do
