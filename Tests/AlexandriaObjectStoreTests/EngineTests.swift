@@ -392,11 +392,11 @@ struct FullDeviceTests {
         #expect(error.code == .unavailable || error.code == .storageFull)
         #expect(error.message.contains("space"), "\(error.message)")
         #expect(written.count >= 3)
-        // A full Swift device may refuse the deletes too for a moment (its tombstones need space, and it answers
-        // 503 while its daemons catch up): free space with bounded retries, then a write must work again.
+        // After a device reported full, Swift's proxy error-limits that device (503 for up to its
+        // error_suppression_interval, 60 s by default), deletes included: free space, then retry for at most 90 s.
         func retrying(_ what: String, _ body: () async throws -> Void) async throws {
             var last: Error?
-            for _ in 0..<20 {
+            for _ in 0..<180 {
                 do { return try await body() } catch let error as ObjectStoreError {
                     last = error
                     try await Task.sleep(nanoseconds: 500_000_000)
