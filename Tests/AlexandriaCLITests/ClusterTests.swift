@@ -48,7 +48,7 @@ final class Cluster {
     }
 
     /// Waits until every running node's peer table lists every other node (peer exchange has run).
-    func waitForMesh(_ seconds: Double = 30) -> Bool {
+    func waitForMesh(_ seconds: Double = 60) -> Bool {
         let running = (0..<nodes.count).filter { nodes[$0] != nil }
         return eventually(seconds) {
             running.allSatisfy { i in
