@@ -215,9 +215,20 @@ public final class Fetcher: @unchecked Sendable {
     /// transaction that registers the file, to its final path). With it on, they go into the packs too. The whole-file
     /// SHA-256 is computed as chunks arrive (`FileHashCursor`), so there is no second pass over the file when they
     /// arrive in order.
+    ///
+    /// Runs on the node's threads (`NodeExecutor`), so its store and file I/O never blocks the cooperative pool.
     public func fetch(
         _ address: ContentHash, to path: String, peers: [PeerAddress], expectedRoot: ContentHash? = nil,
         progress: (@Sendable (Int, Int, UInt64) -> Void)? = nil
+    ) async throws -> FetchReport {
+        try await NodeExecutor.shared.run {
+            try await fetchOnNode(address, to: path, peers: peers, expectedRoot: expectedRoot, progress: progress)
+        }
+    }
+
+    func fetchOnNode(
+        _ address: ContentHash, to path: String, peers: [PeerAddress], expectedRoot: ContentHash?,
+        progress: (@Sendable (Int, Int, UInt64) -> Void)?
     ) async throws -> FetchReport {
         let started = Date()
         let plan = FetchPlan(stallSeconds: stallSeconds)
@@ -600,6 +611,10 @@ extension Fetcher {
 
     /// Asks peers in turn for a manifest (by id, or by release name) until one answers.
     public func manifest(_ query: WireMessage, peers: [PeerAddress]) async throws -> ManifestBundle {
+        try await NodeExecutor.shared.run { try await manifestOnNode(query, peers: peers) }
+    }
+
+    func manifestOnNode(_ query: WireMessage, peers: [PeerAddress]) async throws -> ManifestBundle {
         var reasons: [String] = []
         for peer in peers {
             do {

@@ -256,7 +256,7 @@ public actor GossipNode {
                 table[hex]?.lastAttempt = now
             }
             let port = listenPort
-            Task { await server.dial(address, listenPort: port) }
+            server.requestDial(address, listenPort: port)
         }
     }
 

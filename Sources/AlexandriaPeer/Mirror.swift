@@ -209,7 +209,7 @@ public actor Mirror {
         }) {
             await pull(next)
         }
-        try evict(all, keep: keep)
+        try await evict(all, keep: keep)
         try await reportDemand()
         await gossip.setMirrorState([
             "mode": policy.mode.rawValue, "budget": "\(policy.budgetBytes)",
@@ -268,7 +268,7 @@ public actor Mirror {
     /// Removes releases the plan no longer keeps, only while over budget: never a pinned one, never one no other
     /// live holder has, never one this node is the designated keeper of, those with at least R other holders first,
     /// least demanded first.
-    func evict(_ all: [Candidate], keep: Set<ContentHash>) throws {
+    func evict(_ all: [Candidate], keep: Set<ContentHash>) async throws {
         var used = all.filter(\.held).reduce(UInt64(0)) { $0 + $1.size }
         guard used > policy.budgetBytes else { return }
         let r = policy.replicationFactor
@@ -299,7 +299,7 @@ public actor Mirror {
         }
         if !removed.isEmpty {
             _ = try store.collectGarbage(compress: false)
-            Task { [gossip] in await gossip.publishOwn(removed) }
+            await gossip.publishOwn(removed)
         }
     }
 

@@ -98,7 +98,10 @@ struct Node: AsyncParsableCommand {
                 }
                 server.uploadBytesPerSecond = Double(bytes)
             }
-            var services: [any Service] = [server, MirrorService(mirror: mirror)]
+            // Shut down in reverse: the gateway, the mirror, gossip (its links close), then the server.
+            var services: [any Service] = [
+                server, GossipService(node: gossip, server: server), MirrorService(mirror: mirror),
+            ]
             if let gateway = try gateway(
                 config: config, store: store, catalog: catalog, identity: identity, gossip: gossip, policy: policy,
                 scratch: home.path)
@@ -109,7 +112,8 @@ struct Node: AsyncParsableCommand {
                 configuration: .init(
                     services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
-            try await group.run()
+            // Every service's tasks run on the node's own threads, never the cooperative pool (NodeExecutor).
+            try await NodeExecutor.shared.run { try await group.run() }
             // The shutdown handler stops gossip from a task of its own, which may not run before the process exits
             // (and waiting for the gossip actor could take as long as a busy catalog): mark the state file stopped
             // here, so `status` says so at once.
@@ -182,13 +186,5 @@ struct Node: AsyncParsableCommand {
             guard statvfs(path, &st) == 0 else { return 10 << 30 }
             return min(50 << 30, UInt64(st.f_bavail) * UInt64(st.f_frsize) / 4)
         }
-    }
-}
-
-/// Runs the mirror's rounds until the node shuts down.
-struct MirrorService: Service {
-    let mirror: Mirror
-    func run() async throws {
-        try await cancelWhenGracefulShutdown { await mirror.run() }
     }
 }
