@@ -19,9 +19,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
-# Serially: Swift Testing runs even synchronous tests on the cooperative thread pool, and on a 2-core machine two
-# blocking tests (waiting on processes, store I/O) can starve the in-process nodes of the peer tests for seconds,
-# which their stall detection then rightly treats as a stalled peer. The whole run takes about two minutes.
+# In parallel: Swift Testing runs even synchronous tests on the cooperative thread pool (one thread per core), and
+# tests that wait on processes block it; the nodes the peer tests run in-process do not care, because every node task
+# runs on the node's own threads (AlexandriaPeer's NodeExecutor), never on that pool. Suites that must not overlap
+# with each other are marked `.serialized`.
 #
 # Built by whoever runs this (root in CI), run as an unprivileged user (Tests/unprivileged.sh): a node deployed by
 # the systemd unit or a container is not root, and root hides what breaks it. The test bundle is what `swift test`
@@ -33,9 +34,9 @@ if [ "$(id -u)" -eq 0 ]; then
     bundle="$(swift build --show-bin-path)/AlexandriaPackageTests.xctest"
     # The systemd unit's user, paths and sandbox, as far as a machine without systemd allows.
     bash Tests/unit-sandbox.sh
-    as_unprivileged "$bundle" --testing-library swift-testing --no-parallel "$@"
+    as_unprivileged "$bundle" --testing-library swift-testing "$@"
 else
-    swift test --no-parallel "$@"
+    swift test "$@"
 fi
 
 # Faults on disk and kill -9 loops against the real binary (issue 11; fixed seeds, bounded counts): the fault matrix

@@ -127,9 +127,7 @@ public final class Fetcher: @unchecked Sendable {
         }
         if await !plan.isComplete, !peers.isEmpty {
             // Peers that misbehaved in an earlier fetch are held back until the others have done what they can.
-            let penalized = Set(peers.filter { (scores?.score(of: $0.description) ?? 0) < 0 })
-            for round in [peers.filter { !penalized.contains($0) }, peers.filter { penalized.contains($0) }] {
-                if round.isEmpty { continue }
+            for round in PeerChoice.rounds(peers, scores: scores) {
                 if await plan.isComplete { break }
                 await withDiscardingTaskGroup { group in
                     for peer in round { group.addTask { await self.work(peer: peer, job: job) } }

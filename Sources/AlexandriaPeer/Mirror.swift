@@ -236,15 +236,8 @@ public actor Mirror {
     }
 
     func pull(_ c: Candidate) async {
-        let addresses = await gossip.addresses()
-        var peers: [PeerAddress] = []
-        for holder in try! catalog.holders(of: c.id, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))
-        where holder != identity.publicKey {
-            if let a = addresses[Hex.encode(holder)], !peers.contains(a) { peers.append(a) }
-        }
-        for key in await gossip.connectedKeys() {
-            if let a = addresses[key], !peers.contains(a) { peers.append(a) }
-        }
+        let peers = await gossip.fetchPeers(
+            holding: c.id, catalog: catalog, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))
         guard !peers.isEmpty else { return }
         logger.info(
             "replicating", metadata: ["release": "\(c.manifest.manifest.release)", "peers.count": "\(peers.count)"])

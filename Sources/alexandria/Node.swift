@@ -62,33 +62,14 @@ struct Node: AsyncParsableCommand {
                 }
                 if !bootstrap.contains(p) { bootstrap.append(p) }
             }
-            var settings = GossipSettings()
-            settings.outboundTarget = config.outbound
-            settings.inboundCap = config.inbound
-            settings.fanout = config.fanout
-            settings.antiEntropySeconds = config.antiEntropySeconds
-            settings.peerExchangeSeconds = config.peerExchangeSeconds
-            settings.peerTablePath = home.peerTablePath
-            settings.statePath = home.nodeStatePath
-            settings.dropPeersFile = config.dropPeersFile
-            server.clientLimits = .init(total: config.clients, perAddress: config.clientsPerAddress)
-            if let idle = config.testIdleTimeoutSeconds {
-                server.idleTimeoutSeconds = idle
-                settings.idleTimeoutSeconds = idle
-            }
+            let settings = config.gossipSettings(home: home)
+            server.clientLimits = config.clientLimits
+            if let idle = config.testIdleTimeoutSeconds { server.idleTimeoutSeconds = idle }
             let gossip = GossipNode(
                 catalog: catalog, identity: identity, bootstrap: bootstrap, settings: settings,
                 logger: Logger(label: "alexandria.gossip"))
             server.gossip = gossip
-            var policy = MirrorPolicy()
-            policy.mode = noMirror ? .pinned : MirrorPolicy.Mode(rawValue: config.mirrorMode) ?? .all
-            policy.budgetBytes = config.mirrorBudget ?? Self.defaultBudget(home.path)
-            policy.publishers = config.mirrorPublishers
-            policy.replicationFactor = config.replicationFactor
-            policy.intervalSeconds = config.mirrorIntervalSeconds
-            policy.holderTTLSeconds = config.holderTTLSeconds
-            policy.demandReportSeconds = config.demandReportSeconds
-            policy.scratchDirectory = home.path
+            let policy = config.mirrorPolicy(home: home, pinnedOnly: noMirror)
             let mirror = Mirror(
                 store: store, catalog: catalog, identity: identity, gossip: gossip, policy: policy,
                 logger: Logger(label: "alexandria.mirror"))
@@ -178,13 +159,6 @@ struct Node: AsyncParsableCommand {
             return Gateway(
                 store: store, catalog: catalog, settings: settings, pullThrough: pullThrough,
                 logger: Logger(label: "alexandria.gateway"))
-        }
-
-        /// A quarter of the free space where the home is, at most 50 GiB.
-        static func defaultBudget(_ path: String) -> UInt64 {
-            var st = statvfs()
-            guard statvfs(path, &st) == 0 else { return 10 << 30 }
-            return min(50 << 30, UInt64(st.f_bavail) * UInt64(st.f_frsize) / 4)
         }
     }
 }

@@ -13,7 +13,7 @@ final class NodeProcess {
 
     init(cli: CLI, extra: [String] = [], port: Int? = nil, wrapper: [String] = []) throws {
         self.cli = cli
-        self.port = port ?? Int.random(in: 20_000...60_000)
+        self.port = port ?? freeLoopbackPort()
         let p = Process()
         (p.executableURL, p.arguments) = cli.command(
             ["node", "run", "--home", cli.home, "--listen", "127.0.0.1:\(self.port)"] + extra, wrapper: wrapper)
@@ -49,7 +49,7 @@ final class NodeProcess {
     }
 }
 
-@Suite("Nodes as separate processes on loopback", .serialized)
+@Suite("Nodes as separate processes on loopback", .serialized, .offThePool)
 struct NodeTests {
     @Test func fetchFromThreeNodesVerifiedAndServedOnward() throws {
         let data = randomBytes(24 << 20, seed: 77)
@@ -212,14 +212,14 @@ struct NodeTests {
     }
 }
 
-@Suite("One daemon per home", .serialized)
+@Suite("One daemon per home", .serialized, .offThePool)
 struct NodeLockTests {
     @Test func aSecondDaemonOnAHomeIsRefusedAndTheLockDiesWithItsHolder() throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         _ = try cli.run("init")
         let first = try NodeProcess(cli: cli)
-        let second = try cli.run("node", "run", "--listen", "127.0.0.1:\(Int.random(in: 20_000...60_000))")
+        let second = try cli.run("node", "run", "--listen", "127.0.0.1:\(freeLoopbackPort())")
         #expect(second.status == 3)
         #expect(
             second.stderr.contains("already running")
