@@ -94,6 +94,8 @@ public final class PeerServer: Service, @unchecked Sendable {
                 self.logger.info("shutting down: no new connections")
                 server.channel.close(promise: nil)
                 await clients.closeAll()
+                // Normally done already by the gossip service, which shuts down first; idempotent.
+                await self.gossip?.stop()
             }
             helpers.addTask {
                 await withDiscardingTaskGroup { group in

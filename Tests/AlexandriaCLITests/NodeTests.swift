@@ -44,6 +44,11 @@ final class NodeProcess {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             Issue.record("node run did not stop within 15 s of SIGTERM")
+            // Bounded: once, a SIGKILLed node stayed a zombie that Foundation never reaped, and an unbounded
+            // waitUntilExit held the whole test run.
+            let killed = Date().addingTimeInterval(15)
+            while process.isRunning && Date() < killed { Thread.sleep(forTimeInterval: 0.05) }
+            return
         }
         process.waitUntilExit()
     }
