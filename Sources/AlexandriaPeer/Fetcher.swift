@@ -198,11 +198,14 @@ public final class Fetcher: @unchecked Sendable {
     public static let partialSuffix = ".alexandria-partial"
 
     /// Points chunks linked into a partial file that is gone at the output it was renamed to (a fetch killed between
-    /// its rename and recording it). `fetch` runs it first; `verify` too, so a renamed output is not reported damaged.
+    /// its rename and recording it), or into a staged release file at the folder it moved to (`ReleaseFetch`). `fetch` runs it first; `verify` too, so a renamed output is not reported damaged.
     @discardableResult
     public static func recoverInterruptedFetches(_ store: ContentStore) throws -> Int {
         try store.relinkMissingFiles { path in
-            path.hasSuffix(partialSuffix) ? String(path.dropLast(partialSuffix.count)) : nil
+            // A partial file renamed to its output, or a release's staged file moved into its folder (or both).
+            let renamed = path.hasSuffix(partialSuffix) ? String(path.dropLast(partialSuffix.count)) : path
+            let candidates = [renamed, ReleaseFetch.committedPath(ofStaged: renamed)].compactMap { $0 }
+            return candidates.first { $0 != path && FileManager.default.fileExists(atPath: $0) }
         }
     }
 

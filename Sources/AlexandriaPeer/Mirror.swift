@@ -249,18 +249,14 @@ public actor Mirror {
         logger.info(
             "replicating", metadata: ["release": "\(c.manifest.manifest.release)", "peers.count": "\(peers.count)"])
         let fetcher = Fetcher(store: store, identity: identity, logger: logger)
-        for file in c.manifest.manifest.files {
-            if let a = try? store.availability(of: file.sha256), a.complete { continue }
-            let scratch = policy.scratchDirectory + "/alexandria-replica-\(file.sha256.hex.prefix(24))"
-            do {
-                _ = try await fetcher.fetch(file.sha256, to: scratch, peers: peers, expectedRoot: file.merkleRoot)
-                unlink(scratch)
-            } catch {
-                unlink(scratch)
-                lastFetchFailure[c.id] = Date()
-                logger.info("replication pull failed", metadata: ["file": "\(file.path)", "error": "\(error)"])
-                return
-            }
+        do {
+            try await ReleaseFetch(fetcher: fetcher).pullIntoStore(
+                c.manifest.manifest, peers: peers, scratchDirectory: policy.scratchDirectory)
+        } catch {
+            lastFetchFailure[c.id] = Date()
+            logger.info(
+                "replication pull failed", metadata: ["release": "\(c.manifest.manifest.release)", "error": "\(error)"])
+            return
         }
         try? catalog.countDemand(c.id)
     }
