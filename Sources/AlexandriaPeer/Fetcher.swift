@@ -187,6 +187,9 @@ public final class Fetcher: @unchecked Sendable {
     /// Called once with the chunk list the fetch settled on (already checked against `expectedRoot`), before any chunk
     /// is pulled: lets the HTTP gateway stream chunks to a client in order as they reach the store.
     public var onRecipe: (@Sendable (FileRecipe) -> Void)?
+    /// Called with each chunk received from a peer once it is verified, and the peer's address: lets a scrub log
+    /// which peer repaired a damaged chunk.
+    public var onChunkReceived: (@Sendable (ContentHash, String) -> Void)?
 
     public init(store: ContentStore, identity: NodeIdentity, logger: Logger) {
         self.store = store
@@ -506,6 +509,7 @@ public final class Fetcher: @unchecked Sendable {
                     // Verified: only now do the bytes reach the output (and, by reference or copy, the store).
                     try output.write(bytes, at: offsets[id] ?? [])
                     try cursor.written(id, bytes, output: output)
+                    onChunkReceived?(id, name)
                     if copyIntoStore {
                         guard let verified = VerifiedChunk(id: id, bytes: bytes) else {
                             throw WireError(.protocolViolation, "chunk \(id) changed in memory")

@@ -33,6 +33,10 @@ public struct MirrorPolicy: Sendable {
     public var demandWindowMinutes = 60
     /// Where fetched files are assembled before they are dropped (the chunks stay in the store).
     public var scratchDirectory = NSTemporaryDirectory()
+    /// Seconds between scrubs (every chunk read back, damaged ones repaired from peers); 0: never.
+    public var scrubIntervalSeconds = 7 * 86400.0
+    /// Where the time of the last scrub is kept across restarts (nil: in memory only).
+    public var scrubStatePath: String?
 
     public init() {}
 }
@@ -52,11 +56,17 @@ public actor Mirror {
     var lastFetchFailure: [ContentHash: Date] = [:]
     /// Manifests already verified from the catalog, by id.
     var verified: [ContentHash: SignedManifest] = [:]
+    /// The clock the scrub schedule is decided by.
+    let clock: @Sendable () -> Date
+    var scrubSchedule: ScrubSchedule
 
     public init(
         store: ContentStore, catalog: Catalog, identity: NodeIdentity, gossip: GossipNode, policy: MirrorPolicy,
-        logger: Logger
+        logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.clock = clock
+        scrubSchedule = ScrubSchedule.load(
+            from: policy.scrubStatePath, intervalSeconds: policy.scrubIntervalSeconds, now: clock())
         self.store = store
         self.catalog = catalog
         self.identity = identity
@@ -70,6 +80,7 @@ public actor Mirror {
             do { try await tick() } catch {
                 logger.warning("replication round failed", metadata: ["error": "\(error)"])
             }
+            await scrubIfDue()
             try? await Task.sleep(nanoseconds: UInt64(policy.intervalSeconds * 1e9))
         }
     }
@@ -235,16 +246,22 @@ public actor Mirror {
         }
     }
 
-    func pull(_ c: Candidate) async {
+    /// Where to fetch a release from: its live holders, then every connected peer.
+    func peers(for id: ContentHash) async -> [PeerAddress] {
         let addresses = await gossip.addresses()
         var peers: [PeerAddress] = []
-        for holder in try! catalog.holders(of: c.id, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))
-        where holder != identity.publicKey {
+        let holders = (try? catalog.holders(of: id, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))) ?? []
+        for holder in holders where holder != identity.publicKey {
             if let a = addresses[Hex.encode(holder)], !peers.contains(a) { peers.append(a) }
         }
         for key in await gossip.connectedKeys() {
             if let a = addresses[key], !peers.contains(a) { peers.append(a) }
         }
+        return peers
+    }
+
+    func pull(_ c: Candidate) async {
+        let peers = await peers(for: c.id)
         guard !peers.isEmpty else { return }
         logger.info(
             "replicating", metadata: ["release": "\(c.manifest.manifest.release)", "peers.count": "\(peers.count)"])
