@@ -45,7 +45,8 @@ enum LocalNode {
     {
         let now = peers(for: address, home: home, catalog: catalog)
         guard now.isEmpty, let state = state(home), isRunning(state) else { return now }
-        Output.line("\(why); waiting up to \(Int(peerWaitSeconds)) s for the running node to connect to a peer")
+        // On stderr: it is progress, and stdout may carry --json.
+        Output.errorRaw("\(why); waiting up to \(Int(peerWaitSeconds)) s for the running node to connect to a peer")
         let deadline = Date().addingTimeInterval(peerWaitSeconds)
         while Date() < deadline {
             try await Task.sleep(nanoseconds: 500_000_000)
