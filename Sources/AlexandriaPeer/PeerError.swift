@@ -19,6 +19,8 @@ public struct PeerError: Error, CustomStringConvertible, Sendable {
         /// A fetch's output was refused before anything was written (a link on the way, an existing file without
         /// `--force`), or could not be created or moved into place.
         case output
+        /// A release fetch stopped with a file no peer asked could provide; nothing was written to the folder.
+        case incomplete
     }
 
     public let code: Code

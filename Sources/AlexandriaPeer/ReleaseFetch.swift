@@ -93,7 +93,7 @@ public struct ReleaseFetch: Sendable {
                 }
             } catch {
                 throw PeerError(
-                    .output,
+                    .incomplete,
                     "\(target.file.path): \(error). Nothing was written to \(plan.root); what was received is kept in "
                         + "\(plan.staging), and fetching the release again resumes from it (or delete it)")
             }

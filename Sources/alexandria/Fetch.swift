@@ -137,10 +137,24 @@ struct Fetch: AsyncParsableCommand {
         }
         // All or nothing into the folder, each byte written once (see ReleaseFetch).
         let bar = FetchProgress(label: manifest.release.local)
-        let report = try await ReleaseFetch(fetcher: fetcher).fetch(
-            manifest, id: resolved.manifest.id, into: output, peers: peers, force: force
-        ) { done, total in
-            bar.update(bytes: done, of: total)
+        let fetchRelease = { (peers: [PeerAddress]) in
+            try await ReleaseFetch(fetcher: fetcher).fetch(
+                manifest, id: resolved.manifest.id, into: output, peers: peers, force: force
+            ) { done, total in
+                bar.update(bytes: done, of: total)
+            }
+        }
+        let report: ReleaseFetch.FolderReport
+        do {
+            report = try await fetchRelease(peers)
+        } catch let error as PeerError where error.code == .incomplete && peer.isEmpty {
+            // A node that has just joined knows the release before it knows who holds it: wait for its holders.
+            bar.finish()
+            let more = try await LocalNode.waitForHolders(
+                of: resolved.manifest.id, home: home, catalog: registry.catalog, tried: peers,
+                why: "no peer asked so far (\(peers.count)) holds all of \(manifest.release.local)")
+            if more.isEmpty { throw error }
+            report = try await fetchRelease(more + peers)
         }
         bar.finish()
         if json {

@@ -56,6 +56,24 @@ enum LocalNode {
         return []
     }
 
+    /// After the peers in `tried` could not provide `manifest` while a node runs on this home (it has just joined:
+    /// it knows the release, not yet who holds it), waits up to `peerWaitSeconds` for peers it has not tried, holders
+    /// first, as availability gossip and peer exchange reach the node, saying so. Empty if none came.
+    static func waitForHolders(
+        of manifest: ContentHash, home: Home, catalog: Catalog, tried: [PeerAddress], why: String
+    ) async throws -> [PeerAddress] {
+        guard let state = state(home), isRunning(state) else { return [] }
+        Output.errorRaw(
+            "\(why); waiting up to \(Int(peerWaitSeconds)) s for the running node to learn who holds it")
+        let deadline = Date().addingTimeInterval(peerWaitSeconds)
+        while Date() < deadline {
+            try await Task.sleep(nanoseconds: 500_000_000)
+            let fresh = peers(for: manifest, home: home, catalog: catalog).filter { !tried.contains($0) }
+            if !fresh.isEmpty { return fresh }
+        }
+        return []
+    }
+
     /// Peers to fetch from when none was given: the live holders of the releases that contain `address` (or of the
     /// release itself) first, then the most recently seen peers of the table, at most `limit`.
     static func peers(for address: ContentHash?, home: Home, catalog: Catalog, limit: Int = 8) -> [PeerAddress] {

@@ -31,7 +31,8 @@ struct ReleaseFetchTests {
 
     static func leftovers(beside dir: String) throws -> [String] {
         let parent = (dir as NSString).deletingLastPathComponent
-        return try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.contains("alexandria-staging") }
+        let prefix = "." + (dir as NSString).lastPathComponent + ".alexandria-staging-"
+        return try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix(prefix) }
     }
 
     @Test func aReleaseIsWrittenOnceLinkedIntoTheStoreWithProgressOnATerminal() throws {
@@ -158,5 +159,57 @@ struct ReleaseFetchTests {
         let failed = try fresh.runCommand(["fetch", release, "-o", failedOut, "--peer", node2.address])
         #expect(failed.status != 0, "\(failed.text)")
         #expect(!fm.fileExists(atPath: failedOut), "\(failed.stderr)")
+        // What was received waits in the staging folder for the next attempt, and the error says where.
+        let staged = try Self.leftovers(beside: failedOut)
+        #expect(staged.count == 1 && failed.stderr.contains(staged.first ?? "?"), "\(staged) \(failed.stderr)")
+        for name in staged {
+            try? fm.removeItem(atPath: (failedOut as NSString).deletingLastPathComponent + "/" + name)
+        }
+    }
+}
+
+/// Issue 13 §5.10: a node that has just joined learns a release through a peer that does not hold it; a fetch with
+/// no --peer at that moment waits for the holders instead of failing.
+@Suite("Fetch on a node that has just joined", .serialized)
+struct JustJoinedFetchTests {
+    @Test func aReleaseKnownBeforeItsHoldersIsFetchedWithNoPeerGiven() throws {
+        let holder = CLI()
+        let relay = CLI()
+        let joiner = CLI()
+        let out = joiner.home + "-release"
+        defer {
+            for cli in [holder, relay, joiner] { cli.cleanUp() }
+            try? FileManager.default.removeItem(atPath: out)
+        }
+        let release = try ReleaseFetchTests.publish(holder)
+        _ = try relay.run("init")
+        _ = try joiner.run("init")
+        let h = try NodeProcess(cli: holder)
+        defer { h.stop() }
+        // The relay serves and gossips only: it never holds the release.
+        let r = try NodeProcess(cli: relay, extra: ["--peer", h.address, "--no-mirror"])
+        defer { r.stop() }
+        let j = try NodeProcess(cli: joiner, extra: ["--peer", r.address, "--no-mirror"])
+        defer { j.stop() }
+        // As soon as the joiner is connected (to the relay) and its catalog has the release (by gossip through the
+        // relay), fetch it with no --peer.
+        var known = false
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let status = try joiner.run("status", "--json")
+            let json = (try? JSONSerialization.jsonObject(with: status.stdout) as? [String: Any]) ?? [:]
+            let connected = ((json["node"] as? [String: Any])?["peers"] as? [Any])?.count ?? 0
+            if (json["releases"] as? Int ?? 0) >= 1, connected >= 1 {
+                known = true
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        try #require(known, "the joiner never learned the release")
+        let fetched = try joiner.runCommand(["fetch", release, "-o", out])
+        #expect(fetched.status == 0, "\(fetched.text)\(fetched.stderr)")
+        #expect(!fetched.stderr.contains("no peer was given"), "\(fetched.stderr)")
+        #expect(
+            FileManager.default.contents(atPath: out + "/weights/model.safetensors") == Data(ReleaseFetchTests.weights))
     }
 }
