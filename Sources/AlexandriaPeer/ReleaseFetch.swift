@@ -116,16 +116,15 @@ public struct ReleaseFetch: Sendable {
     /// recorded the move.
     public static func committedPath(ofStaged path: String) -> String? {
         var components = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard
-            let i = components.firstIndex(where: {
-                $0.hasPrefix(".") && $0.range(of: FolderPlan.stagingMarker) != nil
-            })
-        else { return nil }
-        let name = components[i]
-        let base = name.dropFirst().prefix(upTo: name.range(of: FolderPlan.stagingMarker)!.lowerBound)
-        guard !base.isEmpty else { return nil }
-        components[i] = String(base)
-        return components.joined(separator: "/")
+        for (i, name) in components.enumerated() where name.hasPrefix(".") {
+            let rest = name.dropFirst()
+            guard let marker = rest.range(of: FolderPlan.stagingMarker) else { continue }
+            let base = rest[rest.startIndex..<marker.lowerBound]
+            guard !base.isEmpty else { continue }
+            components[i] = String(base)
+            return components.joined(separator: "/")
+        }
+        return nil
     }
 }
 
@@ -247,11 +246,14 @@ public struct FolderPlan: Sendable {
         files = targets
     }
 
-    /// Creates the staging folder (or reuses one an earlier attempt left, if it is a real folder).
+    /// Creates the staging folder (or reuses one an earlier attempt left, if it is a real folder of this user that
+    /// no one else can write to: in a shared parent such as /tmp, another user could have planted it).
     func makeStaging() throws {
         if mkdir(staging, 0o755) != 0 {
             var st = stat()
-            guard errno == EEXIST, lstat(staging, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            guard errno == EEXIST, lstat(staging, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR,
+                st.st_uid == getuid(), st.st_mode & 0o022 == 0
+            else {
                 throw PeerError(
                     .output, "cannot create the staging folder \(staging): \(String(cString: strerror(errno)))")
             }
@@ -303,12 +305,18 @@ public struct FolderPlan: Sendable {
                 }
             } else {
                 // No replace: a hard link fails if anything is at `to` by now; then the staged name goes.
-                guard link(from, to) == 0 else {
-                    let why = errno == EEXIST ? "it appeared during the fetch" : String(cString: strerror(errno))
-                    throw PeerError(
-                        .output, "cannot move \(from) to \(to): \(why); the staged file is kept, nothing replaced")
+                if link(from, to) == 0 {
+                    unlink(from)
+                } else {
+                    // A file system without hard links: check, then rename (a narrow race instead of none).
+                    var st = stat()
+                    let appeared = errno == EEXIST || lstat(to, &st) == 0
+                    guard !appeared, rename(from, to) == 0 else {
+                        let why = appeared ? "it appeared during the fetch" : String(cString: strerror(errno))
+                        throw PeerError(
+                            .output, "cannot move \(from) to \(to): \(why); the staged file is kept, nothing replaced")
+                    }
                 }
-                unlink(from)
             }
             try store.relink(from: from, to: to)
         }

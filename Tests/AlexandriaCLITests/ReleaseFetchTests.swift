@@ -194,7 +194,7 @@ struct JustJoinedFetchTests {
         // As soon as the joiner is connected (to the relay) and its catalog has the release (by gossip through the
         // relay), fetch it with no --peer.
         var known = false
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             let status = try joiner.run("status", "--json")
             let json = (try? JSONSerialization.jsonObject(with: status.stdout) as? [String: Any]) ?? [:]
@@ -205,7 +205,8 @@ struct JustJoinedFetchTests {
             }
             Thread.sleep(forTimeInterval: 0.2)
         }
-        try #require(known, "the joiner never learned the release")
+        let seen = try joiner.run("status").text
+        try #require(known, "the joiner never learned the release: \(seen)")
         let fetched = try joiner.runCommand(["fetch", release, "-o", out])
         #expect(fetched.status == 0, "\(fetched.text)\(fetched.stderr)")
         #expect(!fetched.stderr.contains("no peer was given"), "\(fetched.stderr)")
