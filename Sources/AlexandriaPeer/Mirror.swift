@@ -272,9 +272,10 @@ public actor Mirror {
         }
         try evict(all, keep: keep)
         try await reportDemand()
+        let usage = Self.usage(all)
         await gossip.setMirrorState([
             "mode": policy.mode.rawValue, "budget": "\(policy.budgetBytes)",
-            "used": "\(Self.usage(all).stored)", "usedLogical": "\(Self.usage(all).logical)",
+            "used": "\(usage.stored)", "usedLogical": "\(usage.logical)",
             "releasesKnown": "\(all.count)", "releasesHeld": "\(all.filter(\.held).count)",
             "releasesPlanned": "\(keep.count)",
         ])
