@@ -89,6 +89,8 @@ struct Node: AsyncParsableCommand {
             policy.holderTTLSeconds = config.holderTTLSeconds
             policy.demandReportSeconds = config.demandReportSeconds
             policy.scratchDirectory = home.path
+            policy.scrubIntervalSeconds = config.scrubIntervalSeconds
+            policy.scrubStatePath = home.scrubStatePath
             let mirror = Mirror(
                 store: store, catalog: catalog, identity: identity, gossip: gossip, policy: policy,
                 logger: Logger(label: "alexandria.mirror"))
