@@ -108,16 +108,24 @@ public struct Registry: Sendable {
             guard let existing = try catalog.manifest(id: bound) else {
                 throw CatalogError("\(local) is bound to \(bound), which this node does not hold")
             }
-            let same =
-                existing.manifest.files.map { [$0.path, $0.sha256.hex] }
-                == entries.sorted { $0.path < $1.path }.map {
-                    [$0.path, $0.sha256.hex]
-                } && existing.manifest.lineage == lineage && existing.manifest.license == license
-                && existing.manifest.modelCard == modelCard
-            guard same else {
+            // Say what would change: a license or lineage change is not "different content".
+            var changes: [String] = []
+            if existing.manifest.files.map({ [$0.path, $0.sha256.hex] })
+                != entries.sorted(by: { $0.path < $1.path }).map({ [$0.path, $0.sha256.hex] })
+            {
+                changes.append("different content (files)")
+            }
+            if existing.manifest.license != license {
+                changes.append(
+                    "a license change, from \(existing.manifest.license.map { "\"\($0)\"" } ?? "none") to "
+                        + "\(license.map { "\"\($0)\"" } ?? "none")")
+            }
+            if existing.manifest.lineage != lineage { changes.append("a lineage change (--derived-from)") }
+            if existing.manifest.modelCard != modelCard { changes.append("a model card change") }
+            guard changes.isEmpty else {
                 throw CatalogError(
-                    "\(publisher.short)/\(local) is already published (\(bound)) with different content; a release never "
-                        + "changes. Publish this folder under a new version")
+                    "\(publisher.short)/\(local) is already published (\(bound)); this would be "
+                        + changes.joined(separator: ", ") + ". A release never changes: publish under a new version")
             }
             return PublishResult(
                 manifestID: bound.description, release: "\(publisher)/\(local)", logIndex: existing.manifest.logIndex,
@@ -292,8 +300,33 @@ public struct Registry: Sendable {
                     .logInconsistent,
                     "\(release) is bound to a manifest for \(signed.manifest.release.local); refusing it")
             }
+            notes += Self.successorNotes(release, log: log)
             return Resolved(manifest: signed, log: log, notes: notes)
         }
+    }
+
+    /// For a deprecated release whose named successor is yanked or not in the log: says so, since following the
+    /// deprecation would lead nowhere.
+    static func successorNotes(_ release: String, log: PublisherLog) -> [String] {
+        guard let status = log.releases[release] else { return [] }
+        var notes: [String] = []
+        for notice in status.notices where notice.kind == .deprecate {
+            guard let successor = notice.successor else { continue }
+            let local = String(successor.split(separator: "/").last ?? Substring(successor))
+            if let next = log.releases[local] {
+                if let yanked = next.yanked {
+                    notes.append(
+                        "\(release) is deprecated (entry \(notice.index)) in favour of \(local), but \(local) was yanked "
+                            + "(entry \(yanked.index)): \(yanked.reason ?? "no reason given"); the publisher names no "
+                            + "usable successor")
+                }
+            } else {
+                notes.append(
+                    "\(release) is deprecated (entry \(notice.index)) in favour of \(successor), which this publisher's log "
+                        + "does not hold")
+            }
+        }
+        return notes
     }
 
     /// Why a contested release is refused, with each contender and its witnesses (trusted or not).

@@ -34,6 +34,8 @@ public struct Home: Sendable {
     /// The peer table `node run` keeps (JSON), and the state file it rewrites every two seconds for `status`/`peers`.
     public var peerTablePath: String { path + "/peers.json" }
     public var nodeStatePath: String { path + "/node-state.json" }
+    /// When `node run` last scrubbed the store (Unix seconds), so a restart does not postpone or repeat a scrub.
+    public var scrubStatePath: String { path + "/scrub-state" }
 
     /// True once `init` ran: the store's index or its packs directory exists (a lost index is rebuilt from the packs
     /// when the store opens, so a missing `index.sqlite` alone does not make a home new).

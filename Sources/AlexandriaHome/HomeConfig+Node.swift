@@ -38,6 +38,8 @@ extension HomeConfig {
         policy.holderTTLSeconds = holderTTLSeconds
         policy.demandReportSeconds = demandReportSeconds
         policy.scratchDirectory = home.path
+        policy.scrubIntervalSeconds = scrubIntervalSeconds
+        policy.scrubStatePath = home.scrubStatePath
         return policy
     }
 

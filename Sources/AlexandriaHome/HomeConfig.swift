@@ -42,6 +42,9 @@ public struct HomeConfig: Sendable {
     public var mirrorIntervalSeconds = MirrorPolicy().intervalSeconds
     public var holderTTLSeconds = MirrorPolicy().holderTTLSeconds
     public var demandReportSeconds = MirrorPolicy().demandReportSeconds
+    /// `[mirror] scrub_interval`: how often `node run` verifies every stored chunk and repairs damaged ones from peers
+    /// ("7d", "12h", "30m", "90s" or seconds; "off" or 0: never). Weekly by default, like a ZFS or Ceph deep scrub.
+    public var scrubIntervalSeconds = MirrorPolicy().scrubIntervalSeconds
     /// `[trust] witnesses` and `quorum`: the witness keys whose cosignatures settle a conflict between two manifests
     /// for one release (Protocol/gossip-v1.md, "Which binding stands"). Empty by default: first-seen.
     public var trust: TrustPolicy = .firstSeen
@@ -105,6 +108,8 @@ public struct HomeConfig: Sendable {
         # Publisher ids whose every release is kept, whatever the budget.
         publishers = []
         replication_factor = 3
+        # How often the node reads back every stored chunk and repairs damaged ones from peers ("off": never).
+        scrub_interval = "7d"
 
         [trust]
         # Witness keys (other nodes' keys, as `alexandria status` prints them: "ed25519:<64 hex>") whose cosignatures
@@ -115,6 +120,19 @@ public struct HomeConfig: Sendable {
 
         """
 
+    /// A long duration: a number of seconds with an optional unit (s, m, h, d); "off" and 0 are 0 (never).
+    static func interval(_ text: String) -> Double? {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if t == "off" { return 0 }
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        let scale = t.last.flatMap { units[$0] } ?? 1
+        let number = units[t.last ?? " "] == nil ? t : String(t.dropLast())
+        guard let value = Double(number.trimmingCharacters(in: .whitespaces)), value >= 0, value.isFinite else {
+            return nil
+        }
+        return value * scale
+    }
+
     public init(toml: TOMLDocument) throws {
         let known: [String: Set<String>] = [
             "": [], "store": ["budget", "durability", "lock_timeout", "chunk_average"],
@@ -122,6 +140,7 @@ public struct HomeConfig: Sendable {
             "gossip": ["fanout", "anti_entropy", "peer_exchange"],
             "mirror": [
                 "mode", "budget", "publishers", "replication_factor", "interval", "holder_ttl", "demand_report",
+                "scrub_interval",
             ],
             "trust": ["witnesses", "quorum"],
             "test": ["drop_peers_file", "idle_timeout"],
@@ -256,6 +275,18 @@ public struct HomeConfig: Sendable {
         mirrorIntervalSeconds = try seconds("mirror", "interval") ?? mirrorIntervalSeconds
         holderTTLSeconds = try seconds("mirror", "holder_ttl") ?? holderTTLSeconds
         demandReportSeconds = try seconds("mirror", "demand_report") ?? demandReportSeconds
+        switch toml["mirror", "scrub_interval"] {
+        case nil: break
+        case .integer(let n)? where n >= 0: scrubIntervalSeconds = Double(n)
+        case .string(let text)?:
+            guard let value = Self.interval(text) else {
+                throw HomeError(
+                    "[mirror] scrub_interval must be a duration such as \"7d\", \"12h\" or \"30m\", or \"off\"; not "
+                        + "\"\(text)\"")
+            }
+            scrubIntervalSeconds = value
+        default: throw HomeError("[mirror] scrub_interval must be a duration such as \"7d\", or \"off\"")
+        }
         let quorum = try int("trust", "quorum", 0...1024)
         do {
             trust = try TrustPolicy(witnesses: strings("trust", "witnesses") ?? [], quorum: quorum)

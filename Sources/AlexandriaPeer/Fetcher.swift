@@ -67,6 +67,9 @@ public final class Fetcher: @unchecked Sendable {
     /// Called once with the chunk list the fetch settled on (already checked against `expectedRoot`), before any chunk
     /// is pulled: lets the HTTP gateway stream chunks to a client in order as they reach the store.
     public var onRecipe: (@Sendable (FileRecipe) -> Void)?
+    /// Called with each chunk received from a peer once it is verified, and the peer's address: lets a scrub log
+    /// which peer repaired a damaged chunk.
+    public var onChunkReceived: (@Sendable (ContentHash, String) -> Void)?
 
     public init(store: ContentStore, identity: NodeIdentity, logger: Logger) {
         self.store = store
@@ -78,11 +81,14 @@ public final class Fetcher: @unchecked Sendable {
     public static let partialSuffix = ".alexandria-partial"
 
     /// Points chunks linked into a partial file that is gone at the output it was renamed to (a fetch killed between
-    /// its rename and recording it). `fetch` runs it first; `verify` too, so a renamed output is not reported damaged.
+    /// its rename and recording it), or into a staged release file at the folder it moved to (`ReleaseFetch`). `fetch` runs it first; `verify` too, so a renamed output is not reported damaged.
     @discardableResult
     public static func recoverInterruptedFetches(_ store: ContentStore) throws -> Int {
         try store.relinkMissingFiles { path in
-            path.hasSuffix(partialSuffix) ? String(path.dropLast(partialSuffix.count)) : nil
+            // A partial file renamed to its output, or a release's staged file moved into its folder (or both).
+            let renamed = path.hasSuffix(partialSuffix) ? String(path.dropLast(partialSuffix.count)) : path
+            let candidates = [renamed, ReleaseFetch.committedPath(ofStaged: renamed)].compactMap { $0 }
+            return candidates.first { $0 != path && FileManager.default.fileExists(atPath: $0) }
         }
     }
 
@@ -410,6 +416,7 @@ public final class Fetcher: @unchecked Sendable {
                     // Verified: only now do the bytes reach the output (and, by reference or copy, the store).
                     try output.write(bytes, at: offsets[id] ?? [])
                     try cursor.written(id, bytes, output: output)
+                    onChunkReceived?(id, name)
                     if copyIntoStore {
                         guard let verified = VerifiedChunk(id: id, bytes: bytes) else {
                             throw WireError(.protocolViolation, "chunk \(id) changed in memory")

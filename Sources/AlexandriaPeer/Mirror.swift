@@ -33,6 +33,10 @@ public struct MirrorPolicy: Sendable {
     public var demandWindowMinutes = 60
     /// Where fetched files are assembled before they are dropped (the chunks stay in the store).
     public var scratchDirectory = NSTemporaryDirectory()
+    /// Seconds between scrubs (every chunk read back, damaged ones repaired from peers); 0: never.
+    public var scrubIntervalSeconds = 7 * 86400.0
+    /// Where the time of the last scrub is kept across restarts (nil: in memory only).
+    public var scrubStatePath: String?
 
     public init() {}
 }
@@ -52,11 +56,17 @@ public actor Mirror {
     var lastFetchFailure: [ContentHash: Date] = [:]
     /// Manifests already verified from the catalog, by id.
     var verified: [ContentHash: SignedManifest] = [:]
+    /// The clock the scrub schedule is decided by.
+    let clock: @Sendable () -> Date
+    var scrubSchedule: ScrubSchedule
 
     public init(
         store: ContentStore, catalog: Catalog, identity: NodeIdentity, gossip: GossipNode, policy: MirrorPolicy,
-        logger: Logger
+        logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.clock = clock
+        scrubSchedule = ScrubSchedule.load(
+            from: policy.scrubStatePath, intervalSeconds: policy.scrubIntervalSeconds, now: clock())
         self.store = store
         self.catalog = catalog
         self.identity = identity
@@ -70,6 +80,7 @@ public actor Mirror {
             do { try await tick() } catch {
                 logger.warning("replication round failed", metadata: ["error": "\(error)"])
             }
+            await scrubIfDue()
             try? await Task.sleep(nanoseconds: UInt64(policy.intervalSeconds * 1e9))
         }
     }
@@ -79,7 +90,14 @@ public actor Mirror {
         /// Live holders other than this node, by key (hex).
         let holderKeys: Set<String>
         let manifest: SignedManifest
+        /// The release's logical size: the sum of its files' sizes.
         let size: UInt64
+        /// What its chunks the store holds take in the packs (`ContentStore.storedBytes`): budgets count these, each
+        /// chunk once however many releases share it.
+        let stored: [ContentHash: UInt64]
+        /// The logical bytes still to fetch (chunks or whole files the store lacks): an upper bound on what they will
+        /// take once stored.
+        let pending: UInt64
         let held: Bool
         let must: Bool
         let otherHolders: Int
@@ -110,6 +128,7 @@ public actor Mirror {
                 continue
             }
             let size = signed.manifest.files.reduce(UInt64(0)) { $0 + $1.size }
+            let (stored, pending) = try storedBytes(signed.manifest)
             let held = try holdsAll(signed.manifest)
             let must =
                 pins.contains(id)
@@ -118,11 +137,48 @@ public actor Mirror {
                 .filter { $0 != identity.publicKey }
             out.append(
                 Candidate(
-                    id: id, holderKeys: Set(holders.map { Hex.encode($0) }), manifest: signed, size: size, held: held,
+                    id: id, holderKeys: Set(holders.map { Hex.encode($0) }), manifest: signed, size: size,
+                    stored: stored, pending: pending, held: held,
                     must: must, otherHolders: holders.count,
                     demand: (demand[id] ?? 0) + (local[id] ?? 0)))
         }
         return out
+    }
+
+    /// What the release's chunks take in the store's packs, by chunk, and the logical bytes the store still lacks.
+    func storedBytes(_ manifest: Manifest) throws -> (stored: [ContentHash: UInt64], pending: UInt64) {
+        var lengths: [ContentHash: UInt64] = [:]
+        var pending: UInt64 = 0
+        for file in manifest.files {
+            guard let recipe = try store.recipe(of: file.sha256) else {
+                pending += file.size
+                continue
+            }
+            for chunk in recipe.chunks { lengths[chunk.id] = UInt64(chunk.length) }
+        }
+        let stored = try store.storedBytes(of: lengths.keys)
+        for (id, length) in lengths where stored[id] == nil { pending += length }
+        return (stored, pending)
+    }
+
+    /// The stored bytes of a set of releases: each chunk counted once (`counted` carries the chunks already counted),
+    /// plus what they still lack.
+    static func cost(_ c: Candidate, counted: inout Set<ContentHash>) -> UInt64 {
+        var total = c.pending
+        for (id, bytes) in c.stored where counted.insert(id).inserted { total += bytes }
+        return total
+    }
+
+    /// What the held releases take in the store (each chunk once), and their logical size.
+    static func usage(_ all: [Candidate]) -> (stored: UInt64, logical: UInt64) {
+        var counted = Set<ContentHash>()
+        var stored: UInt64 = 0
+        var logical: UInt64 = 0
+        for c in all where c.held {
+            stored += cost(c, counted: &counted)
+            logical += c.size
+        }
+        return (stored, logical)
     }
 
     /// Whether the store holds every chunk of every file, each file's chunk list matching the manifest.
@@ -138,10 +194,12 @@ public actor Mirror {
     }
 
     /// What to keep: must-keeps, then under-replicated releases, then (mode `all`) the rest, most demanded first,
-    /// newest first among equals, while the budget lasts.
+    /// newest first among equals, while the budget lasts. The budget counts stored bytes (after compression, each
+    /// chunk once), and logical bytes for what is not stored yet.
     func plan(_ all: [Candidate], live: Set<String> = []) -> Set<ContentHash> {
         var keep: Set<ContentHash> = []
         var total: UInt64 = 0
+        var counted = Set<ContentHash>()
         let r = policy.replicationFactor
         let ordered = all.enumerated().sorted { a, b in
             let ka = (a.element.must ? 0 : (a.element.otherHolders + (a.element.held ? 1 : 0) <= r ? 1 : 2))
@@ -159,9 +217,12 @@ public actor Mirror {
             case .pinned: wanted = c.must
             }
             guard wanted else { continue }
-            if c.must || total + c.size <= policy.budgetBytes {
+            var tentative = counted
+            let cost = Self.cost(c, counted: &tentative)
+            if c.must || total + cost <= policy.budgetBytes {
                 keep.insert(c.id)
-                total += c.size
+                total += cost
+                counted = tentative
             }
         }
         return keep
@@ -211,9 +272,10 @@ public actor Mirror {
         }
         try await evict(all, keep: keep)
         try await reportDemand()
+        let usage = Self.usage(all)
         await gossip.setMirrorState([
             "mode": policy.mode.rawValue, "budget": "\(policy.budgetBytes)",
-            "used": "\(all.filter(\.held).reduce(UInt64(0)) { $0 + $1.size })",
+            "used": "\(usage.stored)", "usedLogical": "\(usage.logical)",
             "releasesKnown": "\(all.count)", "releasesHeld": "\(all.filter(\.held).count)",
             "releasesPlanned": "\(keep.count)",
         ])
@@ -235,25 +297,25 @@ public actor Mirror {
         }
     }
 
+    /// Where to fetch a release from: its live holders, then every connected peer (`PeerChoice`).
+    func peers(for id: ContentHash) async -> [PeerAddress] {
+        await gossip.fetchPeers(holding: id, catalog: catalog, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))
+    }
+
     func pull(_ c: Candidate) async {
-        let peers = await gossip.fetchPeers(
-            holding: c.id, catalog: catalog, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))
+        let peers = await peers(for: c.id)
         guard !peers.isEmpty else { return }
         logger.info(
             "replicating", metadata: ["release": "\(c.manifest.manifest.release)", "peers.count": "\(peers.count)"])
         let fetcher = Fetcher(store: store, identity: identity, logger: logger)
-        for file in c.manifest.manifest.files {
-            if let a = try? store.availability(of: file.sha256), a.complete { continue }
-            let scratch = policy.scratchDirectory + "/alexandria-replica-\(file.sha256.hex.prefix(24))"
-            do {
-                _ = try await fetcher.fetch(file.sha256, to: scratch, peers: peers, expectedRoot: file.merkleRoot)
-                unlink(scratch)
-            } catch {
-                unlink(scratch)
-                lastFetchFailure[c.id] = Date()
-                logger.info("replication pull failed", metadata: ["file": "\(file.path)", "error": "\(error)"])
-                return
-            }
+        do {
+            try await ReleaseFetch(fetcher: fetcher).pullIntoStore(
+                c.manifest.manifest, peers: peers, scratchDirectory: policy.scratchDirectory)
+        } catch {
+            lastFetchFailure[c.id] = Date()
+            logger.info(
+                "replication pull failed", metadata: ["release": "\(c.manifest.manifest.release)", "error": "\(error)"])
+            return
         }
         try? catalog.countDemand(c.id)
     }
@@ -262,8 +324,11 @@ public actor Mirror {
     /// live holder has, never one this node is the designated keeper of, those with at least R other holders first,
     /// least demanded first.
     func evict(_ all: [Candidate], keep: Set<ContentHash>) async throws {
-        var used = all.filter(\.held).reduce(UInt64(0)) { $0 + $1.size }
+        var used = Self.usage(all).stored
         guard used > policy.budgetBytes else { return }
+        // How many held releases use each stored chunk: evicting one frees the chunks no other held release uses.
+        var users: [ContentHash: Int] = [:]
+        for c in all where c.held { for id in c.stored.keys { users[id, default: 0] += 1 } }
         let r = policy.replicationFactor
         let victims = all.filter {
             $0.held && !$0.must && !keep.contains($0.id) && $0.otherHolders > 0 && !isKeeper($0)
@@ -280,7 +345,10 @@ public actor Mirror {
             for file in v.manifest.manifest.files where !keptFiles.contains(file.sha256) {
                 _ = try store.remove(file.sha256)
             }
-            used -= v.size
+            for (id, bytes) in v.stored {
+                users[id, default: 1] -= 1
+                if users[id] == 0 { used -= min(used, bytes) }
+            }
             logger.info(
                 "evicted to stay within budget",
                 metadata: ["release": "\(v.manifest.manifest.release)", "holders.other": "\(v.otherHolders)"])

@@ -19,8 +19,12 @@ public struct GossipService: Service {
 
     public func run() async throws {
         await NodeExecutor.shared.run {
-            // The server failed to bind: it has thrown, and there is nothing to gossip over.
-            guard let port = await server.listeningPort() else { return }
+            guard let port = await server.listeningPort() else {
+                // The server failed to bind and throws its clear error (the address, what to do), which ends the
+                // group. Returning now would race it with "a service finished unexpectedly"; wait to be ended.
+                try? await gracefulShutdown()
+                return
+            }
             await node.attach(server: server, port: port)
             await cancelWhenGracefulShutdown { [node] in await node.run() }
             await node.stop()

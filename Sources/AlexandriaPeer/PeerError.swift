@@ -18,6 +18,11 @@ public struct PeerError: Error, CustomStringConvertible, Sendable {
         case connect
         /// A peer's answer failed what the user's request anchors (a manifest id, a publisher id); nothing stored.
         case refused
+        /// A fetch's output was refused before anything was written (a link on the way, an existing file without
+        /// `--force`), or could not be created or moved into place.
+        case output
+        /// A release fetch stopped with a file no peer asked could provide; nothing was written to the folder.
+        case incomplete
     }
 
     public let code: Code

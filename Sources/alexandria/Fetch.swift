@@ -135,32 +135,55 @@ struct Fetch: AsyncParsableCommand {
         if try !registry.catalog.equivocations(publisher: manifest.publisher).isEmpty {
             Output.warning("an overwrite attempt by this publisher was seen; `alexandria audit \(ref)` shows it")
         }
-        // Bring every missing file into the store from peers first, each checked against the manifest's root. The
-        // scratch copies go away, so their chunks must land in the packs.
-        fetcher.copyIntoStore = true
-        for file in manifest.files where try registry.store.recipe(of: file.sha256) == nil {
-            let scratch = output + ".alexandria-fetch-\(file.sha256.hex.prefix(16))"
-            _ = try await fetcher.fetch(file.sha256, to: scratch, peers: peers, expectedRoot: file.merkleRoot)
-            unlink(scratch)
+        // All or nothing into the folder, each byte written once (see ReleaseFetch).
+        let bar = FetchProgress(label: manifest.release.local)
+        let fetchRelease = { (peers: [PeerAddress]) in
+            try await ReleaseFetch(fetcher: fetcher).fetch(
+                manifest, id: resolved.manifest.id, into: output, peers: peers, force: force
+            ) { done, total in
+                bar.update(bytes: done, of: total)
+            }
         }
-        let (files, bytes) = try registry.materialize(release: resolved.manifest, to: output)
+        let report: ReleaseFetch.FolderReport
+        do {
+            report = try await fetchRelease(peers)
+        } catch let error as PeerError where error.code == .incomplete && peer.isEmpty {
+            // A node that has just joined knows the release before it knows who holds it: wait for its holders.
+            bar.finish()
+            let more = try await LocalNode.waitForHolders(
+                of: resolved.manifest.id, home: home, catalog: registry.catalog, tried: peers,
+                why: "no peer asked so far (\(peers.count)) holds all of \(manifest.release.local)")
+            if more.isEmpty { throw error }
+            report = try await fetchRelease(more + peers)
+        }
+        bar.finish()
         if json {
             struct Report: Encodable {
                 let release: String
                 let manifestID: String
                 let output: String
                 let files: Int
+                /// Bytes written into the folder, each once; files already there with the right content are kept.
                 let bytes: UInt64
+                let filesKept: Int
+                let bytesDownloaded: UInt64
+                let bytesFromLocalStore: UInt64
+                let peers: [String: UInt64]
                 let notes: [String]
             }
             return try Output.json(
                 Report(
                     release: "\(manifest.release)", manifestID: "\(resolved.manifest.id)", output: output,
-                    files: files, bytes: UInt64(bytes), notes: resolved.notes))
+                    files: report.files, bytes: report.bytesWritten, filesKept: report.filesKept,
+                    bytesDownloaded: report.bytesDownloaded, bytesFromLocalStore: report.bytesFromLocalStore,
+                    peers: report.peers, notes: resolved.notes))
         }
         Output.line(
-            "materialised \(manifest.release) (\(resolved.manifest.id)) into \(output): \(files) files, \(bytes) bytes written"
-        )
+            "fetched \(manifest.release) (\(resolved.manifest.id)) into \(report.directory): \(report.files) files, "
+                + "\(report.bytesWritten) bytes written once (\(report.bytesDownloaded) from \(report.peers.count) "
+                + "peer(s), \(report.bytesFromLocalStore) from the local store)"
+                + (report.filesKept > 0 ? ", \(report.filesKept) already there and kept" : ""))
+        for (p, why) in report.droppedPeers { Output.warning("dropped peer \(p): \(why)") }
     }
 }
 
@@ -271,6 +294,14 @@ final class FetchProgress: @unchecked Sendable {
         defer { lock.unlock() }
         if bar == nil { bar = ProgressBar(label: label, total: UInt64(max(total, 1)), minimumTotal: 0) }
         bar?.update(UInt64(done), bytes: bytes)
+    }
+
+    /// For a release: `done` bytes of `total` written into the folder.
+    func update(bytes done: UInt64, of total: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        if bar == nil { bar = ProgressBar(label: label, total: max(total, 1), minimumTotal: 0) }
+        bar?.update(done)
     }
 
     func finish() {

@@ -312,7 +312,9 @@ struct Status: ParsableCommand {
                         + LocalNode.describe(state))
                 Output.line(
                     "mirror   mode \(m["mode"] ?? "?"), holds \(m["releasesHeld"] ?? "?") of \(m["releasesKnown"] ?? "?") "
-                        + "releases (\(ByteSize.format(UInt64(m["used"] ?? "") ?? 0)) of a \(ByteSize.format(UInt64(m["budget"] ?? "") ?? 0)) budget)"
+                        + "releases (\(ByteSize.format(UInt64(m["used"] ?? "") ?? 0)) stored of a "
+                        + "\(ByteSize.format(UInt64(m["budget"] ?? "") ?? 0)) budget; "
+                        + "\(ByteSize.format(UInt64(m["usedLogical"] ?? "") ?? 0)) of content)"
                 )
                 Output.line("peers    \(state.peers.count) connected, \(state.knownPeers) known (`alexandria peers`)")
                 for p in state.peers.prefix(8) {

@@ -45,12 +45,31 @@ enum LocalNode {
     {
         let now = peers(for: address, home: home, catalog: catalog)
         guard now.isEmpty, let state = state(home), isRunning(state) else { return now }
-        Output.line("\(why); waiting up to \(Int(peerWaitSeconds)) s for the running node to connect to a peer")
+        // On stderr: it is progress, and stdout may carry --json.
+        Output.errorRaw("\(why); waiting up to \(Int(peerWaitSeconds)) s for the running node to connect to a peer")
         let deadline = Date().addingTimeInterval(peerWaitSeconds)
         while Date() < deadline {
             try await Task.sleep(nanoseconds: 500_000_000)
             let peers = peers(for: address, home: home, catalog: catalog)
             if !peers.isEmpty { return peers }
+        }
+        return []
+    }
+
+    /// After the peers in `tried` could not provide `manifest` while a node runs on this home (it has just joined:
+    /// it knows the release, not yet who holds it), waits up to `peerWaitSeconds` for peers it has not tried, holders
+    /// first, as availability gossip and peer exchange reach the node, saying so. Empty if none came.
+    static func waitForHolders(
+        of manifest: ContentHash, home: Home, catalog: Catalog, tried: [PeerAddress], why: String
+    ) async throws -> [PeerAddress] {
+        guard let state = state(home), isRunning(state) else { return [] }
+        Output.errorRaw(
+            "\(why); waiting up to \(Int(peerWaitSeconds)) s for the running node to learn who holds it")
+        let deadline = Date().addingTimeInterval(peerWaitSeconds)
+        while Date() < deadline {
+            try await Task.sleep(nanoseconds: 500_000_000)
+            let fresh = peers(for: manifest, home: home, catalog: catalog).filter { !tried.contains($0) }
+            if !fresh.isEmpty { return fresh }
         }
         return []
     }
