@@ -11,9 +11,14 @@ import Synchronization
 /// opened before the removal (POSIX unlink semantics); a reader that finds the file gone looks the chunk up again.
 final class PackFiles: Sendable {
     let directory: String
+    /// Where sealed packs that left the local disk are read from; nil for a store that is local only.
+    let remote: (any RemotePacks)?
     private let readers = Mutex<[Int: Int32]>([:])
 
-    init(directory: String) { self.directory = directory }
+    init(directory: String, remote: (any RemotePacks)? = nil) {
+        self.directory = directory
+        self.remote = remote
+    }
 
     deinit {
         readers.withLock { fds in
