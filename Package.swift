@@ -205,6 +205,8 @@ let package = Package(
             name: "AlexandriaCLITests",
             dependencies: [
                 "AlexandriaCore", "alexandria", "AlexandriaCatalog", "AlexandriaGossip", "AlexandriaWire",
+                "AlexandriaObjectStore",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

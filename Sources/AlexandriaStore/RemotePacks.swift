@@ -89,10 +89,21 @@ extension ContentStore {
         return try POSIX.pread(try packs.readDescriptor(pack), buffer, at: offset, path: path)
     }
 
-    /// Seals every unsealed pack that holds records, so it can be uploaded. New records go to a new pack.
+    /// Seals every unsealed pack that holds records, so it can be uploaded, and lists an empty pack for the next
+    /// records. That row matters for a killed write: records it leaves are then past a known pack's committed size
+    /// (an unfinished write the next writer indexes), not in a pack the index has never heard of (which `verify`
+    /// must treat as an index that lost packs).
     public func sealOpenPacks() throws(StoreError) {
         try asWriter { (db) throws(StoreError) in
-            try db.execute("UPDATE packs SET sealed = 1 WHERE sealed = 0 AND committed_size > 0")
+            try db.transaction { () throws(StoreError) in
+                try db.execute("UPDATE packs SET sealed = 1 WHERE sealed = 0 AND committed_size > 0")
+                try db.execute(
+                    """
+                    INSERT INTO packs (id, committed_size, live_bytes, sealed)
+                    SELECT top + 1, 0, 0, 0 FROM (SELECT coalesce(max(id), 0) AS top FROM packs)
+                    WHERE NOT EXISTS (SELECT 1 FROM packs WHERE sealed = 0)
+                    """)
+            }
         }
     }
 

@@ -47,6 +47,8 @@ struct Add: ParsableCommand {
         let home = options.resolved
         try ObjectStorage.checkWriter(home)
         let store = try home.openStore()
+        // On an s3 home every add starts in a pack the index lists (see `sealOpenPacks`).
+        if try home.objectStore() != nil { try store.sealOpenPacks() }
         var rows: [Row] = []
         var failures: [Failure] = []
         for path in paths {
