@@ -74,7 +74,12 @@ public final class S3PackStore: Sendable {
         var moved = 0
         for pending in try store.pendingUploads() {
             try await lease?.requireHeld()
-            let object = try await objects.upload(file: pending.path)
+            let object: PackObject
+            do { object = try await objects.upload(file: pending.path) } catch {
+                // Another process of this home (the node, or a command) moved it meanwhile: done, not a failure.
+                if try !store.pendingUploads().contains(pending) { continue }
+                throw error
+            }
             guard object.size == UInt64(pending.size) else {
                 throw ObjectStoreError(.integrity, "pack \(pending.path) changed while it was uploaded")
             }
