@@ -31,7 +31,21 @@ enum ObjectStorage {
             }
             try await lease.acquire()
             do {
-                let result = try await body(lease)
+                // Renewed while the work runs (an upload of a large pack outlasts the lease's safe window).
+                let result = try await withThrowingTaskGroup(of: T?.self) { group in
+                    group.addTask {
+                        try await lease.keepRenewing()
+                        return nil
+                    }
+                    group.addTask { try await body(lease) }
+                    while let next = try await group.next() {
+                        if let next {
+                            group.cancelAll()
+                            return next
+                        }
+                    }
+                    throw CancellationError()
+                }
                 try? await lease.release()
                 return result
             } catch {
