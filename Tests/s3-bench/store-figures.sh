@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Figures for `[store] backend = "s3"` (Protocol/store-s3.md): a SIZE_MIB file (default 2048) through the real
 # `alexandria` binary against the engine in S3_ENDPOINT, each beside `aws s3 cp` of the same bytes in the same run:
-#   upload:   `alexandria add` to an s3 home (ingest + upload of the sealed packs) vs `aws s3 cp` up;
+#   upload:   `alexandria add` to an s3 home (ingest + upload of the sealed packs) vs `aws s3 cp` up, and the
+#             same add to a local home (ingest alone);
 #   download: `alexandria fetch` from a node serving out of the bucket vs `aws s3 cp` down;
 #   rebuild:  `verify --repair` with the local index deleted (the bucket alone);
 #   memory:   peak RSS of the add (GNU time).
@@ -36,6 +37,12 @@ echo "upload   aws s3 cp:        $(rate "$t0" "$t1" "$size")"
 t0=$(now); aws s3 cp --only-show-errors "s3://$bucket/baseline.bin" "$work/baseline.down"; t1=$(now)
 echo "download aws s3 cp:        $(rate "$t0" "$t1" "$size")"
 rm -f "$work/baseline.down"; aws s3 rm --only-show-errors "s3://$bucket/baseline.bin"
+
+# The same add to a local home: what ingest alone costs (the s3 add is this plus the upload).
+"$bin" init --home "$work/local" >/dev/null
+t0=$(now); "$bin" add --home "$work/local" "$work/file.bin" >/dev/null; t1=$(now)
+echo "ingest   alexandria add, local home: $(rate "$t0" "$t1" "$size")"
+rm -rf "$work/local"
 
 home=$work/home
 "$bin" init --home "$home" >/dev/null
