@@ -137,8 +137,8 @@ extension ContentStore {
             try db.statement("INSERT OR REPLACE INTO remote_packs (id, object, size) VALUES (?, ?, ?)")
                 .bind(.int(pending.pack), .blob(object.bytes), .int(pending.size)).run()
         }
-        packs.forget(pending.pack)
         unlink(pending.path)
+        packs.retire(pending.pack)
     }
 
     /// Every pack object the index names (for GC's sweep of objects nothing names).
