@@ -140,6 +140,13 @@ struct S3StoreTests {
         #expect(cat.stdout.count < 56 + 1000, "bytes of the damaged chunk reached stdout")
         let verify = try cli.run("verify")
         #expect(verify.status != 0)
+        // A rebuild from the bucket still reads the damaged object, and leaves out only the damaged chunk.
+        for name in try FileManager.default.contentsOfDirectory(atPath: cli.home + "/store") where name != "packs" {
+            try FileManager.default.removeItem(atPath: cli.home + "/store/" + name)
+        }
+        let repaired = try cli.run("verify", "--repair")
+        #expect(repaired.text.contains("1 damaged chunk record(s) left out"), "\(repaired.text) \(repaired.stderr)")
+        #expect(try cli.run("cat", address).status != 0)
         // The chunk is flagged and reads as missing from then on; a re-add replaces it with a good copy.
         #expect(try cli.run("add", try cli.write(data, to: "again.bin")).status == 0)
         #expect(try cli.run("cat", address).stdout == Data(data))
