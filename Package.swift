@@ -50,6 +50,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The store's packs in a bucket: AlexandriaStore's `RemotePacks` over AlexandriaObjectStore, upload of sealed
+        // packs, GC of the bucket, rebuild of the index from the bucket (Protocol/store-s3.md).
+        .target(
+            name: "AlexandriaStoreS3",
+            dependencies: [
+                "AlexandriaCore", "AlexandriaStore", "AlexandriaObjectStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // Holds the write lease on a bucket prefix until killed (tests kill -9 it), or shows who holds it.
         .executableTarget(
             name: "alexandria-s3-lease",
@@ -108,7 +118,7 @@ let package = Package(
         .target(
             name: "AlexandriaHome",
             dependencies: [
-                "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog",
+                "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaStoreS3",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -125,6 +135,8 @@ let package = Package(
                 "AlexandriaPeer",
                 "AlexandriaWire",
                 "AlexandriaGateway",
+                "AlexandriaStoreS3",
+                "AlexandriaObjectStore",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -193,6 +205,8 @@ let package = Package(
             name: "AlexandriaCLITests",
             dependencies: [
                 "AlexandriaCore", "alexandria", "AlexandriaCatalog", "AlexandriaGossip", "AlexandriaWire",
+                "AlexandriaObjectStore",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

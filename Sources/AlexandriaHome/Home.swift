@@ -159,6 +159,7 @@ public struct Home: Sendable {
         }
         var options = try config().storeOptions
         options.catchUpAtOpen = catchingUp
+        options.remotePacks = try objectStore()?.remotePacks
         return try ContentStore(directory: storePath, options: options)
     }
 

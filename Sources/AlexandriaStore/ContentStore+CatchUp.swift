@@ -125,8 +125,9 @@ extension ContentStore {
         while try rows.step() { indexed[rows.int(0)] = (rows.int(1), rows.int(2) != 0) }
         let onDisk = packs.listOnDisk()
         let present = Set(onDisk)
+        let remote = remotePacks(db)
         for (pack, row) in indexed.sorted(by: { $0.key < $1.key }) {
-            if !present.contains(pack) {
+            if !present.contains(pack) && remote[pack] == nil {
                 if row.size > 0 {
                     plan.drift.damagedPacks.append(
                         "pack \(packs.path(pack)) is missing; the index says it holds \(row.size) bytes")

@@ -23,11 +23,27 @@ extension ContentStore {
     /// Every chunk record is decoded and hashed (a damaged one is left out); for each address the recipe or removal
     /// record with the highest sequence number decides whether the file exists. The new index is written beside the
     /// old one and renamed over it only when complete, so an interrupted rebuild changes nothing.
-    public static func rebuildIndex(directory: String) throws(StoreError) -> RebuildReport {
+    ///
+    /// With `remote`, the pack objects named in `objects` are indexed as well (the bucket alone is enough): each is
+    /// downloaded to a scratch file, checked against its name, scanned like a local pack and removed again, and the
+    /// new index records it as remote under a pack id after the local ones.
+    public static func rebuildIndex(
+        directory: String, remote: (any RemotePacks)? = nil, objects: [ContentHash] = []
+    ) throws(StoreError) -> RebuildReport {
         let lock = try FileLock(path: directory + "/write.lock")
         try lock.lock(timeoutSeconds: 30)
         defer { lock.unlock() }
         let packs = PackFiles(directory: directory + "/packs")
+        var entries: [(pack: Int, object: ContentHash?)] = packs.listOnDisk().map { ($0, nil) }
+        var nextPack = (entries.last?.pack ?? 0) + 1
+        if remote != nil {
+            for object in Set(objects).sorted(by: { $0.hex < $1.hex }) {
+                entries.append((nextPack, object))
+                nextPack += 1
+            }
+        }
+        let scratch = directory + "/packs/rebuild-download.tmp"
+        var remoteRows: [(Int, ContentHash, Int)] = []
         let fresh = directory + "/index.sqlite.rebuild"
         for suffix in ["", "-wal", "-shm"] { unlink(fresh + suffix) }
         var report = RebuildReport()
@@ -46,11 +62,20 @@ extension ContentStore {
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: Limits.maxChunkBytes, alignment: 64)
         defer { raw.deallocate() }
 
-        for pack in packs.listOnDisk() {
+        for (pack, object) in entries {
             report.packsScanned += 1
-            let path = packs.path(pack)
+            var path = packs.path(pack)
+            if let object, let remote {
+                path = scratch
+                do { try remote.download(object: object, to: scratch) } catch {
+                    throw StoreError(.io, "cannot download pack object \(object.hex) for the rebuild: \(error)")
+                }
+            }
             let fd = try POSIX.open(path, O_RDONLY)
-            defer { close(fd) }
+            defer {
+                close(fd)
+                if object != nil { unlink(scratch) }
+            }
             let size = try POSIX.fileSize(fd, path: path)
             var offset = 0
             var lastGoodEnd = 0
@@ -106,11 +131,13 @@ extension ContentStore {
             // damaged tail, and the damaged bytes are kept (never cut) for a later look.
             _ = lastGoodEnd
             packSizes.append((pack, size))
+            if let object { remoteRows.append((pack, object, size)) }
         }
 
         let db = try SQLiteConnection(path: fresh, readOnly: false, busyTimeoutMilliseconds: 10_000)
         try db.execute("PRAGMA journal_mode=WAL")
         try migrate(db)
+        try db.execute(remoteSchema)
         var nextSequence: UInt64 = 1
         try db.transaction { () throws(StoreError) in
             var refs: [ContentHash: Int] = [:]
@@ -169,6 +196,12 @@ extension ContentStore {
                 packRow.reset()
                 packRow.bind(.int(pack), .int(size), .int(live[pack] ?? 0))
                 try packRow.run()
+            }
+            let remoteRow = try db.statement("INSERT INTO remote_packs (id, object, size) VALUES (?, ?, ?)")
+            for (pack, object, size) in remoteRows {
+                remoteRow.reset()
+                remoteRow.bind(.int(pack), .blob(object.bytes), .int(size))
+                try remoteRow.run()
             }
             try db.statement("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_sequence', ?)")
                 .bind(.text(String(nextSequence))).run()

@@ -33,6 +33,8 @@ public struct StoreOptions: Sendable {
     /// Whether opening the store brings the index up to what the packs hold when no writer is busy
     /// (`catchUpWithPacks`). `verify` turns it off to report the drift it finds rather than mend it silently.
     public var catchUpAtOpen = true
+    /// Where sealed packs moved off the local disk are read from (`RemotePacks`); nil keeps the store local only.
+    public var remotePacks: (any RemotePacks)?
 
     public init() {}
 }
@@ -73,7 +75,7 @@ public final class ContentStore: Sendable {
         self.directory = directory
         self.options = options
         self.indexPath = directory + "/index.sqlite"
-        self.packs = PackFiles(directory: directory + "/packs")
+        self.packs = PackFiles(directory: directory + "/packs", remote: options.remotePacks)
         // A missing index with packs beside it is a lost index, not a missing store: it is made again, empty, and
         // the catch-up below (or `verify --repair`) indexes what the packs hold.
         if !creating && !POSIX.exists(indexPath) && !POSIX.exists(directory + "/packs") {
@@ -85,6 +87,7 @@ public final class ContentStore: Sendable {
         try connection.execute("PRAGMA journal_mode=WAL")
         try connection.execute(options.durability == .fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
         try Self.migrate(connection)
+        try connection.execute(Self.remoteSchema)
         writerConnection = Mutex(connection)
         if options.catchUpAtOpen && !creating { try catchUpIfIdle() }
     }
@@ -385,9 +388,8 @@ public final class ContentStore: Sendable {
         let recordSize = PackRecordHeader.size + location.storedLength
         let path = packs.path(location.pack)
         context.ensureCapacity(recordSize)
-        let fd = try packs.readDescriptor(location.pack)
         let record = UnsafeMutableRawBufferPointer(rebasing: context.record[0..<recordSize])
-        let n = try POSIX.pread(fd, record, at: location.offset, path: path)
+        let n = try readPackBytes(pack: location.pack, at: location.offset, into: record)
         func corrupt(_ why: String) -> StoreError { Self.corrupt(location, path: path, why) }
         guard n == recordSize else { throw corrupt("the pack ends \(recordSize - n) bytes early") }
         guard let header = PackRecordHeader(parsing: UnsafeRawBufferPointer(record)) else {

@@ -3,6 +3,7 @@ import AlexandriaCore
 import AlexandriaHome
 import AlexandriaPeer
 import AlexandriaStore
+import AlexandriaStoreS3
 import ArgumentParser
 
 struct Verify: ParsableCommand {
@@ -45,7 +46,18 @@ struct Verify: ParsableCommand {
             }
             // An index SQLite can read and whose packs are all there only lacks records: index them again from the
             // packs and keep what only the index knows (fetched files held by reference). Anything worse: rebuild.
-            if let store = try? home.openStore(catchingUp: false), (try? store.indexProblems())?.isEmpty == true,
+            if let s3 = try home.objectStore() {
+                // The bucket is the truth for sealed packs: rebuild from it and the local packs, every time.
+                try ObjectStorage.checkWriter(home)
+                let rebuilt = try s3.rebuild(directory: home.storePath)
+                if !json {
+                    Output.line(
+                        "rebuilt the index from \(rebuilt.packsScanned) pack(s) (local and in bucket "
+                            + "\(s3.settings.bucket)): \(rebuilt.files) file(s), \(rebuilt.chunks) chunk(s); "
+                            + "\(rebuilt.damagedChunks) damaged chunk record(s) left out")
+                }
+            } else if let store = try? home.openStore(catchingUp: false),
+                (try? store.indexProblems())?.isEmpty == true,
                 let drift = try? store.packDrift(), drift.damagedPacks.isEmpty
             {
                 let done = try store.catchUpWithPacks()
@@ -172,8 +184,18 @@ struct GC: ParsableCommand {
     }
 
     func run() throws {
-        let store = try options.resolved.openStore()
+        let home = options.resolved
+        try ObjectStorage.checkWriter(home)
+        let store = try home.openStore()
         let r = try store.collectGarbage(compress: !noCompress)
+        var bucket: S3PackStore.Collected?
+        if let s3 = try home.objectStore() {
+            // The packs GC wrote go up, then uploads a crash left half done and objects no row names go away.
+            bucket = try ObjectStorage.asWriter(home, s3) { lease in
+                try await s3.offload(store, sealOpen: true, lease: lease)
+                return try await s3.collect(store, lease: lease)
+            }
+        }
         if json {
             try Output.json(
                 Report(
@@ -185,6 +207,11 @@ struct GC: ParsableCommand {
                 "removed \(r.chunksRemoved) unreferenced chunk(s); rewrote \(r.packsRewritten) pack(s), "
                     + "compressed \(r.chunksCompressed) chunk(s); \(ByteSize.format(r.bytesBefore)) -> "
                     + "\(ByteSize.format(r.bytesAfter))")
+            if let bucket {
+                Output.line(
+                    "bucket: aborted \(bucket.abortedUploads) stale upload(s), deleted \(bucket.deletedObjects) "
+                        + "pack object(s) no index row names")
+            }
         }
     }
 }
@@ -207,10 +234,14 @@ struct Remove: ParsableCommand {
 
     func run() throws {
         let hash = ContentHash(userInput: address)!
-        let store = try options.resolved.openStore()
+        let home = options.resolved
+        try ObjectStorage.checkWriter(home)
+        let store = try home.openStore()
         guard try store.remove(hash) else {
             throw StoreError(.unknownAddress, "this store has no file \(hash)")
         }
+        // The removal record goes to the bucket too, so a rebuild from it does not bring the file back.
+        try ObjectStorage.afterWrite(home, store)
         Output.line("removed \(hash)")
     }
 }

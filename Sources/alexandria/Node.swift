@@ -101,6 +101,14 @@ struct Node: AsyncParsableCommand {
                 server.uploadBytesPerSecond = Double(bytes)
             }
             var services: [any Service] = [server, MirrorService(mirror: mirror)]
+            if let s3 = try home.objectStore() {
+                // One writer per prefix: refuse to start while another node's lease is live.
+                let lease = s3.lease(holder: try ObjectStorage.holder(home))
+                try await s3.checkAccess()
+                try await lease.acquire()
+                services.append(
+                    ObjectStorageService(s3: s3, store: store, lease: lease, logger: Logger(label: "alexandria.s3")))
+            }
             if let gateway = try gateway(
                 config: config, store: store, catalog: catalog, identity: identity, gossip: gossip, policy: policy,
                 scratch: home.path)
