@@ -148,11 +148,14 @@ public struct PublisherKeys: Sendable {
 
 extension Home {
     public var catalogPath: String { path + "/catalog.sqlite" }
+    /// What the home remembers about its catalog outside it (`CatalogMark`).
+    public var catalogMarkPath: String { path + "/catalog.mark" }
 
     /// Opens the catalog with the trust policy from the config and this node's key as its own witness key.
     public func openCatalog() throws -> Catalog {
         let witness = (try? nodeKey()).map { Array($0.publicKey.rawRepresentation) }
-        return try Catalog(path: catalogPath, trust: config().trust, witnessKey: witness)
+        return try Catalog(
+            path: catalogPath, trust: config().trust, witnessKey: witness, markPath: catalogMarkPath)
     }
     public var publisherKeys: PublisherKeys { PublisherKeys(home: self) }
 }

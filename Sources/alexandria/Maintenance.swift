@@ -63,6 +63,7 @@ struct Verify: ParsableCommand {
                 }
             }
         }
+        if repair, let done = try Self.repairCatalog(home), !json { Output.line(done) }
         let store = try home.openStore(catchingUp: false)
         // A fetch killed between renaming its output and recording it left links to the partial: not damage.
         try Fetcher.recoverInterruptedFetches(store)
@@ -105,26 +106,73 @@ struct Verify: ParsableCommand {
     /// The rest of the home a node needs: the catalog and the node key, each with what to do when it is damaged.
     static func homeProblems(_ home: Home) -> [String] {
         var out: [String] = []
-        let catalogProblem: String?
-        if access(home.catalogPath, F_OK) != 0 {
-            catalogProblem = nil
-        } else {
-            do {
-                let lines = try Catalog(path: home.catalogPath).integrityProblems()
-                catalogProblem = lines.isEmpty ? nil : lines.prefix(3).joined(separator: "; ")
-            } catch { catalogProblem = "\(error)" }
-        }
-        if let catalogProblem {
-            out.append(
-                "the catalog \(home.catalogPath) is damaged (\(catalogProblem)): move it aside and restore it from a "
-                    + "backup, or start afresh and let `alexandria node run` learn the catalog again from peers")
-        }
+        if let problem = catalogProblem(home) { out.append(problem) }
         do { _ = try home.nodeKey() } catch {
             out.append(
                 "the node key \(home.nodeKeyPath) is unreadable (\(error)): restore it from a backup, or remove it and "
                     + "run `alexandria init` to give this node a new identity")
         }
         return out
+    }
+
+    /// What is wrong with the home's catalog, with the command that fixes it; nil for a sound catalog (or none yet).
+    /// A catalog is damaged when SQLite's integrity check fails, when a stored fact no longer verifies, or when it
+    /// is not the catalog the home committed (`CatalogMark`: missing, empty, another one, older).
+    static func catalogProblem(_ home: Home) -> String? {
+        if let problem = CatalogMark.problem(catalogPath: home.catalogPath, markPath: home.catalogMarkPath) {
+            return problem
+        }
+        guard access(home.catalogPath, F_OK) == 0 else { return nil }
+        let found: String?
+        do {
+            let catalog = try Catalog(path: home.catalogPath)
+            let lines = try catalog.integrityProblems()
+            if !lines.isEmpty {
+                found = lines.prefix(3).joined(separator: "; ")
+            } else {
+                let facts = try catalog.contentProblems()
+                found = facts.isEmpty ? nil : facts.prefix(3).joined(separator: "; ")
+            }
+        } catch { found = "\(error)" }
+        guard let found else { return nil }
+        return "the catalog \(home.catalogPath) is damaged (\(found)); " + CatalogMark.fixAdvice(home.catalogPath)
+    }
+
+    /// `verify --repair` for the catalog: a damaged one is moved aside (never deleted: its facts may still be read
+    /// from it by hand) and a new, empty catalog takes its place. Every publisher key of this home is marked unsynced,
+    /// so `publish` waits for `alexandria sync` to bring its log back from peers instead of starting it over (a fork).
+    /// A damaged mark alone, on a sound catalog, is written again.
+    static func repairCatalog(_ home: Home) throws -> String? {
+        guard let problem = catalogProblem(home) else { return nil }
+        if (try? CatalogMark.read(home.catalogMarkPath)) == nil, access(home.catalogPath, F_OK) == 0,
+            (try? Catalog(path: home.catalogPath).integrityProblems())?.isEmpty == true,
+            (try? Catalog(path: home.catalogPath).contentProblems())?.isEmpty == true
+        {
+            unlink(home.catalogMarkPath)
+            _ = try home.openCatalog()
+            return "wrote the catalog mark again from the catalog"
+        }
+        let aside = home.catalogPath + ".damaged-\(time(nil))"
+        let existed = access(home.catalogPath, F_OK) == 0
+        for suffix in ["", "-wal", "-shm"] where access(home.catalogPath + suffix, F_OK) == 0 {
+            guard rename(home.catalogPath + suffix, aside + suffix) == 0 else {
+                throw HomeError("cannot move \(home.catalogPath + suffix) aside: \(String(cString: strerror(errno)))")
+            }
+        }
+        unlink(home.catalogMarkPath)
+        _ = try home.openCatalog()
+        let keys = home.publisherKeys
+        var unsynced: [String] = []
+        for key in try keys.list() where !key.retired {
+            try keys.markUnsynced(key.name)
+            unsynced.append(key.name)
+        }
+        return (existed ? "moved the damaged catalog aside to \(aside) and started a new one" : "started a new catalog")
+            + " (\(problem.prefix(120))…); "
+            + "run `alexandria node run` to learn it again from peers"
+            + (unsynced.isEmpty
+                ? ""
+                : ", then `alexandria sync` before publishing with \(unsynced.joined(separator: ", "))")
     }
 
     /// The command that fixes what the report found, for the last line.
