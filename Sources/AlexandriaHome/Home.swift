@@ -128,23 +128,71 @@ public struct Home: Sendable {
         return name.map { "uid \(uid) (\($0))" } ?? "uid \(uid)"
     }
 
-    /// Reads and checks `config.toml`; a missing file means the defaults.
+    /// Reads and checks `config.toml`; a missing file means the defaults. An error names the file, the line, and
+    /// the two ways out: fix that line, or `alexandria init --reset-config`.
     public func config() throws -> HomeConfig {
-        guard let bytes = try Self.readFile(configPath, limit: TOMLDocument.maxBytes) else { return HomeConfig() }
+        let bytes: [UInt8]?
+        do {
+            bytes = try Self.readFile(configPath, limit: TOMLDocument.maxBytes)
+        } catch let error as HomeError {
+            throw HomeError(error.message + "; " + resetConfigAdvice)
+        }
+        guard let bytes else { return HomeConfig() }
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw HomeError("\(configPath) is not UTF-8 text")
+            throw HomeError(
+                "\(configPath), line \(Self.firstNonUTF8Line(bytes)): not UTF-8 text (a damaged byte?); "
+                    + resetConfigAdvice)
         }
         let toml: TOMLDocument
         do {
             toml = try TOMLDocument(parsing: text)
         } catch {
-            throw HomeError("\(configPath), \(error)")
+            // toml++ starts its messages with "Error while parsing"; one "error:" prefix is enough.
+            let message = "\(error)".replacingOccurrences(of: "Error while parsing ", with: "cannot parse the ")
+            throw HomeError("\(configPath), \(message); " + resetConfigAdvice)
         }
         do {
             return try HomeConfig(toml: toml)
         } catch let error as HomeError {
-            throw HomeError("\(configPath), \(HomeConfig.locate(error.message, in: toml))")
+            throw HomeError("\(configPath), \(HomeConfig.locate(error.message, in: toml)); " + resetConfigAdvice)
         }
+    }
+
+    var resetConfigAdvice: String {
+        "fix that line, or run `alexandria init --reset-config --home \(path)` to save this file aside and write the "
+            + "default config (nothing else in the home changes)"
+    }
+
+    /// The 1-based line of the first byte sequence that is not UTF-8.
+    static func firstNonUTF8Line(_ bytes: [UInt8]) -> Int {
+        var line = 1
+        for piece in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if String(validating: piece, as: UTF8.self) == nil { return line }
+            line += 1
+        }
+        return line
+    }
+
+    /// Saves `config.toml` aside as `config.toml.broken-<unix time>` (if there is one) and writes the default config
+    /// in its place. Touches nothing else. Returns where the old file went, nil if there was none.
+    @discardableResult
+    public func resetConfig() throws -> String? {
+        guard access(path, F_OK) == 0 else {
+            throw HomeError("no Alexandria home at \(path); run `alexandria init` (or pass --home)")
+        }
+        var aside: String?
+        if access(configPath, F_OK) == 0 {
+            var candidate = configPath + ".broken-\(time(nil))"
+            var n = 1
+            while access(candidate, F_OK) == 0 {
+                candidate = configPath + ".broken-\(time(nil))-\(n)"
+                n += 1
+            }
+            guard rename(configPath, candidate) == 0 else { throw HomeError(posix: "cannot move aside", configPath) }
+            aside = candidate
+        }
+        try Self.writeFileAtomically(configPath, Array(HomeConfig.defaultText.utf8), mode: 0o644)
+        return aside
     }
 
     /// Opens the store with the settings from the config.

@@ -17,7 +17,16 @@ public final class NodeLock: Sendable {
         }
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw HomeError("cannot open \(path): \(String(cString: strerror(errno)))")
+            let reason = errno
+            var st = stat()
+            if (reason == EACCES || reason == EPERM) && stat(path, &st) == 0 && st.st_uid != geteuid() {
+                throw HomeError(
+                    "cannot open \(path): \(String(cString: strerror(reason))); it belongs to "
+                        + "\(Home.userName(st.st_uid)), not to \(Home.userName(geteuid())) who runs this: run "
+                        + "alexandria as the home's owner (sudo -u \(Home.userName(st.st_uid, bare: true)) alexandria "
+                        + "…), or, if no daemon runs on this home, remove the stale file: rm \(path)")
+            }
+            throw HomeError(posix: "cannot open", path)
         }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             if errno == EINTR { continue }
