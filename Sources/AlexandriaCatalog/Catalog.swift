@@ -531,6 +531,8 @@ public struct CatalogError: Error, CustomStringConvertible, Sendable {
         case contested
         /// The catalog is not the one this home committed (missing, empty, another one, older): see `CatalogMark`.
         case damaged
+        /// Another process appended to the log while this one signed at its old end; nothing was stored.
+        case logMoved
     }
     public let code: Code
     public let message: String
