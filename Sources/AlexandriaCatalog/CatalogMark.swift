@@ -1,4 +1,5 @@
 import AlexandriaStore
+import Crypto
 import Foundation
 
 /// What a home remembers about its catalog outside it (`<home>/catalog.mark`), so that a catalog that was deleted,
@@ -6,13 +7,17 @@ import Foundation
 /// silently started afresh (an empty catalog would accept a conflicting first binding, and a publish would start the
 /// node's own publisher log over at index 0: a fork).
 ///
-/// The mark is three lines of text:
+/// The mark is four lines of text:
 ///
 /// ```
 /// alexandria-catalog-mark v1
 /// id <8 hex digits>       the catalog's identity: its `PRAGMA application_id`, random, set when it was created
 /// items <n>               the catalog's high-water mark: the largest item sequence number it ever assigned
+/// check <16 hex digits>   the first 8 bytes of SHA-256 of the three lines above (with their newlines)
 /// ```
+///
+/// The check makes a damaged mark read as damaged (and `verify --repair` write it again from a sound catalog) rather
+/// than as a catalog that changed identity or went back in time.
 ///
 /// Item sequence numbers (`items.seq`, AUTOINCREMENT) only grow: every fact the catalog stores (a publisher key, a
 /// log entry, a manifest, a checkpoint, a proof) records an item, and SQLite keeps the largest number ever handed out
@@ -36,13 +41,19 @@ public struct CatalogMark: Equatable, Sendable {
 
     /// The mark's text, byte for byte.
     public var text: String {
-        "\(Self.header)\nid \(String(format: "%08x", id))\nitems \(items)\n"
+        let body = "\(Self.header)\nid \(String(format: "%08x", id))\nitems \(items)\n"
+        return body + "check \(Self.check(body))\n"
     }
 
-    /// Parses a mark; nil if the text is not exactly one.
+    static func check(_ body: String) -> String {
+        SHA256.hash(data: Array(body.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Parses a mark; nil if the text is not exactly one (its check included).
     public init?(text: String) {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        guard lines.count == 4, lines[0] == Self.header, lines[3].isEmpty,
+        guard lines.count == 5, lines[0] == Self.header, lines[4].isEmpty,
+            lines[3] == "check " + Self.check(lines[0..<3].joined(separator: "\n") + "\n"),
             lines[1].hasPrefix("id "), lines[1].count == 11, let id = UInt32(lines[1].dropFirst(3), radix: 16),
             lines[2].hasPrefix("items "), let items = Int(lines[2].dropFirst(6)), items >= 0,
             String(items) == lines[2].dropFirst(6)

@@ -4,6 +4,7 @@ import AlexandriaHome
 import AlexandriaPeer
 import AlexandriaStore
 import ArgumentParser
+import Foundation
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,7 +47,8 @@ struct Verify: ParsableCommand {
             // An index SQLite can read and whose packs are all there only lacks records: index them again from the
             // packs and keep what only the index knows (fetched files held by reference). Anything worse: rebuild.
             if let store = try? home.openStore(catchingUp: false), (try? store.indexProblems())?.isEmpty == true,
-                let drift = try? store.packDrift(), drift.damagedPacks.isEmpty
+                (try? store.rowProblems())?.isEmpty == true, let drift = try? store.packDrift(),
+                drift.damagedPacks.isEmpty
             {
                 let done = try store.catchUpWithPacks()
                 if !json && !done.isCurrent {
@@ -59,7 +61,8 @@ struct Verify: ParsableCommand {
                 if !json {
                     Output.line(
                         "rebuilt the index from \(rebuilt.packsScanned) pack(s): \(rebuilt.files) file(s), "
-                            + "\(rebuilt.chunks) chunk(s); \(rebuilt.damagedChunks) damaged chunk record(s) left out")
+                            + "\(rebuilt.chunks) chunk(s), \(rebuilt.linkedChunks) linked chunk(s) kept; "
+                            + "\(rebuilt.damagedChunks) damaged chunk record(s) left out")
                 }
             }
         }
@@ -75,12 +78,20 @@ struct Verify: ParsableCommand {
         }
         bar?.finish()
         if let advice = drift.advice { report.indexProblems.append(advice) }
+        let rows = try store.rowProblems()
+        if !rows.isEmpty {
+            report.indexProblems.append(
+                rows.joined(separator: "; ")
+                    + ": the index is wrong, not the packs; run `alexandria verify --repair` to rebuild it from them")
+        }
         let storeNeedsRepair = !report.indexProblems.isEmpty
         report.indexProblems += Self.homeProblems(home)
         let unfinished =
             drift.unfinishedWrite
-            ? "the packs hold \(drift.chunkRecords) chunk record(s) and \(drift.tornBytes) torn byte(s) of a write "
-                + "that did not finish; the next write indexes the records and cuts the torn bytes (nothing is lost)"
+            ? "the packs hold \(drift.lostFiles.count) file(s), \(drift.lostRemovals) removal(s), "
+                + "\(drift.chunkRecords) chunk record(s) and \(drift.tornBytes) torn byte(s) of a write that did not "
+                + "finish (one commit at most); the next open indexes the records and cuts the torn bytes (nothing "
+                + "is lost)"
             : nil
         let fix = Self.advice(report, storeNeedsRepair: storeNeedsRepair)
         if json {
@@ -163,9 +174,12 @@ struct Verify: ParsableCommand {
         _ = try home.openCatalog()
         let keys = home.publisherKeys
         var unsynced: [String] = []
-        for key in try keys.list() where !key.retired {
-            try keys.markUnsynced(key.name)
-            unsynced.append(key.name)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: home.keysPath + "/publishers")) ?? []
+        for file in names.sorted() where file.hasSuffix(".pem") {
+            let name = String(file.dropLast(4))
+            if keys.isRetired(name) { continue }
+            try keys.markUnsynced(name)
+            unsynced.append(name)
         }
         return (existed ? "moved the damaged catalog aside to \(aside) and started a new one" : "started a new catalog")
             + " (\(problem.prefix(120))…); "
