@@ -118,6 +118,7 @@ struct Verify: ParsableCommand {
     static func homeProblems(_ home: Home) -> [String] {
         var out: [String] = []
         if let problem = catalogProblem(home) { out.append(problem) }
+        out += home.publisherKeys.problems()
         do { _ = try home.nodeKey() } catch {
             out.append(
                 "the node key \(home.nodeKeyPath) is unreadable (\(error)): restore it from a backup, or remove it and "
