@@ -31,6 +31,9 @@ public struct Home: Sendable {
     public var configPath: String { path + "/config.toml" }
     public var keysPath: String { path + "/keys" }
     public var nodeKeyPath: String { keysPath + "/node.key" }
+    /// The node key's public half, `ed25519:<64 hex>` and a newline, written beside it so that a damaged node key
+    /// (any 32 bytes are a valid key: a flipped byte silently makes another node) is seen by `verify`.
+    public var nodePublicKeyPath: String { keysPath + "/node.pub" }
     /// The peer table `node run` keeps (JSON), and the state file it rewrites every two seconds for `status`/`peers`.
     public var peerTablePath: String { path + "/peers.json" }
     public var nodeStatePath: String { path + "/node-state.json" }
@@ -70,7 +73,27 @@ public struct Home: Sendable {
         } else {
             try Self.makePrivate(nodeKeyPath, mode: 0o600)
         }
+        if access(nodePublicKeyPath, F_OK) != 0, let key = try? nodeKey() {
+            try Self.writeFileAtomically(nodePublicKeyPath, Array(Self.describe(key).utf8), mode: 0o644)
+        }
         return !existed
+    }
+
+    static func describe(_ key: Curve25519.Signing.PrivateKey) -> String {
+        "ed25519:" + key.publicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined() + "\n"
+    }
+
+    /// Why the node key is not the one `node.pub` records, with the fix; nil if it is (or there is no record).
+    public func nodeKeyMismatch() -> String? {
+        guard let recorded = (try? Self.readFile(nodePublicKeyPath, limit: 256)).flatMap({ $0 }),
+            let key = try? nodeKey()
+        else { return nil }
+        guard String(decoding: recorded, as: UTF8.self) == Self.describe(key) else {
+            return "the node key \(nodeKeyPath) is not the one recorded in \(nodePublicKeyPath) (one of them is "
+                + "damaged, or the key was replaced): restore node.key from a backup; if this node was given a new "
+                + "identity on purpose, remove node.pub and run `alexandria init` to record the new one"
+        }
+        return nil
     }
 
     /// Makes a path this user owns private (`mode`), refusing one owned by another user or shared with everyone.

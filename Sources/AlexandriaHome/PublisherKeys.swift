@@ -102,6 +102,11 @@ public struct PublisherKeys: Sendable {
     public func problems() -> [String] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
         var out: [String] = []
+        for file in names.sorted() where file.hasSuffix(".json") && !names.contains(file.dropLast(5) + ".pem") {
+            out.append(
+                "the publisher key \(directory)/\(file.dropLast(5)).pem is missing (its settings file is there): "
+                    + "restore it from a backup; without it this home cannot publish for that publisher")
+        }
         for file in names.sorted() where file.hasSuffix(".pem") {
             let name = String(file.dropLast(4))
             do { _ = try load(name) } catch {

@@ -119,6 +119,7 @@ struct Verify: ParsableCommand {
         var out: [String] = []
         if let problem = catalogProblem(home) { out.append(problem) }
         out += home.publisherKeys.problems()
+        if let mismatch = home.nodeKeyMismatch() { out.append(mismatch) }
         do { _ = try home.nodeKey() } catch {
             out.append(
                 "the node key \(home.nodeKeyPath) is unreadable (\(error)): restore it from a backup, or remove it and "

@@ -80,6 +80,26 @@ struct HomeDamageTests {
         #expect(verify.text.contains("verify --repair"))
     }
 
+    /// Any 32 bytes are a valid node key: a flipped byte would silently make this another node. `node.pub` records
+    /// the public half, so verify sees it; a damaged publisher key is reported too.
+    @Test func aDamagedNodeKeyOrPublisherKeyIsReported() throws {
+        let (cli, _) = try publishedHome()
+        defer { cli.cleanUp() }
+        #expect(FileManager.default.fileExists(atPath: cli.home + "/keys/node.pub"))
+        let key = cli.home + "/keys/node.key"
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: key)))
+        bytes[7] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: key))
+        let verify = try cli.run("verify")
+        #expect(verify.status == 1 && verify.text.contains("node.pub"), "\(verify.text)")
+        bytes[7] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: key))
+        #expect(try cli.run("verify").status == 0)
+        truncate(cli.home + "/keys/publishers/acme.pem", 100)
+        let publisher = try cli.run("verify")
+        #expect(publisher.status == 1 && publisher.text.contains("acme.pem"), "\(publisher.text)")
+    }
+
     @Test func aBrokenConfigNamesTheLineAndTheCommandThatResetsIt() throws {
         let cli = CLI()
         defer { cli.cleanUp() }
