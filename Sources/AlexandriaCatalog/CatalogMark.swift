@@ -23,7 +23,7 @@ import Foundation
 /// log entry, a manifest, a checkpoint, a proof) records an item, and SQLite keeps the largest number ever handed out
 /// in `sqlite_sequence` even when a row is later replaced. A catalog whose number is below the mark's lost commits.
 ///
-/// The mark is rewritten (atomically: temporary file, fsync, rename) when a process opens the catalog and when it
+/// The mark is rewritten (atomically: temporary file, rename) when a process opens the catalog and when it
 /// closes or checkpoints it, with the values the catalog has committed; it can lag behind the catalog (a process
 /// killed with -9 did not rewrite it), never lead it.
 public struct CatalogMark: Equatable, Sendable {
@@ -79,7 +79,8 @@ public struct CatalogMark: Equatable, Sendable {
         return mark
     }
 
-    /// Writes the mark atomically (temporary file, fsync, rename).
+    /// Writes the mark atomically (temporary file, rename). Not synced: a mark lost to a power cut lags, which is
+    /// safe; one left empty reads as damaged, and `verify --repair` writes it again from a sound catalog.
     public func write(_ path: String) throws {
         let url = URL(fileURLWithPath: path)
         do {
