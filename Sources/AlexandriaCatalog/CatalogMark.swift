@@ -2,6 +2,10 @@ import AlexandriaStore
 import Crypto
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What a home remembers about its catalog outside it (`<home>/catalog.mark`), so that a catalog that was deleted,
 /// emptied, truncated, replaced by another one or by an older copy of itself is seen as damage instead of being
 /// silently started afresh (an empty catalog would accept a conflicting first binding, and a publish would start the
@@ -82,11 +86,19 @@ public struct CatalogMark: Equatable, Sendable {
     /// Writes the mark atomically (temporary file, rename). Not synced: a mark lost to a power cut lags, which is
     /// safe; one left empty reads as damaged, and `verify --repair` writes it again from a sound catalog.
     public func write(_ path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        do {
-            try Data(text.utf8).write(to: url, options: .atomic)
-        } catch {
-            throw CatalogError("cannot write the catalog mark \(path): \(error.localizedDescription)")
+        // Mode 0644 narrowed by the umask, never wider (a umask of 000 must not make it writable by others).
+        let temporary = path + ".tmp-\(getpid())"
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw CatalogError("cannot write the catalog mark \(temporary): \(String(cString: strerror(errno)))")
+        }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == bytes.count, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw CatalogError("cannot write the catalog mark \(path): \(String(cString: strerror(errno)))")
         }
     }
 
