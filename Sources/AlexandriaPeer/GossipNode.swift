@@ -572,6 +572,8 @@ public actor GossipNode {
 
     func writeState() {
         guard let path = settings.statePath else { return }
+        // The catalog mark follows the daemon's commits within two seconds, so a -wal lost later is seen as damage.
+        try? catalog.writeMark()
         let now = Date()
         let state = NodeState(
             node: selfHex, listen: listenPort, updated: now.timeIntervalSince1970, catalogItems: catalog.itemCount,
