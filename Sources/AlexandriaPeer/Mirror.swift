@@ -52,6 +52,8 @@ public actor Mirror {
     var lastFetchFailure: [ContentHash: Date] = [:]
     /// Manifests already verified from the catalog, by id.
     var verified: [ContentHash: SignedManifest] = [:]
+    /// Releases planned but not held yet, for the replication-lag metrics.
+    var replicationLag = ReplicationLag()
 
     public init(
         store: ContentStore, catalog: Catalog, identity: NodeIdentity, gossip: GossipNode, policy: MirrorPolicy,
@@ -185,6 +187,7 @@ public actor Mirror {
     func tick() async throws {
         let all = try candidates()
         let keep = plan(all, live: await gossip.liveNodes(within: policy.holderTTLSeconds))
+        recordMetrics(all, keep: keep, now: Date().timeIntervalSince1970)
         let mine = try catalog.statements(of: identity.publicKey)
         let now = Int(Date().timeIntervalSince1970 * 1000)
         var own: [CatalogItem] = []
