@@ -9,6 +9,8 @@ for package in libsqlite3-dev libzstd-dev libssl-dev; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# MetricsTests scrape nodes with a real Prometheus server and lint /metrics with promtool (both in Debian's package).
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 # The adversarial wire client (Tests/adversary) signs its handshake with Ed25519 from `cryptography`.
 python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
 if [ "${#missing[@]}" -gt 0 ]; then
