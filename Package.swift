@@ -196,7 +196,11 @@ let package = Package(
         ),
         .testTarget(
             name: "AlexandriaGatewayTests",
-            dependencies: ["AlexandriaCore", "AlexandriaGateway", "AlexandriaMetrics"]
+            dependencies: [
+                "AlexandriaCore", "AlexandriaGateway", "AlexandriaMetrics",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "AlexandriaHomeTests",

@@ -31,12 +31,14 @@ public enum NodeMetric: String, CaseIterable, Sendable {
         case .chunksFailed: "Chunks whose bytes did not hash to their id, by where they came from (store, peer)."
         case .peers: "Peers by state: connected, backoff (last dial failed), banned, idle (known, not connected)."
         case .peersConnected: "Connected gossip peers, by who dialled (outbound: this node)."
-        case .gossipItems: "Catalog items received or made, by kind and outcome (added, conflict, pending, "
-            + "duplicate, stale, refused, invalid)."
+        case .gossipItems:
+            "Catalog items received or made, by kind and outcome (added, conflict, pending, "
+                + "duplicate, stale, refused, invalid)."
         case .gossipMessages: "Gossip messages, by direction (sent, received) and type."
         case .gossipBytes: "Gossip message bytes on the wire (frame headers included), by direction."
-        case .replicationLag: "Seconds since the mirror first planned the oldest release it still does not hold "
-            + "(0 when it holds every planned release)."
+        case .replicationLag:
+            "Seconds since the mirror first planned the oldest release it still does not hold "
+                + "(0 when it holds every planned release)."
         case .replicationPending: "Releases the mirror plans to keep but does not hold yet."
         case .storeStoredBytes: "Bytes the store's chunks take on disk (after compression; linked files excluded)."
         case .storeBudgetBytes: "The mirror's budget for stored release bytes."
@@ -77,7 +79,8 @@ public enum NodeMetrics {
         for via in [Via.http, .peer] { served(bytes: 0, via: via) }
         fetched(bytes: 0)
         for source in [ChunkSource.store, .peer] {
-            Counter(label: NodeMetric.chunksVerified.rawValue, dimensions: [("source", source.rawValue)]).increment(by: 0)
+            Counter(label: NodeMetric.chunksVerified.rawValue, dimensions: [("source", source.rawValue)]).increment(
+                by: 0)
             Counter(label: NodeMetric.chunksFailed.rawValue, dimensions: [("source", source.rawValue)]).increment(by: 0)
         }
         return registry
