@@ -211,6 +211,7 @@ let package = Package(
             name: "AlexandriaCLITests",
             dependencies: [
                 "AlexandriaCore", "alexandria", "AlexandriaCatalog", "AlexandriaGossip", "AlexandriaWire",
+                "AlexandriaManifest",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
