@@ -9,8 +9,6 @@ for package in libsqlite3-dev libzstd-dev libssl-dev; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
-# MetricsTests scrape nodes with a real Prometheus server and lint /metrics with promtool (both in Debian's package).
-command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 # The adversarial wire client (Tests/adversary) signs its handshake with Ed25519 from `cryptography`.
 python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -19,6 +17,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+# MetricsTests scrape nodes with a real Prometheus server and lint /metrics with promtool (Debian's prometheus; its
+# recommended node exporter is not needed).
+if ! command -v prometheus >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade prometheus
 fi
 
 # Serially: Swift Testing runs even synchronous tests on the cooperative thread pool, and on a 2-core machine two
