@@ -4,6 +4,7 @@ import AlexandriaPeer
 import AlexandriaStore
 import NIOHTTP1
 import Prometheus
+import Synchronization
 
 /// `GET`/`HEAD /metrics`: the node's metrics in the Prometheus text format (version 0.0.4), as `NodeMetrics` defines
 /// them. Counters and histograms are kept as things happen; gauges (peers, store, catalog) are read by `refresh` at
@@ -17,14 +18,25 @@ public struct MetricsRoutes: GatewayRoutes {
         self.refresh = refresh
     }
 
-    /// The route for a node: `refresh` sets the peer gauges from `gossip`, the store's stored bytes and the catalog's
-    /// counts. Store and catalog are read with one SQL aggregate each.
+    /// Most seconds the store's stored-bytes gauge may be old: summing it scans the store's chunk index (one SQL
+    /// aggregate over every chunk), so scrapes, however frequent, run that scan at most once per this interval.
+    public static let storeUsageMaxAgeSeconds = 5.0
+
+    /// The route for a node: `refresh` sets the peer gauges from `gossip`, the store's stored bytes (at most
+    /// `storeUsageMaxAgeSeconds` old) and the catalog's counts (one SQL count each).
     public static func node(
         registry: PrometheusCollectorRegistry, store: ContentStore, catalog: Catalog, gossip: GossipNode
     ) -> MetricsRoutes {
-        MetricsRoutes(registry: registry) {
+        let lastUsage = Mutex<ContinuousClock.Instant?>(nil)
+        return MetricsRoutes(registry: registry) {
             await gossip.recordMetrics()
-            if let usage = try? store.usage() { NodeMetrics.set(.storeStoredBytes, Double(usage.storedBytes)) }
+            let now = ContinuousClock.now
+            let due = lastUsage.withLock { last in
+                guard last.map({ now - $0 >= .seconds(storeUsageMaxAgeSeconds) }) ?? true else { return false }
+                last = now
+                return true
+            }
+            if due, let usage = try? store.usage() { NodeMetrics.set(.storeStoredBytes, Double(usage.storedBytes)) }
             NodeMetrics.set(.catalogReleases, Double(catalog.releaseCount))
             NodeMetrics.set(.catalogItems, Double(catalog.itemCount))
         }

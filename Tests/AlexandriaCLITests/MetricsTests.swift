@@ -37,6 +37,12 @@ final class PrometheusServer {
         try p.run()
         process = p
         try GatewayFixture.waitForHTTP(port: port)
+        // It listens before its storage is open, answering 503 until then: wait for /-/ready.
+        let deadline = Date().addingTimeInterval(30)
+        while try RawHTTP.get(port: port, "/-/ready").status != 200 {
+            guard Date() < deadline, p.isRunning else { throw CLIFailure("prometheus did not become ready") }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
     }
 
     /// The values of an instant query, by the `instance` label (the node's gateway port).
