@@ -19,8 +19,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
+        // A node's metrics: their names and help in one place, recorded through swift-metrics, exported by
+        // swift-prometheus (`/metrics` on the gateway). Depends on nothing of ours, so any module can record.
+        .target(
+            name: "AlexandriaMetrics",
+            dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         // System libraries from Debian's -dev packages (libzstd-dev, libsqlite3-dev).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -35,7 +46,7 @@ let package = Package(
         // The chunk store on disk: pack files, the SQLite index, ingest, verified reads, scrub, GC.
         .target(
             name: "AlexandriaStore",
-            dependencies: ["AlexandriaCore", "CZstd", "CSQLite"]
+            dependencies: ["AlexandriaCore", "AlexandriaMetrics", "CZstd", "CSQLite"]
         ),
         // S3-compatible object storage: SigV4, a NIOHTTP1 client, the write lease (Protocol/store-s3.md).
         .target(
@@ -92,7 +103,7 @@ let package = Package(
             name: "AlexandriaPeer",
             dependencies: [
                 "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaWire",
-                "AlexandriaGossip",
+                "AlexandriaGossip", "AlexandriaMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -106,6 +117,8 @@ let package = Package(
             name: "AlexandriaGateway",
             dependencies: [
                 "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaPeer",
+                "AlexandriaMetrics",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -137,6 +150,7 @@ let package = Package(
                 "AlexandriaGateway",
                 "AlexandriaStoreS3",
                 "AlexandriaObjectStore",
+                "AlexandriaMetrics",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -194,7 +208,11 @@ let package = Package(
         ),
         .testTarget(
             name: "AlexandriaGatewayTests",
-            dependencies: ["AlexandriaCore", "AlexandriaGateway"]
+            dependencies: [
+                "AlexandriaCore", "AlexandriaGateway", "AlexandriaMetrics",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "AlexandriaHomeTests",
@@ -207,6 +225,7 @@ let package = Package(
                 "AlexandriaCore", "alexandria", "AlexandriaCatalog", "AlexandriaGossip", "AlexandriaWire",
                 "AlexandriaObjectStore",
                 .product(name: "NIOCore", package: "swift-nio"),
+                "AlexandriaManifest",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

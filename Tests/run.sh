@@ -18,6 +18,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+# MetricsTests scrape nodes with a real Prometheus server and lint /metrics with promtool (Debian's prometheus; its
+# recommended node exporter is not needed).
+if ! command -v prometheus >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade prometheus
+fi
 
 # Serially: Swift Testing runs even synchronous tests on the cooperative thread pool, and on a 2-core machine two
 # blocking tests (waiting on processes, store I/O) can starve the in-process nodes of the peer tests for seconds,

@@ -1,6 +1,7 @@
 import AlexandriaCatalog
 import AlexandriaCore
 import AlexandriaManifest
+import AlexandriaMetrics
 import AlexandriaStore
 import Foundation
 import Logging
@@ -157,9 +158,12 @@ public final class Gateway: Service, @unchecked Sendable {
                     case .end:
                         guard let head = pending else { continue }
                         pending = nil
-                        let response = await self.response(to: head)
+                        let started = ContinuousClock.now
+                        let (response, route) = await self.response(to: head)
                         let keepAlive = head.isKeepAlive && response.status != .serviceUnavailable
                         try await self.write(response, for: head, keepAlive: keepAlive, to: outbound)
+                        NodeMetrics.httpRequest(
+                            route: route, status: Int(response.status.code), duration: ContinuousClock.now - started)
                         if !keepAlive { return }
                     }
                 }
@@ -169,33 +173,38 @@ public final class Gateway: Service, @unchecked Sendable {
         }
     }
 
-    /// Routes a request; never throws (errors become their responses, unknown ones a bare `500`).
-    func response(to head: HTTPRequestHead) async -> GatewayResponse {
+    /// Routes a request; never throws (errors become their responses, unknown ones a bare `500`). Also returns the
+    /// name of the route set that answered (`none` if none did or the request was refused before routing), for the
+    /// latency histogram.
+    func response(to head: HTTPRequestHead) async -> (GatewayResponse, route: String) {
         guard head.method == .GET || head.method == .HEAD else {
             var e = GatewayError(.methodNotAllowed, "MethodNotAllowed", "this gateway is read-only: GET and HEAD only")
             e.headers.add(name: "Allow", value: "GET, HEAD")
-            return e.response
+            return (e.response, "none")
         }
         guard head.uri.utf8.count <= settings.maxURIBytes else {
-            return GatewayError(
-                .uriTooLong, "URITooLong", "the request target is longer than \(settings.maxURIBytes) bytes"
-            )
-            .response
+            let e = GatewayError(
+                .uriTooLong, "URITooLong", "the request target is longer than \(settings.maxURIBytes) bytes")
+            return (e.response, "none")
         }
         guard let target = RequestTarget(head.uri) else {
-            return GatewayError(.badRequest, "BadPath", "the path is not a valid, normalised request target").response
+            let e = GatewayError(.badRequest, "BadPath", "the path is not a valid, normalised request target")
+            return (e.response, "none")
         }
         let request = GatewayRequest(method: head.method, uri: head.uri, target: target, headers: head.headers)
+        var route = "none"
         do {
             for set in routes {
-                if let r = try await set.respond(to: request) { return r }
+                route = set.metricsName
+                if let r = try await set.respond(to: request) { return (r, route) }
             }
-            return GatewayError(.notFound, "NotFound", "no such endpoint").response
+            return (GatewayError(.notFound, "NotFound", "no such endpoint").response, "none")
         } catch let e as GatewayError {
-            return e.response
+            return (e.response, route)
         } catch {
             logger.warning("request failed", metadata: ["http.uri": "\(head.uri)", "error": "\(error)"])
-            return GatewayError(.internalServerError, "InternalError", "the request failed on this node").response
+            let e = GatewayError(.internalServerError, "InternalError", "the request failed on this node")
+            return (e.response, route)
         }
     }
 
@@ -219,6 +228,11 @@ public final class Gateway: Service, @unchecked Sendable {
             }
         }
         try await outbound.write(.end(nil))
+        switch response.body {
+        case .file, .pull:
+            if request.method != .HEAD { NodeMetrics.served(bytes: Int(response.contentLength), via: .http) }
+        case .empty, .bytes: break
+        }
     }
 
     func stream(

@@ -2,6 +2,7 @@ import AlexandriaCatalog
 import AlexandriaCore
 import AlexandriaGossip
 import AlexandriaManifest
+import AlexandriaMetrics
 import AlexandriaStore
 import AlexandriaWire
 import Foundation
@@ -70,19 +71,12 @@ final class Link: @unchecked Sendable {
     var prefix: [UInt8] { Array(key.prefix(8)) }
 }
 
-/// Counters for the state file and the figures.
+/// What the state file keeps for Benchmarks/gossip.sh, which runs its nodes without a gateway. Messages, bytes and
+/// item outcomes are metrics (`NodeMetrics`, `/metrics` on the gateway).
 public struct GossipCounters: Codable, Sendable {
-    public var sent: [String: Int] = [:]
+    /// Gossip bytes sent (as `alexandria_gossip_bytes_total{direction="sent"}`).
     public var bytesSent = 0
-    public var received: [String: Int] = [:]
-    public var bytesReceived = 0
-    public var itemsAdded = 0
-    public var itemsInvalid = 0
-    public var itemsConflicting = 0
-    /// Items refused because a compromise notice this node holds froze their publisher's log before them.
-    public var itemsRefused = 0
-    public var reconcileRounds = 0
-    /// ITEMS messages sent per item (id hex, first 16 digits), for the most recent items.
+    /// ITEMS messages sent per item (id hex, first 16 digits), for the most recent items: per item, so no metric.
     public var itemSends: [String: Int] = [:]
 }
 
@@ -278,8 +272,9 @@ public actor GossipNode {
 
     func send(_ message: WireMessage, to link: Link) {
         let name = Self.name(of: message)
-        counters.sent[name, default: 0] += 1
-        counters.bytesSent += message.encodedPayload.count + 5
+        let bytes = message.encodedPayload.count + 5
+        counters.bytesSent += bytes
+        NodeMetrics.gossipMessage(sent: true, type: name, bytes: bytes)
         link.lastSent = Date()
         if case .peersQuery = message { link.peersQueries += 1 }
         link.queue.yield(message)
@@ -355,8 +350,7 @@ public actor GossipNode {
 
     /// Handles a gossip message from `link`. Throws to drop the connection (a peer past its fault limit).
     func handle(_ message: WireMessage, from link: Link) throws {
-        counters.received[Self.name(of: message), default: 0] += 1
-        counters.bytesReceived += message.encodedPayload.count + 5
+        NodeMetrics.gossipMessage(sent: false, type: Self.name(of: message), bytes: message.encodedPayload.count + 5)
         if dropped(link.keyHex) {
             link.channel.close(promise: nil)
             return
@@ -366,7 +360,6 @@ public actor GossipNode {
         case .items(let path, let items):
             try receive(items, path: path, from: link)
         case .reconcile(let round, let ranges):
-            counters.reconcileRounds += 1
             let step: Reconciler.Step
             do { step = try Reconciler.step(try catalog.itemIDs(), message: ranges) } catch let e as GossipError {
                 try fault(link, "bad RECONCILE: \(e)")
@@ -439,35 +432,41 @@ public actor GossipNode {
 
     /// Offers one item to the catalog; returns the items to pass on (nil if none). Faults count against `link`.
     func offer(_ item: CatalogItem, from link: Link?) throws -> [CatalogItem]? {
+        let kind = "\(item.kind)"
         do {
             switch try catalog.accept(item) {
             case .added(let derived):
-                counters.itemsAdded += 1
+                NodeMetrics.gossipItem(kind: kind, outcome: "added")
                 if let link { table[link.keyHex]?.score += 0.1 }
                 return [item] + derived
             case .conflict(let derived):
-                counters.itemsConflicting += 1
+                NodeMetrics.gossipItem(kind: kind, outcome: "conflict")
                 logger.warning(
                     "overwrite attempt seen: conflicting signed items; proof stored and passed on",
                     metadata: ["item.kind": "\(item.kind)", "item.id": "\(item.id.hex.prefix(16))"])
                 return [item] + derived
             case .pending:
+                NodeMetrics.gossipItem(kind: kind, outcome: "pending")
                 if pending.count < GossipLimits.maxPending { pending[item.id] = item }
                 return nil
-            case .duplicate, .stale:
+            case .duplicate:
+                NodeMetrics.gossipItem(kind: kind, outcome: "duplicate")
+                return nil
+            case .stale:
+                NodeMetrics.gossipItem(kind: kind, outcome: "stale")
                 return nil
             }
         } catch let error as ManifestError where error.code == .frozen {
             // Past a compromise notice this node holds: refused, but a peer that has not yet seen the notice is not
             // at fault for offering it.
-            counters.itemsRefused += 1
+            NodeMetrics.gossipItem(kind: kind, outcome: "refused")
             return nil
         } catch let error as ManifestError where error.code == .equivocation {
             // A publisher's own log rebinding a release: evidence, not the relaying peer's fault.
-            counters.itemsConflicting += 1
+            NodeMetrics.gossipItem(kind: kind, outcome: "conflict")
             return nil
         } catch {
-            counters.itemsInvalid += 1
+            NodeMetrics.gossipItem(kind: kind, outcome: "invalid")
             if let link { try fault(link, "invalid \(item.kind) item: \(error)") }
             return nil
         }

@@ -1,4 +1,5 @@
 import AlexandriaCore
+import AlexandriaMetrics
 import Crypto
 import Dispatch
 import Synchronization
@@ -345,8 +346,10 @@ public final class ContentStore: Sendable {
     ) throws(StoreError) {
         try load(location, into: destination, context: context)
         guard SHA256Stream.hash(UnsafeRawBufferPointer(destination)) == location.id else {
+            NodeMetrics.chunk(verified: false, source: .store)
             throw Self.corrupt(location, path: sourcePath(location), "its bytes do not hash to its id")
         }
+        NodeMetrics.chunk(verified: true, source: .store)
     }
 
     /// Two chunks read and decoded, then hashed together on one core (the two-way SHA-NI kernel).
@@ -361,6 +364,8 @@ public final class ContentStore: Sendable {
         let (ha, hb) = SHA256Stream.hashPair(
             ea == nil ? UnsafeRawBufferPointer(da) : UnsafeRawBufferPointer(start: nil, count: 0),
             eb == nil ? UnsafeRawBufferPointer(db) : UnsafeRawBufferPointer(start: nil, count: 0))
+        if ea == nil { NodeMetrics.chunk(verified: ha == a.id, source: .store) }
+        if eb == nil { NodeMetrics.chunk(verified: hb == b.id, source: .store) }
         if ea == nil, ha != a.id { ea = Self.corrupt(a, path: sourcePath(a), "its bytes do not hash to its id") }
         if eb == nil, hb != b.id { eb = Self.corrupt(b, path: sourcePath(b), "its bytes do not hash to its id") }
         return (ea, eb)

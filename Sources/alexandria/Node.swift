@@ -3,6 +3,7 @@ import AlexandriaCore
 import AlexandriaGateway
 import AlexandriaHome
 import AlexandriaManifest
+import AlexandriaMetrics
 import AlexandriaPeer
 import AlexandriaStore
 import ArgumentParser
@@ -44,6 +45,8 @@ struct Node: AsyncParsableCommand {
                 throw CommandFailure(message: "--listen takes HOST:PORT, not \(address)", exitCode: 2)
             }
             log.bootstrap()
+            // Before any metric is recorded: the one place this process bootstraps swift-metrics.
+            let metrics = NodeMetrics.bootstrap()
             let logger = Logger(label: "alexandria.node")
             // One daemon per home: two would share a node id, a store and a catalog. Held until run() returns.
             let nodeLock = try NodeLock(home: home)
@@ -113,6 +116,8 @@ struct Node: AsyncParsableCommand {
                 config: config, store: store, catalog: catalog, identity: identity, gossip: gossip, policy: policy,
                 scratch: home.path)
             {
+                gateway.routes.insert(
+                    MetricsRoutes.node(registry: metrics, store: store, catalog: catalog, gossip: gossip), at: 0)
                 services.append(gateway)
             }
             let group = ServiceGroup(
