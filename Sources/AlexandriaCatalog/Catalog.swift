@@ -17,6 +17,8 @@ public final class Catalog: @unchecked Sendable {
     public let trust: TrustPolicy
     /// This node's own witness (node) key: a binding it cosigned is one it holds.
     public let witnessKey: [UInt8]?
+    /// Publisher logs already replayed (`log(_:)`).
+    let replayed = ReplayedLogs()
 
     static let schema = """
         -- Version 1.
@@ -208,9 +210,7 @@ public final class Catalog: @unchecked Sendable {
             while try stmt.step() { out.append(stmt.blob(0)) }
             return out
         }
-        var log = PublisherLog(publisherKey: key)
-        for bytes in envelopes { try log.append(try DSSEEnvelope(json: bytes)) }
-        return log
+        return try replayed.replay(publisher, key: key, envelopes: envelopes)
     }
 
     /// What happened to an offered item.

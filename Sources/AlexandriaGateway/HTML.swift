@@ -77,7 +77,7 @@ enum PageLayout {
         section{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:8px 14px;margin:10px 0}
         table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:3px 8px;border-bottom:1px solid #eef0f3;
         vertical-align:top}th{font-weight:600;color:#4a5568}code,.mono{font-family:ui-monospace,monospace;
-        font-size:12px;word-break:break-all}.banner{padding:10px 14px;border-radius:6px;margin:10px 0;font-weight:600}
+        font-size:12px;overflow-wrap:anywhere}.banner{padding:10px 14px;border-radius:6px;margin:10px 0;font-weight:600}
         .danger{background:#fde8e8;border:2px solid #c53030;color:#742a2a}.warn{background:#fff8e1;
         border:2px solid #b7791f;color:#744210}.ok{color:#276749}.bad{color:#c53030;font-weight:600}
         .badge{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;font-weight:600}

@@ -121,7 +121,9 @@ extension PageRoutes {
                 out += "<div class=\"side\"><p><strong>\(label)</strong>: "
                 guard let hash = ContentHash(canonical: id), let signed = try catalog.manifestOrEvidence(id: hash)
                 else {
-                    out += "<code>\(id)</code> (not held here)</p></div>"
+                    // A log entry or checkpoint proof names the signed statements by hash; a manifest not held here
+                    // is named the same way.
+                    out += "<code>\(id)</code>\(o.subject.contains("@") ? " (not held here)" : "")</p></div>"
                     continue
                 }
                 let m = signed.manifest

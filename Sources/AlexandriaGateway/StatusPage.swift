@@ -192,12 +192,12 @@ extension PageRoutes {
             nav += "<nav class=\"pages\">"
             if page > 1 {
                 nav +=
-                    "<a rel=\"prev\" href=\"\(HTML.url([""], query: [("q", q), ("page", String(page - 1))]))\">previous</a>"
+                    "<a rel=\"prev\" href=\"\(HTML.url([""], query: [("q", q), ("page", String(page - 1))]) + "#catalog")\">previous</a>"
             }
             nav += "<span>page \(min(page, pages)) of \(pages)</span>"
             if page < pages {
                 nav +=
-                    "<a rel=\"next\" href=\"\(HTML.url([""], query: [("q", q), ("page", String(page + 1))]))\">next</a>"
+                    "<a rel=\"next\" href=\"\(HTML.url([""], query: [("q", q), ("page", String(page + 1))]) + "#catalog")\">next</a>"
             }
             nav += "</nav>"
         }
@@ -207,7 +207,7 @@ extension PageRoutes {
             : "<span id=\"match-count\">\(matches.count)</span> of \(all.count) releases match <q>\(q)</q>"
         return """
             <h2>Catalog</h2><section id="catalog">\
-            <form method="get" action="/"><input type="search" name="q" value="\(q)" maxlength="\(PageLimits.maxQueryBytes)" \
+            <form method="get" action="/#catalog"><input type="search" name="q" value="\(q)" maxlength="\(PageLimits.maxQueryBytes)" \
             placeholder="publisher id or alias, release name, or publisher/name" aria-label="search the catalog"> \
             <button type="submit">Search</button></form><p>\(summary)</p>\
             <table><tr><th>publisher</th><th>release</th><th>manifest</th><th></th></tr>\(rows)</table>\(nav)</section>
