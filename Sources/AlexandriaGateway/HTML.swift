@@ -84,7 +84,7 @@ enum PageLayout {
         .trusted{background:#c6f6d5;color:#22543d}.untrusted{background:#edf2f7;color:#4a5568}
         .yanked{background:#fed7d7;color:#742a2a}.notice{background:#fefcbf;color:#744210}
         .pair{display:flex;gap:12px;flex-wrap:wrap}.pair>div{flex:1 1 400px;min-width:0}
-        meter{width:320px;height:14px}form input[type=search]{width:420px;padding:4px}.muted{color:#718096}
+        code.path{overflow-wrap:break-word}meter{width:320px;height:14px}form input[type=search]{width:420px;padding:4px}.muted{color:#718096}
         nav.pages a,nav.pages span{margin-right:10px}svg{max-width:100%;height:auto}
         """
 

@@ -132,8 +132,10 @@ extension PageRoutes {
                     \(m.logIndex)</p><table><tr><th>path</th><th>size</th><th>sha256</th></tr>
                     """
                 for f in m.files {
-                    out +=
-                        "<tr><td><code>\(f.path)</code></td><td>\(f.size)</td><td><code>\(f.sha256.hex)</code></td></tr>"
+                    out += """
+                        <tr><td><code class="path">\(f.path)</code></td><td>\(PageLayout.bytes(f.size))</td>\
+                        <td><code>\(f.sha256.hex)</code></td></tr>
+                        """
                 }
                 out += "</table></div>"
             }

@@ -259,7 +259,7 @@ struct StatusPageTests {
         let both = try matches("\(acme.prefix(10))/o")
         #expect(Self.count(both, "class=\"release\"") == 1 && both.contains("old@1.0"), "\(both)")
         let hostileSearch = try chromium.load(
-            site + "/?q=%3Cscript%3E%26%22+acme#catalog", screenshot: shots + "/search.png", height: 500)
+            site + "/?q=%3Cscript%3E%26%22+acme", screenshot: shots + "/search.png", height: 1500)
         #expect(hostileSearch.contains("<q>&lt;script&gt;&amp;\" acme</q>"), "\(hostileSearch)")
         #expect(Self.count(hostileSearch, "<script") == Self.count(hostileSearch, "value=\"<script>"))
         #expect(hostileSearch.contains("<span id=\"match-count\">0</span>"))
