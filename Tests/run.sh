@@ -11,6 +11,8 @@ done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # The adversarial wire client (Tests/adversary) signs its handshake with Ed25519 from `cryptography`.
 python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
+# The gateway's pages are checked in a real browser (StatusPageTests): Debian's headless-capable chromium.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing ${missing[*]}" >&2
     SUDO=""

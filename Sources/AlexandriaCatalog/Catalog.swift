@@ -19,6 +19,8 @@ public final class Catalog: @unchecked Sendable {
     public let witnessKey: [UInt8]?
     /// Where this catalog's `CatalogMark` lives (`<home>/catalog.mark`); nil for a catalog without one.
     public let markPath: String?
+    /// Publisher logs already replayed (`log(_:)`).
+    let replayed = ReplayedLogs()
 
     static let schema = """
         -- Version 1.
@@ -239,9 +241,7 @@ public final class Catalog: @unchecked Sendable {
             while try stmt.step() { out.append(stmt.blob(0)) }
             return out
         }
-        var log = PublisherLog(publisherKey: key)
-        for bytes in envelopes { try log.append(try DSSEEnvelope(json: bytes)) }
-        return log
+        return try replayed.replay(publisher, key: key, envelopes: envelopes)
     }
 
     /// What happened to an offered item.

@@ -569,12 +569,10 @@ public actor GossipNode {
         if FileManager.default.createFile(atPath: tmp, contents: data) { _ = rename(tmp, path) }
     }
 
-    func writeState() {
-        guard let path = settings.statePath else { return }
-        // The catalog mark follows the daemon's commits within two seconds, so a -wal lost later is seen as damage.
-        try? catalog.writeMark()
+    /// What this node is doing now: the state file's content, also shown on the gateway's status page.
+    public func snapshot() -> NodeState {
         let now = Date()
-        let state = NodeState(
+        return NodeState(
             node: selfHex, listen: listenPort, updated: now.timeIntervalSince1970, catalogItems: catalog.itemCount,
             pendingItems: pending.count, knownPeers: table.count,
             peers: links.values.sorted { $0.keyHex < $1.keyHex }.map {
@@ -583,6 +581,13 @@ public actor GossipNode {
                     direction: $0.initiatedBySelf ? "out" : "in", score: table[$0.keyHex]?.score ?? 0,
                     connectedSeconds: now.timeIntervalSince($0.since))
             }, counters: counters, mirror: mirrorState, pid: getpid(), stopped: stopping)
+    }
+
+    func writeState() {
+        guard let path = settings.statePath else { return }
+        // The catalog mark follows the daemon's commits within two seconds, so a -wal lost later is seen as damage.
+        try? catalog.writeMark()
+        let state = snapshot()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard let data = try? encoder.encode(state) else { return }

@@ -186,9 +186,15 @@ struct Node: AsyncParsableCommand {
                 logger: Logger(label: "alexandria.gateway"),
                 peers: { manifest in await gossip.fetchPeers(holding: manifest, catalog: catalog, maxAgeMillis: maxAge)
                 })
-            return Gateway(
+            let gateway = Gateway(
                 store: store, catalog: catalog, settings: settings, pullThrough: pullThrough,
                 logger: Logger(label: "alexandria.gateway"))
+            // The status page at `/` and a page per release under `/ui/`.
+            gateway.routes.append(
+                PageRoutes(
+                    store: store, catalog: catalog, aliases: settings.aliases,
+                    node: NodeView(budgetBytes: policy.budgetBytes) { await gossip.snapshot() }))
+            return gateway
         }
 
         /// A quarter of the free space where the home is, at most 50 GiB.
