@@ -31,6 +31,13 @@ public struct GatewaySettings: Sendable {
     /// Bytes read and verified per write when streaming a file: whole chunks, at least one. Bounds the memory a
     /// download holds (about two of these per connection, whatever the client's speed).
     public var segmentBytes = 1 << 20
+    /// Segments read and verified ahead of the one being sent (besides it), so reading overlaps sending.
+    public var readAheadSegments = 1
+    /// The connection's write buffer: writes wait while more than `high` bytes are queued, until below `low`.
+    public var writeBufferLowBytes = 1 << 20
+    public var writeBufferHighBytes = 2 << 20
+    /// Threads that read and verify segments for all connections (0: one per core).
+    public var readerThreads = 0
     /// Operator aliases for publishers in Hugging Face repository names (`[gateway.aliases]`).
     public var aliases: [String: PublisherID] = [:]
 
@@ -53,6 +60,8 @@ public final class Gateway: Service, @unchecked Sendable {
     private let ready: AsyncStream<Int>.Continuation
     public let readiness: AsyncStream<Int>
     private let active = ActiveCount()
+    let pullThrough: PullThrough?
+    let readers: SegmentReaders
 
     /// `pullThrough`: how files this node does not hold are fetched from peers while they stream; nil to answer
     /// `503` for them instead.
@@ -64,6 +73,10 @@ public final class Gateway: Service, @unchecked Sendable {
         self.catalog = catalog
         self.settings = settings
         self.logger = logger
+        self.pullThrough = pullThrough
+        readers = SegmentReaders(
+            store: store,
+            threads: settings.readerThreads > 0 ? settings.readerThreads : ProcessInfo.processInfo.activeProcessorCount)
         let resolver = ReleaseResolver(store: store, catalog: catalog, aliases: settings.aliases)
         routes = [
             HashRoutes(store: store, catalog: catalog, pullThrough: pullThrough),
@@ -81,6 +94,10 @@ public final class Gateway: Service, @unchecked Sendable {
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(
+                .writeBufferWaterMark,
+                value: .init(low: settings.writeBufferLowBytes, high: settings.writeBufferHighBytes)
+            )
             .bind(host: settings.host, port: settings.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let state = ConnectionState()
@@ -110,6 +127,8 @@ public final class Gateway: Service, @unchecked Sendable {
         logger.info("gateway listening", metadata: ["http.port": "\(boundPort ?? -1)"])
         ready.yield(boundPort ?? settings.port)
         ready.finish()
+        readers.start()
+        defer { Task { await self.readers.shutdown() } }
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
@@ -221,10 +240,17 @@ public final class Gateway: Service, @unchecked Sendable {
         try await outbound.write(.end(nil))
     }
 
+    /// Streams `range` of a stored file in segments of whole chunks. Segments are read and verified on the
+    /// reader threads up to `readAheadSegments` ahead of the one being sent, so reading overlaps sending; each is
+    /// written only once every chunk in it matched its id. Memory per response is bounded by the read-ahead and the
+    /// channel's write-buffer high-water mark, whatever the client's speed. A chunk that fails (damaged or gone)
+    /// ends the response short of its length and starts its repair from peers.
     func stream(
         _ recipe: FileRecipe, range: Range<UInt64>, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
     ) async throws {
         let indices = recipe.chunkIndices(covering: range)
+        guard !indices.isEmpty else { return }
+        var segments: [Range<Int>] = []
         var i = indices.lowerBound
         while i < indices.upperBound {
             var j = i
@@ -233,20 +259,47 @@ public final class Gateway: Service, @unchecked Sendable {
                 bytes += UInt64(recipe.chunks[j].length)
                 j += 1
             }
-            let segment =
-                max(range.lowerBound, recipe.chunks[i].offset)..<min(range.upperBound, recipe.chunks[j - 1].end)
-            var buffer = ByteBufferAllocator().buffer(capacity: Int(segment.upperBound - segment.lowerBound))
-            do {
-                try store.read(recipe.address, range: segment) { buffer.writeBytes($0) }
-            } catch {
-                logger.warning(
-                    "cutting off a response: a chunk failed verification or is missing",
-                    metadata: ["file.address": "\(recipe.address)", "error": "\(error)"])
-                throw error
-            }
-            try await outbound.write(.body(.byteBuffer(buffer)))
+            segments.append(i..<j)
             i = j
         }
+        let readers = self.readers
+        var ahead: [Task<ByteBuffer, Error>] = []
+        defer { for task in ahead { task.cancel() } }
+        do {
+            let run = try store.locate(recipe, chunks: indices)
+            var next = 0
+            func fill() {
+                while next < segments.count && ahead.count <= settings.readAheadSegments {
+                    let chunks = segments[next]
+                    ahead.append(Task { try await readers.read(run, chunks: chunks, range: range) })
+                    next += 1
+                }
+            }
+            fill()
+            while !ahead.isEmpty {
+                let buffer = try await ahead.removeFirst().value
+                fill()
+                try await outbound.write(.body(.byteBuffer(buffer)))
+            }
+        } catch let error as StoreError {
+            logger.warning(
+                "cutting off a response: a chunk failed verification or is missing; repairing it from peers",
+                metadata: ["file.address": "\(recipe.address)", "error": "\(error)"])
+            await repair(recipe.address)
+            throw error
+        }
+    }
+
+    /// Fetches the damaged or missing chunks of a stored file again from the peers that hold its release (the
+    /// fetch copies the intact chunks from the store and asks peers only for the others), so the next request is
+    /// served whole. Does nothing without pull-through or a known release.
+    func repair(_ address: ContentHash) async {
+        guard let pullThrough,
+            let manifestID = try? catalog.manifests(containing: address).first,
+            let manifest = try? catalog.manifest(id: manifestID),
+            let file = manifest.manifest.files.first(where: { $0.sha256 == address })
+        else { return }
+        _ = await pullThrough.pull(file, of: manifestID)
     }
 }
 
