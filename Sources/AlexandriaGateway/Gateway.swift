@@ -88,6 +88,13 @@ public final class Gateway: Service, @unchecked Sendable {
 
     typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
+    /// A connection as the accept loop gets it: counted against the cap and set up for HTTP, or refused (its
+    /// `RefuseHandler` answers it).
+    enum Accepted: Sendable {
+        case serve(Connection)
+        case refused
+    }
+
     public func run() async throws {
         let settings = self.settings
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -99,7 +106,13 @@ public final class Gateway: Service, @unchecked Sendable {
                 value: .init(low: settings.writeBufferLowBytes, high: settings.writeBufferHighBytes)
             )
             .bind(host: settings.host, port: settings.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
+                channel.eventLoop.makeCompletedFuture { () throws -> Accepted in
+                    // Beyond the cap: a raw 503 from a handler of its own, before any HTTP state exists (an HTTP
+                    // response written on a connection that sent no request yet would break the HTTP pipeline).
+                    guard self.active.enter(limit: settings.maxConnections) else {
+                        try channel.pipeline.syncOperations.addHandler(RefuseHandler())
+                        return .refused
+                    }
                     let state = ConnectionState()
                     var limits = NIOHTTPDecoderLimitConfiguration()
                     limits.maxHeaderFieldSize = settings.maxHeaderFieldBytes
@@ -120,7 +133,7 @@ public final class Gateway: Service, @unchecked Sendable {
                     try sync.addHandler(HTTPServerPipelineHandler())
                     try sync.addHandler(IdleStateHandler(writeTimeout: .seconds(settings.idleTimeoutSeconds)))
                     try sync.addHandler(StallCloser())
-                    return try Connection(wrappingChannelSynchronously: channel)
+                    return .serve(try Connection(wrappingChannelSynchronously: channel))
                 }
             }
         boundPort = server.channel.localAddress?.port
@@ -132,36 +145,17 @@ public final class Gateway: Service, @unchecked Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        if self.active.enter(limit: settings.maxConnections) {
-                            group.addTask {
-                                await self.serve(connection)
-                                self.active.leave()
-                            }
-                        } else {
-                            group.addTask { await self.refuse(connection) }
+                    for try await accepted in inbound {
+                        guard case .serve(let connection) = accepted else { continue }
+                        group.addTask {
+                            await self.serve(connection)
+                            self.active.leave()
                         }
                     }
                 }
             }
         } onGracefulShutdown: {
             server.channel.close(promise: nil)
-        }
-    }
-
-    /// `503` to a connection beyond the cap, then close.
-    func refuse(_ connection: Connection) async {
-        try? await connection.executeThenClose { _, outbound in
-            let body = Array("{\"error\":\"too many connections\"}".utf8)
-            let head = HTTPResponseHead(
-                version: .http1_1, status: .serviceUnavailable,
-                headers: [
-                    "Connection": "close", "Retry-After": "1", "Content-Length": "\(body.count)",
-                    "Content-Type": "application/json", "X-Error-Code": "TooManyConnections",
-                ])
-            try await outbound.write(.head(head))
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
-            try await outbound.write(.end(nil))
         }
     }
 
@@ -268,17 +262,18 @@ public final class Gateway: Service, @unchecked Sendable {
         do {
             let run = try store.locate(recipe, chunks: indices)
             var next = 0
-            func fill() {
-                while next < segments.count && ahead.count <= settings.readAheadSegments {
+            func fill(upTo count: Int) {
+                while next < segments.count && ahead.count < count {
                     let chunks = segments[next]
                     ahead.append(Task { try await readers.read(run, chunks: chunks, range: range) })
                     next += 1
                 }
             }
-            fill()
+            fill(upTo: 1)
             while !ahead.isEmpty {
                 let buffer = try await ahead.removeFirst().value
-                fill()
+                // The next segments are read while this one is written and drains.
+                fill(upTo: max(1, settings.readAheadSegments))
                 try await outbound.write(.body(.byteBuffer(buffer)))
             }
         } catch let error as StoreError {
