@@ -16,6 +16,7 @@ RUNS=${RUNS:-3}
 PARTS=${PARTS:-get snapshot pull rss}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 PEERS=${PEERS:-$(cd "$(dirname "$0")/../.." && pwd)/shared/peers}
+[ -d "$PEERS" ] || PEERS=/work/shared/peers  # a clone outside /work/main
 mkdir -p "$DIR/data"
 WORK=$(mktemp -d /tmp/gateway-bench.XXXXXX)
 pids=()
