@@ -59,7 +59,7 @@ else
     python3 Tests/faults/matrix.py "$bin"
 fi
 
-# The HTTP gateway against the real clients (issue 12): huggingface_hub, the hf CLI, safetensors and skopeo. What it
+# The HTTP gateway against the real clients (issue 12): huggingface_hub, the hf CLI, safetensors, skopeo, oras and modelpack-client. What it
 # needs is installed here first, as root (skopeo from apt if missing, a pinned virtualenv); the nodes it starts then
 # run unprivileged like the rest.
 interop_venv=${INTEROP_VENV:-/tmp/alexandria-interop-venv}
@@ -71,11 +71,12 @@ if [ "$(id -u)" -eq 0 ]; then
     system_python=/usr/bin/python3
     [ -x "$system_python" ] || system_python=python3
     if ! setpriv --reuid="$(id -u "$(unprivileged_user)")" --regid="$(id -g "$(unprivileged_user)")" --clear-groups \
-        "$interop_venv/bin/python" -c 'import huggingface_hub, safetensors, numpy
+        "$interop_venv/bin/python" -c 'import huggingface_hub, safetensors, numpy, oras, modelpack_client
 assert huggingface_hub.__version__ == "2.4.0"' 2>/dev/null; then
         rm -rf "$interop_venv"
         "$system_python" -m venv "$interop_venv"
-        "$interop_venv/bin/pip" install -q huggingface_hub==2.4.0 safetensors==0.8.0 numpy==2.4.6
+        "$interop_venv/bin/pip" install -q huggingface_hub==2.4.0 safetensors==0.8.0 numpy==2.4.6 oras==0.2.43 \
+            modelpack-client==0.1.0
     fi
     chmod -R a+rX "$interop_venv"
     as_unprivileged env INTEROP_VENV="$interop_venv" ALEXANDRIA="$bin" bash Tests/interop.sh
