@@ -331,7 +331,7 @@ public struct GossipCore {
 
     // MARK: - Decisions
 
-    /// Keeps `outboundTarget` outbound connections: bootstrap addresses first while none is connected, then the
+    /// Keeps `outboundTarget` outbound connections: bootstrap addresses first while no outbound link is up, then the
     /// peer table, scores at or above zero first, with exponential backoff after failures; rotates one outbound
     /// slot every `rotateSeconds` when all are full, so the overlay keeps mixing and a healed partition reconnects.
     mutating func maintain(now: Double, into out: inout [GossipAction]) {
@@ -347,7 +347,10 @@ public struct GossipCore {
         let slots = settings.outboundTarget - outboundLinks.count
         var dials: [PeerAddress] = []
         let connectedAddresses = Set(links.values.compactMap(\.address))
-        if links.isEmpty {
+        // Bootstrap addresses while this node has no outbound link, even if peers have dialled in: a group of nodes
+        // that bootstrapped to one another would otherwise stay an island for ever (the simulator found that:
+        // fidelity scenario, seed 1, when inbound links arrived before the first dial).
+        if outboundLinks.isEmpty {
             dials += bootstrap.filter { !connectedAddresses.contains($0) }.prefix(slots)
         }
         var candidates = table.entries.values.filter {
@@ -362,7 +365,6 @@ public struct GossipCore {
             guard table.spendDial(entry.key, now: now) else { continue }
             dials.append(PeerAddress(host: entry.host, port: entry.port))
         }
-        if dials.isEmpty && links.isEmpty { dials = Array(bootstrap.prefix(slots)) }
         for address in dials {
             for (hex, e) in table.entries where e.host == address.host && e.port == address.port {
                 table[hex]?.lastAttempt = now
@@ -473,6 +475,9 @@ public struct GossipCore {
             // Learned by repair (an answer to reconciliation or WANT), not by push: the push wave for these is under
             // way or over, and anti-entropy reaches whoever it missed, so pass on only what this node made itself
             // from them (an equivocation proof). This keeps an announcement at most `fanout` messages per node.
+            // They count as handled, or the next poll of the catalog would push them as if this node had made them
+            // (the simulator found that: seed 1 of the faults scenario).
+            for item in fresh { handled.insert(item.id) }
             let received = Set(items.map(\.id))
             fresh = fresh.filter { $0.kind == .equivocation && !received.contains($0.id) }
             if fresh.isEmpty { return }

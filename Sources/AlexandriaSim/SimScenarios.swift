@@ -44,4 +44,39 @@ public enum SimScenarios {
         c.bootstrapFirst = 3
         return c
     }
+
+    /// The internet-scale runs of Protocol/scale.md: internet latency (median 50 ms, lognormal sigma 0.6), 100 Mbit/s
+    /// uplinks, 10% of nodes an hour leaving and coming back (mean 30 min away), a publish a second, a 60 s warm-up
+    /// so peer exchange fills the tables.
+    public static func scale(seed: UInt64, nodes: Int) -> SimConfig {
+        var c = SimConfig()
+        c.seed = seed
+        c.nodes = nodes
+        c.warmup = 60
+        c.duration = 60
+        c.settle = 30
+        c.publishInterval = 1
+        c.publishers = 1000
+        c.latencyMedian = 0.05
+        c.latencySigma = 0.6
+        c.uplinkBytesPerSecond = 12_500_000
+        c.churnPerHour = 0.1
+        c.downtimeMean = 1800
+        return c
+    }
+
+    /// A node offline for a day at a publish a second (86,400 releases, or the whole catalog if smaller) comes back
+    /// to 30 nodes holding `releases`, over internet latency and 100 Mbit/s uplinks.
+    public static func catchUp(seed: UInt64, releases: Int) -> SimConfig {
+        var c = scale(seed: seed, nodes: 30)
+        c.churnPerHour = 0
+        c.publishInterval = 0
+        c.baseReleases = releases
+        c.catchUpReleases = min(86_400, releases)
+        c.warmup = 40
+        c.duration = 240
+        c.settle = 0
+        return c
+    }
 }
+

@@ -45,8 +45,11 @@ public struct SimConfig: Sendable {
     /// Releases every node already holds at the start (shared, in sync).
     public var baseReleases = 0
     /// Item sizes of one release: log entry, manifest, checkpoint (bytes, measured on real items).
-    public var itemSizes = [420, 1100, 330]
+    public var itemSizes = [655, 1130, 334]
     public var gossip = GossipSettings()
+    /// Node 0 was offline while this many of the base releases were published (the last ones): it starts with the
+    /// rest, joins at the end of the warm-up, and the run measures how long it takes to hold everything.
+    public var catchUpReleases = 0
     /// Each node starts with this many random earlier nodes as bootstrap addresses.
     public var bootstrapPeers = 3
     /// Bootstrap addresses are drawn from the first this-many nodes (0: from every earlier node).
@@ -135,6 +138,7 @@ public final class Simulation {
     var maxPending = 0
     var equivocated: [(publisher: UInt32, release: UInt32)] = []
     var convergedAt: Double?
+    var catchUpDone: Double?
     var faultsEndedAt = 0.0
 
     public init(_ config: SimConfig) {
@@ -181,7 +185,17 @@ public final class Simulation {
                 let pool = config.bootstrapFirst > 0 ? min(i, config.bootstrapFirst) : i
                 for _ in 0..<config.bootstrapPeers { boot.append(makeAddress(Int.random(in: 0..<pool, using: &random))) }
             }
-            let catalog = SimCatalog(pool: pool, base: base, publishers: publishers, bytes: baseBytes)
+            var mine = base
+            if i == 0 && config.catchUpReleases > 0 {
+                var missing: Set<ContentHash> = []
+                for r in max(0, config.baseReleases - config.catchUpReleases)..<config.baseReleases {
+                    for item in releaseItems(publisher: UInt32(r % config.publishers), release: UInt32(r)) {
+                        missing.insert(item.id)
+                    }
+                }
+                mine = base.filter { !missing.contains($0) }
+            }
+            let catalog = SimCatalog(pool: pool, base: mine, publishers: publishers, bytes: baseBytes)
             let core = GossipCore(
                 catalog: catalog, selfKey: key, bootstrap: boot, settings: config.gossip,
                 random: GossipRandom(seed: random.next()), now: 0)
@@ -202,8 +216,15 @@ public final class Simulation {
             hook(i)
         }
         for i in 0..<config.nodes {
-            let start = Double(i) * 0.01
-            startTimers(i, at: start)
+            if i == 0 && config.catchUpReleases > 0 {
+                // Offline until the warm-up ends; then it comes back knowing a few addresses.
+                nodes[0].alive = false
+                nodes[0].bootstrap = (0..<8).map { _ in makeAddress(Int.random(in: 1..<config.nodes, using: &random)) }
+                queue.push(config.warmup, .restart(0, lost: false))
+                queue.push(config.warmup, .check)
+            } else {
+                startTimers(i, at: Double(i) * 0.01)
+            }
             if nodes[i].role == .forger || nodes[i].role == .flooder { queue.push(config.warmup, .attack(i)) }
         }
         if config.publishInterval > 0 { queue.push(config.warmup, .publish) }
@@ -349,6 +370,14 @@ public final class Simulation {
             for i in nodes.indices where !nodes[i].alive { restart(i, lost: false) }
             queue.push(now + 1, .check)
         case .check:
+            if config.catchUpReleases > 0 && catchUpDone == nil {
+                if nodes[0].catalog.count >= baseIDs.count, (try? nodes[0].catalog.itemIDs()) == baseIDs {
+                    catchUpDone = now - config.warmup
+                } else {
+                    queue.push(now + 0.25, .check)
+                }
+                return
+            }
             checkConvergence(final: false)
             if convergedAt == nil { queue.push(now + 1, .check) }
         }
@@ -575,7 +604,16 @@ public final class Simulation {
         guard let first = honest.first else { return }
         let reference = (try? nodes[first].catalog.itemIDs()) ?? []
         var differing = 0
-        for i in honest.dropFirst() where ((try? nodes[i].catalog.itemIDs()) ?? []) != reference { differing += 1 }
+        var sample: [String] = []
+        for i in honest.dropFirst() where ((try? nodes[i].catalog.itemIDs()) ?? []) != reference {
+            differing += 1
+            if sample.count < 4 {
+                sample.append(
+                    "node \(i): \(nodes[i].catalog.count) items, \(nodes[i].core.links.count) links, "
+                        + "\(nodes[i].core.pending.count) pending, table \(nodes[i].core.table.count), "
+                        + "entry for \(first): \(String(describing: nodes[i].core.table[nodes[first].hex]))")
+            }
+        }
         if differing == 0 {
             if convergedAt == nil { convergedAt = now }
             for (p, r) in equivocated {
@@ -587,7 +625,9 @@ public final class Simulation {
                 }
             }
         } else if final {
-            fail("honest nodes did not converge: \(differing) of \(honest.count) differ from node \(first)")
+            fail(
+                "honest nodes did not converge: \(differing) of \(honest.count) differ from node \(first) "
+                    + "(\(reference.count) items, \(nodes[first].core.links.count) links): \(sample.joined(separator: "; "))")
         }
         if final {
             for i in honest {
@@ -621,7 +661,7 @@ public final class Simulation {
             bytesPerAnnouncement: bytes.isEmpty ? .nan : bytes[bytes.count / 2],
             allBytesPerPublish: publishes == 0 ? .nan : Double(totalBytes) / Double(publishes),
             catalogBytesMedian: catalogBytes.isEmpty ? 0 : catalogBytes[catalogBytes.count / 2],
-            convergedAfter: convergedAt.map { $0 - faultsEndedAt }, maxOutbound: maxOutbound, maxPending: maxPending,
+            convergedAfter: convergedAt.map { $0 - faultsEndedAt }, catchUp: catchUpDone, maxOutbound: maxOutbound, maxPending: maxPending,
             messages: messages, dropped: dropped, failures: failures)
     }
 }
@@ -644,6 +684,8 @@ public struct SimReport: Sendable {
     public let catalogBytesMedian: Int
     /// Seconds from the end of faults until every honest node held the same items.
     public let convergedAfter: Double?
+    /// Seconds the node that was offline took to hold every item, from when it came back.
+    public let catchUp: Double?
     public let maxOutbound: Int
     public let maxPending: Int
     public let messages: Int
@@ -657,6 +699,7 @@ public struct SimReport: Sendable {
             delivery p50 \(f(deliveryP50)) s p99 \(f(deliveryP99)) s max \(f(deliveryMax)) s
             messages/announcement \(f(messagesPerAnnouncement)) n; manifest bytes/announcement \(f(bytesPerAnnouncement)); all bytes/publish \(f(allBytesPerPublish))
             catalog bytes/node (median) \(catalogBytesMedian); converged \(convergedAfter.map { f($0) + " s after faults stopped" } ?? "NEVER")
+            catch-up \(catchUp.map { f($0) + " s" } ?? "-")
             max outbound \(maxOutbound) max pending \(maxPending) messages \(messages) dropped \(dropped)
             failures \(failures.count)\(failures.prefix(5).map { "\n  " + $0 }.joined())
             """

@@ -2,7 +2,7 @@ import AlexandriaSim
 import Foundation
 
 // alexandria-sim: runs a whole network of gossip cores in one process on simulated time (AlexandriaSim).
-//   alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity] [--duration S] [--settle S]
+//   alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity|scale|catchup] [--duration S] [--settle S]
 //                  [--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S]
 // Prints the report; exits 1 if an invariant failed, printing the seed that replays it.
 var config = SimConfig()
@@ -14,7 +14,7 @@ func value(_ name: String) -> String? {
 }
 if args.contains("--help") {
     print(
-        "usage: alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity] [--duration S] [--settle S] "
+        "usage: alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity|scale|catchup] [--duration S] [--settle S] "
             + "[--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S] [--warmup S]")
     exit(0)
 }
@@ -23,6 +23,8 @@ switch scenario {
 case "faults": config = SimScenarios.faults(seed: 1)
 case "fidelity": config = SimScenarios.fidelity(seed: 1)
 case "clean": break
+case "scale": config = SimScenarios.scale(seed: 1, nodes: 1000)
+case "catchup": config = SimScenarios.catchUp(seed: 1, releases: Int(value("--base-releases") ?? "10000") ?? 10_000)
 default:
     FileHandle.standardError.write("unknown scenario \(scenario)\n".data(using: .utf8)!)
     exit(2)
@@ -36,6 +38,7 @@ if let s = value("--base-releases"), let v = Int(s) { config.baseReleases = v }
 if let s = value("--publish-interval"), let v = Double(s) { config.publishInterval = v }
 if let s = value("--churn"), let v = Double(s) { config.churnPerHour = v }
 if let s = value("--latency"), let v = Double(s) { config.latencyMedian = v }
+if let s = value("--catch-up-releases"), let v = Int(s) { config.catchUpReleases = v }
 let started = Date()
 let report = Simulation(config).run()
 let seconds = Date().timeIntervalSince(started)

@@ -5,18 +5,25 @@ import Testing
 /// convergence at the end. A failure names the seed; `alexandria-sim --scenario faults --seed N` replays it.
 @Suite("Simulated networks")
 struct SimTests {
+    /// The faults scenario, smaller so a debug build runs it in seconds (the script runs the full size).
+    static func small(_ seed: UInt64) -> SimConfig {
+        var config = SimScenarios.faults(seed: seed, nodes: 16)
+        config.warmup = 10
+        config.duration = 30
+        config.settle = 60
+        return config
+    }
+
     @Test(arguments: [1, 2, 3] as [UInt64])
-    func faultsOnFortyNodesKeepTheInvariants(seed: UInt64) {
-        let report = Simulation(SimScenarios.faults(seed: seed)).run()
+    func everyFaultAtOnceKeepsTheInvariants(seed: UInt64) {
+        let report = Simulation(Self.small(seed)).run()
         #expect(report.failures.isEmpty, "seed \(seed): \(report.failures.joined(separator: "; "))")
         #expect(report.convergedAfter != nil, "seed \(seed) did not converge")
-        #expect(report.publishes > 50)
+        #expect(report.publishes >= 25)
     }
 
     @Test func aRunReplaysExactlyFromItsSeed() {
-        var config = SimScenarios.faults(seed: 7, nodes: 20)
-        config.duration = 20
-        config.settle = 30
+        let config = Self.small(7)
         let a = Simulation(config).run()
         let b = Simulation(config).run()
         #expect(a.steps == b.steps && a.messages == b.messages && a.dropped == b.dropped)
@@ -25,8 +32,9 @@ struct SimTests {
 
     @Test func aCleanNetworkDeliversWithinTheFanoutBudget() {
         var config = SimConfig()
-        config.nodes = 100
-        config.duration = 30
+        config.nodes = 40
+        config.duration = 20
+        config.settle = 20
         let report = Simulation(config).run()
         #expect(report.failures.isEmpty, "\(report.failures)")
         #expect(report.deliveryP99 < 2)
