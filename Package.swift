@@ -94,7 +94,9 @@ let package = Package(
         // invariants checked after every step, replay from a seed.
         .target(
             name: "AlexandriaSim",
-            dependencies: ["AlexandriaCore", "AlexandriaGossip", "AlexandriaCatalog", "AlexandriaWire", "AlexandriaPeer"]
+            dependencies: [
+                "AlexandriaCore", "AlexandriaGossip", "AlexandriaCatalog", "AlexandriaWire", "AlexandriaPeer",
+            ]
         ),
         .executableTarget(name: "alexandria-sim", dependencies: ["AlexandriaSim"]),
         // The HTTP gateway: files by hash, the Hugging Face Hub API, OCI/ModelPack pulls (Protocol/gateway-v1.md).

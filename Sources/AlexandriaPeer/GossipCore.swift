@@ -205,7 +205,9 @@ public struct GossipCore {
         // A fresh connection: reconcile at once (a node back from offline catches up now), and learn its peers while
         // this node knows few (rotation makes new links all the time; the periodic exchange is enough after that).
         if table.count < 4 * settings.outboundTarget { send(.peersQuery, to: hex, now: now, into: &out) }
-        send(.reconcile(round: 0, ranges: Reconciler.open((try? catalog.itemIDs()) ?? [])), to: hex, now: now, into: &out)
+        send(
+            .reconcile(round: 0, ranges: Reconciler.open((try? catalog.itemIDs()) ?? [])), to: hex, now: now, into: &out
+        )
         return (true, out)
     }
 
@@ -248,8 +250,7 @@ public struct GossipCore {
     }
 
     /// A gossip message arrived on link `id` from `key`.
-    public mutating func receive(_ message: WireMessage, from id: LinkID, key: [UInt8], now: Double) -> [GossipAction]
-    {
+    public mutating func receive(_ message: WireMessage, from id: LinkID, key: [UInt8], now: Double) -> [GossipAction] {
         let hex = Hex.encode(key)
         var out: [GossipAction] = []
         counters.received[Self.name(of: message), default: 0] += 1
@@ -486,7 +487,9 @@ public struct GossipCore {
     }
 
     /// Offers one item to the catalog; returns the items to pass on (nil if none). Faults count against `from`.
-    mutating func offer(_ item: CatalogItem, from hex: String?, now: Double, into out: inout [GossipAction])
+    mutating func offer(
+        _ item: CatalogItem, from hex: String?, now: Double, into out: inout [GossipAction]
+    )
         -> [CatalogItem]?
     {
         do {
@@ -567,4 +570,3 @@ public struct GossipCore {
         for e in entries.prefix(table.limits.maxEntries) where e.key != selfHex { table[e.key] = e }
     }
 }
-

@@ -79,4 +79,3 @@ public enum SimScenarios {
         return c
     }
 }
-

@@ -183,7 +183,9 @@ public final class Simulation {
             var boot: [PeerAddress] = []
             if i > 0 {
                 let pool = config.bootstrapFirst > 0 ? min(i, config.bootstrapFirst) : i
-                for _ in 0..<config.bootstrapPeers { boot.append(makeAddress(Int.random(in: 0..<pool, using: &random))) }
+                for _ in 0..<config.bootstrapPeers {
+                    boot.append(makeAddress(Int.random(in: 0..<pool, using: &random)))
+                }
             }
             var mine = base
             if i == 0 && config.catchUpReleases > 0 {
@@ -201,7 +203,8 @@ public final class Simulation {
                 random: GossipRandom(seed: random.next()), now: 0)
             var node = Node(
                 key: key, hex: Hex.encode(key), address: address, core: core, catalog: catalog, bootstrap: boot)
-            node.skew = config.clockSkew > 0 ? Double.random(in: -config.clockSkew...config.clockSkew, using: &random) : 0
+            node.skew =
+                config.clockSkew > 0 ? Double.random(in: -config.clockSkew...config.clockSkew, using: &random) : 0
             let b = config.nodes - 1 - i
             if b < config.forgers {
                 node.role = .forger
@@ -538,8 +541,9 @@ public final class Simulation {
             var other = honest[Int.random(in: 0..<honest.count, using: &random)]
             if other == at { other = honest[(honest.firstIndex(of: at)! + 1) % honest.count] }
             equivocated.append((publisher, release))
-            for item in items.filter({ $0.kind == .publisherKey }) + releaseItems(
-                publisher: publisher, release: release, variant: 1)
+            for item in items.filter({ $0.kind == .publisherKey })
+                + releaseItems(
+                    publisher: publisher, release: release, variant: 1)
             {
                 nodes[other].catalog.commit(item)
             }
@@ -568,7 +572,9 @@ public final class Simulation {
             // A burst of junk: malformed reconciliation and unsolicited PEERS.
             for link in links {
                 for _ in 0..<8 {
-                    send(.reconcile(round: 0, ranges: [.init(upper: .id(ContentHash.of([1])), mode: .skip)]), on: link.id, from: i)
+                    send(
+                        .reconcile(round: 0, ranges: [.init(upper: .id(ContentHash.of([1])), mode: .skip)]),
+                        on: link.id, from: i)
                 }
                 send(.peers([]), on: link.id, from: i)
             }
@@ -627,7 +633,8 @@ public final class Simulation {
         } else if final {
             fail(
                 "honest nodes did not converge: \(differing) of \(honest.count) differ from node \(first) "
-                    + "(\(reference.count) items, \(nodes[first].core.links.count) links): \(sample.joined(separator: "; "))")
+                    + "(\(reference.count) items, \(nodes[first].core.links.count) links): \(sample.joined(separator: "; "))"
+            )
         }
         if final {
             for i in honest {
@@ -661,7 +668,8 @@ public final class Simulation {
             bytesPerAnnouncement: bytes.isEmpty ? .nan : bytes[bytes.count / 2],
             allBytesPerPublish: publishes == 0 ? .nan : Double(totalBytes) / Double(publishes),
             catalogBytesMedian: catalogBytes.isEmpty ? 0 : catalogBytes[catalogBytes.count / 2],
-            convergedAfter: convergedAt.map { $0 - faultsEndedAt }, catchUp: catchUpDone, maxOutbound: maxOutbound, maxPending: maxPending,
+            convergedAfter: convergedAt.map { $0 - faultsEndedAt }, catchUp: catchUpDone, maxOutbound: maxOutbound,
+            maxPending: maxPending,
             messages: messages, dropped: dropped, failures: failures)
     }
 }

@@ -114,10 +114,12 @@ func publishReal(_ key: PublisherKey, version: String, into catalog: Catalog) th
         ], lineage: [], license: "apache-2.0", modelCard: nil, created: "2026-11-23T21:00:00Z")
     let signed = try SignedManifest(manifest: manifest, key: key)
     let entry = try SignedLogEntry.sign(
-        try LogEntry(publisher: key.id, index: log.size, kind: .publish, release: "tiny@\(version)", manifest: signed.id),
+        try LogEntry(
+            publisher: key.id, index: log.size, kind: .publish, release: "tiny@\(version)", manifest: signed.id),
         key: key)
     try log.append(entry.envelope)
-    try catalog.commit(entry: entry.envelope, manifest: signed.envelope, checkpoint: try log.checkpoint(signedWith: key))
+    try catalog.commit(
+        entry: entry.envelope, manifest: signed.envelope, checkpoint: try log.checkpoint(signedWith: key))
 }
 
 @Suite("Gossip core: decisions without sockets, on real catalogs")
@@ -162,7 +164,8 @@ struct GossipCoreTests {
         let junk = (0..<4).map { CatalogItem(kind: .publisherKey, body: [UInt8(0x30), UInt8($0)]) }
         for (n, item) in junk.enumerated() {
             let link = net.cores[1].links[Hex.encode(net.keys[0])]!.id
-            let actions = net.cores[1].receive(.items(path: [], items: [item]), from: link, key: net.keys[0], now: net.now)
+            let actions = net.cores[1].receive(
+                .items(path: [], items: [item]), from: link, key: net.keys[0], now: net.now)
             let failed = actions.contains { if case .fail = $0 { return true } else { return false } }
             #expect(failed == (n == 3), "fault \(n + 1)")
             net.run(1, actions)
@@ -175,7 +178,11 @@ struct GossipCoreTests {
     }
 
     @Test func unsolicitedPeersFailsTheLink() throws {
-        let net = try CoreNet(2, settings: { var s = GossipSettings(); s.outboundTarget = 0; return s }())
+        let net = try CoreNet(
+            2,
+            settings: {
+                var s = GossipSettings(); s.outboundTarget = 0; return s
+            }())
         net.connect(0, 1)
         net.queue.removeAll()  // no PEERS_QUERY is answered
         let link = net.cores[1].links[Hex.encode(net.keys[0])]!.id
