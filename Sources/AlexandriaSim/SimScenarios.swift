@@ -62,6 +62,8 @@ public enum SimScenarios {
         c.uplinkBytesPerSecond = 12_500_000
         c.churnPerHour = 0.1
         c.downtimeMean = 1800
+        c.pollOnPublish = true
+        c.gossip.pollSeconds = 5
         return c
     }
 

@@ -54,6 +54,9 @@ public struct SimConfig: Sendable {
     public var bootstrapPeers = 3
     /// Bootstrap addresses are drawn from the first this-many nodes (0: from every earlier node).
     public var bootstrapFirst = 0
+    /// The publisher's core looks at its catalog right after a publish (instead of at its next poll), so large runs
+    /// can poll rarely: each node's 10 polls a second would otherwise be most of the simulated steps.
+    public var pollOnPublish = false
     public init() {}
 }
 
@@ -536,6 +539,7 @@ public final class Simulation {
         items += releaseItems(publisher: publisher, release: release)
         track(items[items.count - 2], at: at)
         for item in items { nodes[at].catalog.commit(item) }
+        if config.pollOnPublish { perform(at, nodes[at].core.fire(.poll, now: local(at))) }
         if equivocated.count < config.equivocations, honest.count > 1 {
             // The same release signed again with other contents, handed to another node at the same moment.
             var other = honest[Int.random(in: 0..<honest.count, using: &random)]

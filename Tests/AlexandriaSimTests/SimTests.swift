@@ -7,10 +7,12 @@ import Testing
 struct SimTests {
     /// The faults scenario, smaller so a debug build runs it in seconds (the script runs the full size).
     static func small(_ seed: UInt64) -> SimConfig {
-        var config = SimScenarios.faults(seed: seed, nodes: 16)
+        var config = SimScenarios.faults(seed: seed, nodes: 12)
         config.warmup = 10
         config.duration = 30
-        config.settle = 60
+        config.settle = 40
+        config.pollOnPublish = true
+        config.gossip.pollSeconds = 1
         return config
     }
 
@@ -32,9 +34,11 @@ struct SimTests {
 
     @Test func aCleanNetworkDeliversWithinTheFanoutBudget() {
         var config = SimConfig()
-        config.nodes = 40
+        config.nodes = 30
         config.duration = 20
         config.settle = 20
+        config.pollOnPublish = true
+        config.gossip.pollSeconds = 1
         let report = Simulation(config).run()
         #expect(report.failures.isEmpty, "\(report.failures)")
         #expect(report.deliveryP99 < 2)
