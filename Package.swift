@@ -111,6 +111,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // A deterministic simulator of whole networks on the real gossip core: simulated time and network, faults,
+        // invariants checked after every step, replay from a seed.
+        .target(
+            name: "AlexandriaSim",
+            dependencies: [
+                "AlexandriaCore", "AlexandriaGossip", "AlexandriaCatalog", "AlexandriaWire", "AlexandriaPeer",
+            ]
+        ),
+        .executableTarget(name: "alexandria-sim", dependencies: ["AlexandriaSim"]),
         // The HTTP gateway: files by hash, the Hugging Face Hub API, OCI/ModelPack pulls (Protocol/gateway-v1.md).
         // Read-only, on NIOHTTP1 directly (already in the graph through swift-nio).
         .target(
@@ -205,6 +214,10 @@ let package = Package(
                 "AlexandriaCore", "AlexandriaGossip", "AlexandriaWire",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        .testTarget(
+            name: "AlexandriaSimTests",
+            dependencies: ["AlexandriaSim", "AlexandriaPeer", "AlexandriaGossip"]
         ),
         .testTarget(
             name: "AlexandriaGatewayTests",

@@ -7,9 +7,10 @@ extension GossipNode {
     /// `alexandria_peers_connected{direction}`. Every state is set, zeros included, so a peer leaving a state shows.
     public func recordMetrics() {
         let now = Date().timeIntervalSince1970
-        let inbound = links.values.filter { !$0.initiatedBySelf }.count
+        let links = core.links
+        let inbound = links.values.filter { !$0.outbound }.count
         var (banned, backoff, idle) = (0, 0, 0)
-        for (hex, entry) in table.entries where links[hex] == nil && hex != selfHex {
+        for (hex, entry) in core.table.entries where links[hex] == nil && hex != selfHex {
             if entry.bannedUntil > now {
                 banned += 1
             } else if entry.failures > 0 {
