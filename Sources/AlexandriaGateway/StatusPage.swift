@@ -99,12 +99,13 @@ extension PageRoutes {
 
     func gossipSection(_ state: NodeState?) throws -> HTML {
         var out: HTML = "<h2>Recent gossip</h2><section id=\"gossip\">"
-        if let state {
-            // Counts by item kind and outcome, by message type and direction, are metrics (`/metrics`), not kept twice.
+        if let c = state?.counters {
             out += """
-                <p>\(state.catalogItems) items in the catalog; \(PageLayout.bytes(UInt64(max(0, state.counters.bytesSent)))) \
-                sent; \(state.pendingItems) items waiting for what they depend on; counts by kind and outcome: \
-                <a href="/metrics">/metrics</a></p>
+                <p>\(c.itemsAdded) items added, \(c.itemsInvalid) invalid, \(c.itemsConflicting) conflicting, \
+                \(c.itemsRefused) refused; \(c.reconcileRounds) reconciliation rounds; \
+                \(PageLayout.bytes(UInt64(max(0, c.bytesReceived)))) received, \
+                \(PageLayout.bytes(UInt64(max(0, c.bytesSent)))) sent; \(state?.pendingItems ?? 0) items waiting for \
+                what they depend on</p>
                 """
         }
         let now = Int(Date().timeIntervalSince1970 * 1000)
