@@ -19,8 +19,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
+        // A node's metrics: their names and help in one place, recorded through swift-metrics, exported by
+        // swift-prometheus (`/metrics` on the gateway). Depends on nothing of ours, so any module can record.
+        .target(
+            name: "AlexandriaMetrics",
+            dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         // System libraries from Debian's -dev packages (libzstd-dev, libsqlite3-dev).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -35,7 +46,7 @@ let package = Package(
         // The chunk store on disk: pack files, the SQLite index, ingest, verified reads, scrub, GC.
         .target(
             name: "AlexandriaStore",
-            dependencies: ["AlexandriaCore", "CZstd", "CSQLite"]
+            dependencies: ["AlexandriaCore", "AlexandriaMetrics", "CZstd", "CSQLite"]
         ),
         // S3-compatible object storage: SigV4, a NIOHTTP1 client, the write lease (Protocol/store-s3.md).
         .target(
@@ -48,6 +59,16 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The store's packs in a bucket: AlexandriaStore's `RemotePacks` over AlexandriaObjectStore, upload of sealed
+        // packs, GC of the bucket, rebuild of the index from the bucket (Protocol/store-s3.md).
+        .target(
+            name: "AlexandriaStoreS3",
+            dependencies: [
+                "AlexandriaCore", "AlexandriaStore", "AlexandriaObjectStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // Holds the write lease on a bucket prefix until killed (tests kill -9 it), or shows who holds it.
@@ -82,7 +103,7 @@ let package = Package(
             name: "AlexandriaPeer",
             dependencies: [
                 "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaWire",
-                "AlexandriaGossip",
+                "AlexandriaGossip", "AlexandriaMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -90,12 +111,23 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // A deterministic simulator of whole networks on the real gossip core: simulated time and network, faults,
+        // invariants checked after every step, replay from a seed.
+        .target(
+            name: "AlexandriaSim",
+            dependencies: [
+                "AlexandriaCore", "AlexandriaGossip", "AlexandriaCatalog", "AlexandriaWire", "AlexandriaPeer",
+            ]
+        ),
+        .executableTarget(name: "alexandria-sim", dependencies: ["AlexandriaSim"]),
         // The HTTP gateway: files by hash, the Hugging Face Hub API, OCI/ModelPack pulls (Protocol/gateway-v1.md).
         // Read-only, on NIOHTTP1 directly (already in the graph through swift-nio).
         .target(
             name: "AlexandriaGateway",
             dependencies: [
                 "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaPeer",
+                "AlexandriaMetrics",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -109,7 +141,8 @@ let package = Package(
         .target(
             name: "AlexandriaHome",
             dependencies: [
-                "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaPeer",
+                "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaStoreS3",
+                "AlexandriaPeer",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -126,6 +159,9 @@ let package = Package(
                 "AlexandriaPeer",
                 "AlexandriaWire",
                 "AlexandriaGateway",
+                "AlexandriaStoreS3",
+                "AlexandriaObjectStore",
+                "AlexandriaMetrics",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -182,8 +218,16 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "AlexandriaSimTests",
+            dependencies: ["AlexandriaSim", "AlexandriaPeer", "AlexandriaGossip"]
+        ),
+        .testTarget(
             name: "AlexandriaGatewayTests",
-            dependencies: ["AlexandriaCore", "AlexandriaGateway"]
+            dependencies: [
+                "AlexandriaCore", "AlexandriaGateway", "AlexandriaMetrics",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "AlexandriaHomeTests",
@@ -194,6 +238,9 @@ let package = Package(
             name: "AlexandriaCLITests",
             dependencies: [
                 "AlexandriaCore", "alexandria", "AlexandriaCatalog", "AlexandriaGossip", "AlexandriaWire",
+                "AlexandriaObjectStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                "AlexandriaManifest",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -11,12 +11,22 @@ done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # The adversarial wire client (Tests/adversary) signs its handshake with Ed25519 from `cryptography`.
 python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
+# The gateway's pages are checked in a real browser (StatusPageTests): Debian's headless-capable chromium.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing ${missing[*]}" >&2
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+# MetricsTests scrape nodes with a real Prometheus server and lint /metrics with promtool (Debian's prometheus; its
+# recommended node exporter is not needed).
+if ! command -v prometheus >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade prometheus
 fi
 
 # In parallel: Swift Testing runs even synchronous tests on the cooperative thread pool (one thread per core), and
@@ -55,7 +65,7 @@ else
     python3 Tests/faults/matrix.py "$bin"
 fi
 
-# The HTTP gateway against the real clients (issue 12): huggingface_hub, the hf CLI, safetensors and skopeo. What it
+# The HTTP gateway against the real clients (issue 12): huggingface_hub, the hf CLI, safetensors, skopeo, oras and modelpack-client. What it
 # needs is installed here first, as root (skopeo from apt if missing, a pinned virtualenv); the nodes it starts then
 # run unprivileged like the rest.
 interop_venv=${INTEROP_VENV:-/tmp/alexandria-interop-venv}
@@ -67,11 +77,12 @@ if [ "$(id -u)" -eq 0 ]; then
     system_python=/usr/bin/python3
     [ -x "$system_python" ] || system_python=python3
     if ! setpriv --reuid="$(id -u "$(unprivileged_user)")" --regid="$(id -g "$(unprivileged_user)")" --clear-groups \
-        "$interop_venv/bin/python" -c 'import huggingface_hub, safetensors, numpy
+        "$interop_venv/bin/python" -c 'import huggingface_hub, safetensors, numpy, oras, modelpack_client
 assert huggingface_hub.__version__ == "2.4.0"' 2>/dev/null; then
         rm -rf "$interop_venv"
         "$system_python" -m venv "$interop_venv"
-        "$interop_venv/bin/pip" install -q huggingface_hub==2.4.0 safetensors==0.8.0 numpy==2.4.6
+        "$interop_venv/bin/pip" install -q huggingface_hub==2.4.0 safetensors==0.8.0 numpy==2.4.6 oras==0.2.43 \
+            modelpack-client==0.1.0
     fi
     chmod -R a+rX "$interop_venv"
     as_unprivileged env INTEROP_VENV="$interop_venv" ALEXANDRIA="$bin" bash Tests/interop.sh

@@ -4,11 +4,11 @@
 # Expects a build with tests already made (`swift build --build-tests`); runs `swift test --skip-build`.
 # With S3_ENDPOINT already set in the environment it uses that engine and starts nothing.
 #   Tests/s3.sh [extra swift test arguments]
-# Env: S3_TESTS_FILTER (default: AlexandriaObjectStoreTests), SWIFT_S3_REPLICAS (default 3), SWIFT_S3_SH (the script).
+# Env: S3_TESTS_FILTER (default: the object-store tests and the s3 store's process tests), SWIFT_S3_REPLICAS (default 3), SWIFT_S3_SH (the script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-filter=${S3_TESTS_FILTER:-AlexandriaObjectStoreTests}
+filter=${S3_TESTS_FILTER:-AlexandriaObjectStoreTests|S3StoreTests}
 if [ -z "${S3_ENDPOINT:-}" ]; then
     swift_s3=${SWIFT_S3_SH:-$(cd .. && pwd)/shared/peers/swift_s3.sh}
     [ -x "$swift_s3" ] || { echo "s3.sh: $swift_s3 not found (set SWIFT_S3_SH)" >&2; exit 1; }

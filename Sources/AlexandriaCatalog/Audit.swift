@@ -57,6 +57,10 @@ public struct AuditReport: Sendable, Encodable {
         public let relation: String
         public let report: AuditReport?
         public let problem: String?
+
+        /// The hop holds: the parent is known here and its own audit passes. A withdrawn parent (exit 9) is a fact
+        /// about the parent, not a break in the lineage.
+        public var holds: Bool { (report?.exitCode).map { $0 == 0 || $0 == 9 } ?? false }
     }
 
     public let manifestID: String
@@ -110,8 +114,7 @@ public struct AuditReport: Sendable, Encodable {
         }) {
             return 5
         }
-        // A withdrawn parent is a fact about the parent, not a break in the lineage.
-        if lineage.contains(where: { ($0.report?.exitCode).map { $0 != 0 && $0 != 9 } ?? true }) { return 7 }
+        if lineage.contains(where: { !$0.holds }) { return 7 }
         if !log.included || !log.inclusionProofVerified || !log.checkpointsConsistent || !compromiseForks.isEmpty {
             return 1
         }

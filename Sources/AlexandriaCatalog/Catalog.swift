@@ -17,6 +17,10 @@ public final class Catalog: @unchecked Sendable {
     public let trust: TrustPolicy
     /// This node's own witness (node) key: a binding it cosigned is one it holds.
     public let witnessKey: [UInt8]?
+    /// Where this catalog's `CatalogMark` lives (`<home>/catalog.mark`); nil for a catalog without one.
+    public let markPath: String?
+    /// Publisher logs already replayed (`log(_:)`).
+    let replayed = ReplayedLogs()
 
     static let schema = """
         -- Version 1.
@@ -89,10 +93,25 @@ public final class Catalog: @unchecked Sendable {
     /// The newest schema version this build knows.
     static var currentVersion: Int { migrations.count }
 
-    public init(path: String, trust: TrustPolicy = .firstSeen, witnessKey: [UInt8]? = nil) throws {
+    /// Opens (or creates) the catalog at `path`. With a `markPath`, a catalog that is not the one the mark remembers
+    /// (missing, empty, another one, older: `CatalogMark`) is refused with a `.damaged` error before anything is
+    /// written to it, and the mark is written again once the catalog is open.
+    public init(
+        path: String, trust: TrustPolicy = .firstSeen, witnessKey: [UInt8]? = nil, markPath: String? = nil
+    ) throws {
         self.trust = trust
         self.witnessKey = witnessKey
+        self.markPath = markPath
+        let mark = try markPath.flatMap { try CatalogMark.read($0) }
+        if let mark, !FileManager.default.fileExists(atPath: path) {
+            throw CatalogError(
+                "the catalog \(path) is missing, but this home had one (\(mark.items) item(s)); "
+                    + CatalogMark.fixAdvice(path), code: .damaged)
+        }
         db = try SQLiteConnection(path: path, readOnly: false, busyTimeoutMilliseconds: 10_000)
+        if let mark, let problem = CatalogMark.problem(db, mark: mark, catalogPath: path) {
+            throw CatalogError(problem, code: .damaged)
+        }
         try db.execute("PRAGMA journal_mode=WAL")
         try db.execute("PRAGMA synchronous=FULL")
         let v = try Self.version(db)
@@ -102,9 +121,22 @@ public final class Catalog: @unchecked Sendable {
                     + "Upgrade alexandria")
         }
         for step in v..<Self.currentVersion { try migrate(step: step) }
+        if markPath != nil {
+            if try CatalogMark.observe(db) == nil {
+                try db.execute("PRAGMA application_id = \(Int32.random(in: 1...Int32.max))")
+            }
+            try writeMark()
+        }
     }
 
     deinit { checkpoint() }
+
+    /// Rewrites `markPath` with what the catalog has committed now (its identity and high-water mark).
+    public func writeMark() throws {
+        guard let markPath else { return }
+        let now: CatalogMark? = try locked { try CatalogMark.observe(db) }
+        try now?.write(markPath)
+    }
 
     /// What `PRAGMA integrity_check` says other than "ok" (empty for a sound catalog).
     public func integrityProblems() throws -> [String] {
@@ -124,6 +156,7 @@ public final class Catalog: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         db.checkpoint()
+        try? writeMark()
     }
 
     static func version(_ db: SQLiteConnection) throws -> Int {
@@ -208,9 +241,7 @@ public final class Catalog: @unchecked Sendable {
             while try stmt.step() { out.append(stmt.blob(0)) }
             return out
         }
-        var log = PublisherLog(publisherKey: key)
-        for bytes in envelopes { try log.append(try DSSEEnvelope(json: bytes)) }
-        return log
+        return try replayed.replay(publisher, key: key, envelopes: envelopes)
     }
 
     /// What happened to an offered item.
@@ -498,6 +529,10 @@ public struct CatalogError: Error, CustomStringConvertible, Sendable {
         case failed
         /// A release with conflicting manifests that nothing settles on this node (see `ForkChoice`).
         case contested
+        /// The catalog is not the one this home committed (missing, empty, another one, older): see `CatalogMark`.
+        case damaged
+        /// Another process appended to the log while this one signed at its old end; nothing was stored.
+        case logMoved
     }
     public let code: Code
     public let message: String

@@ -97,6 +97,31 @@ public struct Registry: Sendable {
         }
         let publisher = publisher ?? key.id
         if publisher == key.id { try catalog.register(publisherKey: key.publicKey) }
+        // Another process (a second `publish`, or the daemon learning this log) may append to the log between the
+        // read below and the commit: the commit then fails and nothing of this attempt is stored. Read the log again
+        // and sign at its new end; if that process bound this very release meanwhile, the check below answers
+        // (the same content: already published; other content: refused, a release never changes).
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try publishAttempt(
+                    publisher: publisher, name: name, version: version, key: key, entries: entries, total: total,
+                    lineage: lineage, license: license, modelCard: modelCard, attestation: attestation)
+            } catch let error as CatalogError where error.code == .logMoved && attempt < Self.maxPublishAttempts {
+                continue
+            }
+        }
+    }
+
+    /// How many times `publish` signs again after losing a race for the log's next index.
+    public static let maxPublishAttempts = 16
+
+    /// One try of `publish` once the files are in the store: reads the log, signs at its end, commits.
+    func publishAttempt(
+        publisher: PublisherID, name: String, version: String, key: PublisherKey, entries: [Manifest.File],
+        total: UInt64, lineage: [Manifest.Lineage], license: String?, modelCard: String?, attestation: JSONValue?
+    ) throws -> PublishResult {
         guard var log = try catalog.log(publisher) else { throw CatalogError("cannot load the publisher log") }
         guard log.currentKey.derRepresentation == key.publicKey.derRepresentation else {
             throw CatalogError(
@@ -149,7 +174,14 @@ public struct Registry: Sendable {
             envelopes.append(attest.envelope)
         }
         let checkpoint = try log.checkpoint(signedWith: key)
-        try catalog.commit(entry: envelopes[0], manifest: signed.envelope, checkpoint: checkpoint)
+        do {
+            try catalog.commit(entry: envelopes[0], manifest: signed.envelope, checkpoint: checkpoint)
+        } catch let error as CatalogError {
+            if let now = try catalog.log(publisher), now.size > manifest.logIndex {
+                throw CatalogError("the log moved on: \(error)", code: .logMoved)
+            }
+            throw error
+        }
         for extra in envelopes.dropFirst() {
             try catalog.commit(entry: extra, manifest: nil, checkpoint: checkpoint)
         }

@@ -145,3 +145,39 @@ final class StallCloser: ChannelInboundHandler {
         context.fireUserInboundEventTriggered(event)
     }
 }
+
+/// The whole pipeline of a connection beyond the cap: writes a fixed `503` (`Retry-After: 1`) as soon as the
+/// connection is active, closes its output, drops whatever the client sends (so the close is a FIN, not a reset that
+/// could destroy the answer in the client's buffer) and closes within `lingerSeconds`.
+final class RefuseHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    static let lingerSeconds: Int64 = 2
+    static let response = ByteBuffer(
+        string: "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n"
+            + "Content-Type: application/json\r\nX-Error-Code: TooManyConnections\r\nContent-Length: 32\r\n\r\n"
+            + "{\"error\":\"too many connections\"}")
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { refuse(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        refuse(context)
+        context.fireChannelActive()
+    }
+
+    private var answered = false
+
+    private func refuse(_ context: ChannelHandlerContext) {
+        guard !answered else { return }
+        answered = true
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(Self.response)).whenComplete { _ in
+            channel.close(mode: .output, promise: nil)
+        }
+        context.eventLoop.scheduleTask(in: .seconds(Self.lingerSeconds)) { channel.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}

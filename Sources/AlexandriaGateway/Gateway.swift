@@ -1,6 +1,7 @@
 import AlexandriaCatalog
 import AlexandriaCore
 import AlexandriaManifest
+import AlexandriaMetrics
 import AlexandriaStore
 import Foundation
 import Logging
@@ -31,6 +32,13 @@ public struct GatewaySettings: Sendable {
     /// Bytes read and verified per write when streaming a file: whole chunks, at least one. Bounds the memory a
     /// download holds (about two of these per connection, whatever the client's speed).
     public var segmentBytes = 1 << 20
+    /// Segments read and verified ahead of the one being sent (besides it), so reading overlaps sending.
+    public var readAheadSegments = 1
+    /// The connection's write buffer: writes wait while more than `high` bytes are queued, until below `low`.
+    public var writeBufferLowBytes = 1 << 20
+    public var writeBufferHighBytes = 2 << 20
+    /// Threads that read and verify segments for all connections (0: one per core).
+    public var readerThreads = 0
     /// Operator aliases for publishers in Hugging Face repository names (`[gateway.aliases]`).
     public var aliases: [String: PublisherID] = [:]
 
@@ -53,6 +61,8 @@ public final class Gateway: Service, @unchecked Sendable {
     private let ready: AsyncStream<Int>.Continuation
     public let readiness: AsyncStream<Int>
     private let active = ActiveCount()
+    let pullThrough: PullThrough?
+    let readers: SegmentReaders
 
     /// `pullThrough`: how files this node does not hold are fetched from peers while they stream; nil to answer
     /// `503` for them instead.
@@ -64,6 +74,10 @@ public final class Gateway: Service, @unchecked Sendable {
         self.catalog = catalog
         self.settings = settings
         self.logger = logger
+        self.pullThrough = pullThrough
+        readers = SegmentReaders(
+            store: store,
+            threads: settings.readerThreads > 0 ? settings.readerThreads : ProcessInfo.processInfo.activeProcessorCount)
         let resolver = ReleaseResolver(store: store, catalog: catalog, aliases: settings.aliases)
         routes = [
             HashRoutes(store: store, catalog: catalog, pullThrough: pullThrough),
@@ -75,14 +89,31 @@ public final class Gateway: Service, @unchecked Sendable {
 
     typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
+    /// A connection as the accept loop gets it: counted against the cap and set up for HTTP, or refused (its
+    /// `RefuseHandler` answers it).
+    enum Accepted: Sendable {
+        case serve(Connection)
+        case refused
+    }
+
     public func run() async throws {
         let settings = self.settings
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(
+                .writeBufferWaterMark,
+                value: .init(low: settings.writeBufferLowBytes, high: settings.writeBufferHighBytes)
+            )
             .bind(host: settings.host, port: settings.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
+                channel.eventLoop.makeCompletedFuture { () throws -> Accepted in
+                    // Beyond the cap: a raw 503 from a handler of its own, before any HTTP state exists (an HTTP
+                    // response written on a connection that sent no request yet would break the HTTP pipeline).
+                    guard self.active.enter(limit: settings.maxConnections) else {
+                        try channel.pipeline.syncOperations.addHandler(RefuseHandler())
+                        return .refused
+                    }
                     let state = ConnectionState()
                     var limits = NIOHTTPDecoderLimitConfiguration()
                     limits.maxHeaderFieldSize = settings.maxHeaderFieldBytes
@@ -103,46 +134,29 @@ public final class Gateway: Service, @unchecked Sendable {
                     try sync.addHandler(HTTPServerPipelineHandler())
                     try sync.addHandler(IdleStateHandler(writeTimeout: .seconds(settings.idleTimeoutSeconds)))
                     try sync.addHandler(StallCloser())
-                    return try Connection(wrappingChannelSynchronously: channel)
+                    return .serve(try Connection(wrappingChannelSynchronously: channel))
                 }
             }
         boundPort = server.channel.localAddress?.port
         logger.info("gateway listening", metadata: ["http.port": "\(boundPort ?? -1)"])
         ready.yield(boundPort ?? settings.port)
         ready.finish()
+        readers.start()
+        defer { Task { await self.readers.shutdown() } }
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        if self.active.enter(limit: settings.maxConnections) {
-                            group.addTask {
-                                await self.serve(connection)
-                                self.active.leave()
-                            }
-                        } else {
-                            group.addTask { await self.refuse(connection) }
+                    for try await accepted in inbound {
+                        guard case .serve(let connection) = accepted else { continue }
+                        group.addTask {
+                            await self.serve(connection)
+                            self.active.leave()
                         }
                     }
                 }
             }
         } onGracefulShutdown: {
             server.channel.close(promise: nil)
-        }
-    }
-
-    /// `503` to a connection beyond the cap, then close.
-    func refuse(_ connection: Connection) async {
-        try? await connection.executeThenClose { _, outbound in
-            let body = Array("{\"error\":\"too many connections\"}".utf8)
-            let head = HTTPResponseHead(
-                version: .http1_1, status: .serviceUnavailable,
-                headers: [
-                    "Connection": "close", "Retry-After": "1", "Content-Length": "\(body.count)",
-                    "Content-Type": "application/json", "X-Error-Code": "TooManyConnections",
-                ])
-            try await outbound.write(.head(head))
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
-            try await outbound.write(.end(nil))
         }
     }
 
@@ -157,9 +171,12 @@ public final class Gateway: Service, @unchecked Sendable {
                     case .end:
                         guard let head = pending else { continue }
                         pending = nil
-                        let response = await self.response(to: head)
+                        let started = ContinuousClock.now
+                        let (response, route) = await self.response(to: head)
                         let keepAlive = head.isKeepAlive && response.status != .serviceUnavailable
                         try await self.write(response, for: head, keepAlive: keepAlive, to: outbound)
+                        NodeMetrics.httpRequest(
+                            route: route, status: Int(response.status.code), duration: ContinuousClock.now - started)
                         if !keepAlive { return }
                     }
                 }
@@ -169,33 +186,38 @@ public final class Gateway: Service, @unchecked Sendable {
         }
     }
 
-    /// Routes a request; never throws (errors become their responses, unknown ones a bare `500`).
-    func response(to head: HTTPRequestHead) async -> GatewayResponse {
+    /// Routes a request; never throws (errors become their responses, unknown ones a bare `500`). Also returns the
+    /// name of the route set that answered (`none` if none did or the request was refused before routing), for the
+    /// latency histogram.
+    func response(to head: HTTPRequestHead) async -> (GatewayResponse, route: String) {
         guard head.method == .GET || head.method == .HEAD else {
             var e = GatewayError(.methodNotAllowed, "MethodNotAllowed", "this gateway is read-only: GET and HEAD only")
             e.headers.add(name: "Allow", value: "GET, HEAD")
-            return e.response
+            return (e.response, "none")
         }
         guard head.uri.utf8.count <= settings.maxURIBytes else {
-            return GatewayError(
-                .uriTooLong, "URITooLong", "the request target is longer than \(settings.maxURIBytes) bytes"
-            )
-            .response
+            let e = GatewayError(
+                .uriTooLong, "URITooLong", "the request target is longer than \(settings.maxURIBytes) bytes")
+            return (e.response, "none")
         }
         guard let target = RequestTarget(head.uri) else {
-            return GatewayError(.badRequest, "BadPath", "the path is not a valid, normalised request target").response
+            let e = GatewayError(.badRequest, "BadPath", "the path is not a valid, normalised request target")
+            return (e.response, "none")
         }
         let request = GatewayRequest(method: head.method, uri: head.uri, target: target, headers: head.headers)
+        var route = "none"
         do {
             for set in routes {
-                if let r = try await set.respond(to: request) { return r }
+                route = set.metricsName
+                if let r = try await set.respond(to: request) { return (r, route) }
             }
-            return GatewayError(.notFound, "NotFound", "no such endpoint").response
+            return (GatewayError(.notFound, "NotFound", "no such endpoint").response, "none")
         } catch let e as GatewayError {
-            return e.response
+            return (e.response, route)
         } catch {
             logger.warning("request failed", metadata: ["http.uri": "\(head.uri)", "error": "\(error)"])
-            return GatewayError(.internalServerError, "InternalError", "the request failed on this node").response
+            let e = GatewayError(.internalServerError, "InternalError", "the request failed on this node")
+            return (e.response, route)
         }
     }
 
@@ -219,12 +241,24 @@ public final class Gateway: Service, @unchecked Sendable {
             }
         }
         try await outbound.write(.end(nil))
+        switch response.body {
+        case .file, .pull:
+            if request.method != .HEAD { NodeMetrics.served(bytes: Int(response.contentLength), via: .http) }
+        case .empty, .bytes: break
+        }
     }
 
+    /// Streams `range` of a stored file in segments of whole chunks. Segments are read and verified on the
+    /// reader threads up to `readAheadSegments` ahead of the one being sent, so reading overlaps sending; each is
+    /// written only once every chunk in it matched its id. Memory per response is bounded by the read-ahead and the
+    /// channel's write-buffer high-water mark, whatever the client's speed. A chunk that fails (damaged or gone)
+    /// ends the response short of its length and starts its repair from peers.
     func stream(
         _ recipe: FileRecipe, range: Range<UInt64>, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
     ) async throws {
         let indices = recipe.chunkIndices(covering: range)
+        guard !indices.isEmpty else { return }
+        var segments: [Range<Int>] = []
         var i = indices.lowerBound
         while i < indices.upperBound {
             var j = i
@@ -233,20 +267,48 @@ public final class Gateway: Service, @unchecked Sendable {
                 bytes += UInt64(recipe.chunks[j].length)
                 j += 1
             }
-            let segment =
-                max(range.lowerBound, recipe.chunks[i].offset)..<min(range.upperBound, recipe.chunks[j - 1].end)
-            var buffer = ByteBufferAllocator().buffer(capacity: Int(segment.upperBound - segment.lowerBound))
-            do {
-                try store.read(recipe.address, range: segment) { buffer.writeBytes($0) }
-            } catch {
-                logger.warning(
-                    "cutting off a response: a chunk failed verification or is missing",
-                    metadata: ["file.address": "\(recipe.address)", "error": "\(error)"])
-                throw error
-            }
-            try await outbound.write(.body(.byteBuffer(buffer)))
+            segments.append(i..<j)
             i = j
         }
+        let readers = self.readers
+        var ahead: [Task<ByteBuffer, Error>] = []
+        defer { for task in ahead { task.cancel() } }
+        do {
+            let run = try store.locate(recipe, chunks: indices)
+            var next = 0
+            func fill(upTo count: Int) {
+                while next < segments.count && ahead.count < count {
+                    let chunks = segments[next]
+                    ahead.append(Task { try await readers.read(run, chunks: chunks, range: range) })
+                    next += 1
+                }
+            }
+            fill(upTo: 1)
+            while !ahead.isEmpty {
+                let buffer = try await ahead.removeFirst().value
+                // The next segments are read while this one is written and drains.
+                fill(upTo: max(1, settings.readAheadSegments))
+                try await outbound.write(.body(.byteBuffer(buffer)))
+            }
+        } catch let error as StoreError {
+            logger.warning(
+                "cutting off a response: a chunk failed verification or is missing; repairing it from peers",
+                metadata: ["file.address": "\(recipe.address)", "error": "\(error)"])
+            await repair(recipe.address)
+            throw error
+        }
+    }
+
+    /// Fetches the damaged or missing chunks of a stored file again from the peers that hold its release (the
+    /// fetch copies the intact chunks from the store and asks peers only for the others), so the next request is
+    /// served whole. Does nothing without pull-through or a known release.
+    func repair(_ address: ContentHash) async {
+        guard let pullThrough,
+            let manifestID = try? catalog.manifests(containing: address).first,
+            let manifest = try? catalog.manifest(id: manifestID),
+            let file = manifest.manifest.files.first(where: { $0.sha256 == address })
+        else { return }
+        _ = await pullThrough.pull(file, of: manifestID)
     }
 }
 

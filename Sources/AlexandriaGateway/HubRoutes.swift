@@ -124,7 +124,71 @@ struct HubRoutes: GatewayRoutes {
             e.headers.add(name: "X-Repo-Commit", value: release.commit)
             throw e
         }
-        return .json(.array(entries), headers: Self.warnings(release))
+        var headers = Self.warnings(release)
+        let page = try Self.page(entries.count, request: request)
+        if page.upperBound < entries.count {
+            // The next page names the commit, not the revision asked for: every page lists the same manifest even
+            // if `main` moves between requests.
+            var path = "/api/models/\(Self.escape(owner))/\(Self.escape(name))/tree/\(release.commit)"
+            for part in under.split(separator: "/") { path += "/" + Self.escape(String(part)) }
+            var query = request.target.query.filter { $0.name != "cursor" }
+            query.append(("cursor", String(page.upperBound)))
+            path += "?" + query.map { "\(Self.escape($0.name))=\(Self.escape($0.value))" }.joined(separator: "&")
+            let origin = Self.origin(request).map { "http://\($0)" } ?? ""
+            headers.add(name: "Link", value: "<\(origin)\(path)>; rel=\"next\"")
+        }
+        return .json(.array(Array(entries[page])), headers: headers)
+    }
+
+    /// Most entries in one page of a tree listing (the Hub's page size without `expand`); `limit` asks for fewer.
+    static let treePageEntries = 1000
+
+    /// The entries of the page a request asks for: from `cursor` (an entry index this gateway wrote into a `Link`
+    /// header; opaque to clients), at most `limit` (1...`treePageEntries`) of them.
+    static func page(_ count: Int, request: GatewayRequest) throws -> Range<Int> {
+        var start = 0
+        if let cursor = request.target.query("cursor") {
+            guard cursor.utf8.count <= 9, let n = Int(cursor), n > 0, n < count else {
+                throw GatewayError(.badRequest, "BadCursor", "the cursor does not name a page of this listing")
+            }
+            start = n
+        }
+        var limit = treePageEntries
+        if let text = request.target.query("limit") {
+            guard text.utf8.count <= 9, let n = Int(text), n >= 1 else {
+                throw GatewayError(.badRequest, "BadLimit", "limit must be a whole number from 1")
+            }
+            limit = min(n, treePageEntries)
+        }
+        return start..<min(count, start + limit)
+    }
+
+    /// The request's `Host`, if it is a plain host name or address with an optional port (it is echoed in `Link`).
+    static func origin(_ request: GatewayRequest) -> String? {
+        guard let host = request.headers.first(name: "Host"), !host.isEmpty, host.utf8.count <= 255,
+            host.utf8.allSatisfy({ c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
+                    || c == UInt8(ascii: ".") || c == UInt8(ascii: "-") || c == UInt8(ascii: ":")
+                    || c == UInt8(ascii: "[") || c == UInt8(ascii: "]")
+            })
+        else { return nil }
+        return host
+    }
+
+    /// Percent-encodes everything but RFC 3986 unreserved characters.
+    static func escape(_ text: String) -> String {
+        var out = ""
+        for c in text.utf8 {
+            switch c {
+            case 0x30...0x39, 0x41...0x5a, 0x61...0x7a, UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(c))
+            default:
+                let hex = String(c, radix: 16, uppercase: true)
+                out += "%" + (hex.count == 1 ? "0" : "") + hex
+            }
+        }
+        return out
     }
 
     func resolve(

@@ -31,6 +31,9 @@ public struct Home: Sendable {
     public var configPath: String { path + "/config.toml" }
     public var keysPath: String { path + "/keys" }
     public var nodeKeyPath: String { keysPath + "/node.key" }
+    /// The node key's public half, `ed25519:<64 hex>` and a newline, written beside it so that a damaged node key
+    /// (any 32 bytes are a valid key: a flipped byte silently makes another node) is seen by `verify`.
+    public var nodePublicKeyPath: String { keysPath + "/node.pub" }
     /// The peer table `node run` keeps (JSON), and the state file it rewrites every two seconds for `status`/`peers`.
     public var peerTablePath: String { path + "/peers.json" }
     public var nodeStatePath: String { path + "/node-state.json" }
@@ -72,7 +75,27 @@ public struct Home: Sendable {
         } else {
             try Self.makePrivate(nodeKeyPath, mode: 0o600)
         }
+        if access(nodePublicKeyPath, F_OK) != 0, let key = try? nodeKey() {
+            try Self.writeFileAtomically(nodePublicKeyPath, Array(Self.describe(key).utf8), mode: 0o644)
+        }
         return !existed
+    }
+
+    static func describe(_ key: Curve25519.Signing.PrivateKey) -> String {
+        "ed25519:" + key.publicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined() + "\n"
+    }
+
+    /// Why the node key is not the one `node.pub` records, with the fix; nil if it is (or there is no record).
+    public func nodeKeyMismatch() -> String? {
+        guard let recorded = (try? Self.readFile(nodePublicKeyPath, limit: 256)).flatMap({ $0 }),
+            let key = try? nodeKey()
+        else { return nil }
+        guard String(decoding: recorded, as: UTF8.self) == Self.describe(key) else {
+            return "the node key \(nodeKeyPath) is not the one recorded in \(nodePublicKeyPath) (one of them is "
+                + "damaged, or the key was replaced): restore node.key from a backup; if this node was given a new "
+                + "identity on purpose, remove node.pub and run `alexandria init` to record the new one"
+        }
+        return nil
     }
 
     /// Makes a path this user owns private (`mode`), refusing one owned by another user or shared with everyone.
@@ -130,23 +153,71 @@ public struct Home: Sendable {
         return name.map { "uid \(uid) (\($0))" } ?? "uid \(uid)"
     }
 
-    /// Reads and checks `config.toml`; a missing file means the defaults.
+    /// Reads and checks `config.toml`; a missing file means the defaults. An error names the file, the line, and
+    /// the two ways out: fix that line, or `alexandria init --reset-config`.
     public func config() throws -> HomeConfig {
-        guard let bytes = try Self.readFile(configPath, limit: TOMLDocument.maxBytes) else { return HomeConfig() }
+        let bytes: [UInt8]?
+        do {
+            bytes = try Self.readFile(configPath, limit: TOMLDocument.maxBytes)
+        } catch let error as HomeError {
+            throw HomeError(error.message + "; " + resetConfigAdvice)
+        }
+        guard let bytes else { return HomeConfig() }
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw HomeError("\(configPath) is not UTF-8 text")
+            throw HomeError(
+                "\(configPath), line \(Self.firstNonUTF8Line(bytes)): not UTF-8 text (a damaged byte?); "
+                    + resetConfigAdvice)
         }
         let toml: TOMLDocument
         do {
             toml = try TOMLDocument(parsing: text)
         } catch {
-            throw HomeError("\(configPath), \(error)")
+            // toml++ starts its messages with "Error while parsing"; one "error:" prefix is enough.
+            let message = "\(error)".replacingOccurrences(of: "Error while parsing ", with: "cannot parse the ")
+            throw HomeError("\(configPath), \(message); " + resetConfigAdvice)
         }
         do {
             return try HomeConfig(toml: toml)
         } catch let error as HomeError {
-            throw HomeError("\(configPath), \(HomeConfig.locate(error.message, in: toml))")
+            throw HomeError("\(configPath), \(HomeConfig.locate(error.message, in: toml)); " + resetConfigAdvice)
         }
+    }
+
+    var resetConfigAdvice: String {
+        "fix that line, or run `alexandria init --reset-config --home \(path)` to save this file aside and write the "
+            + "default config (nothing else in the home changes)"
+    }
+
+    /// The 1-based line of the first byte sequence that is not UTF-8.
+    static func firstNonUTF8Line(_ bytes: [UInt8]) -> Int {
+        var line = 1
+        for piece in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if String(validating: piece, as: UTF8.self) == nil { return line }
+            line += 1
+        }
+        return line
+    }
+
+    /// Saves `config.toml` aside as `config.toml.broken-<unix time>` (if there is one) and writes the default config
+    /// in its place. Touches nothing else. Returns where the old file went, nil if there was none.
+    @discardableResult
+    public func resetConfig() throws -> String? {
+        guard access(path, F_OK) == 0 else {
+            throw HomeError("no Alexandria home at \(path); run `alexandria init` (or pass --home)")
+        }
+        var aside: String?
+        if access(configPath, F_OK) == 0 {
+            var candidate = configPath + ".broken-\(time(nil))"
+            var n = 1
+            while access(candidate, F_OK) == 0 {
+                candidate = configPath + ".broken-\(time(nil))-\(n)"
+                n += 1
+            }
+            guard rename(configPath, candidate) == 0 else { throw HomeError(posix: "cannot move aside", configPath) }
+            aside = candidate
+        }
+        try Self.writeFileAtomically(configPath, Array(HomeConfig.defaultText.utf8), mode: 0o644)
+        return aside
     }
 
     /// Opens the store with the settings from the config.
@@ -159,6 +230,7 @@ public struct Home: Sendable {
         }
         var options = try config().storeOptions
         options.catchUpAtOpen = catchingUp
+        options.remotePacks = try objectStore()?.remotePacks
         return try ContentStore(directory: storePath, options: options)
     }
 

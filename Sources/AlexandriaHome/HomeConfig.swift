@@ -1,6 +1,7 @@
 import AlexandriaCore
 import AlexandriaPeer
 import AlexandriaStore
+import AlexandriaStoreS3
 
 /// The settings in `<home>/config.toml`. Unknown tables or keys are errors, so a typo never passes silently.
 public struct HomeConfig: Sendable {
@@ -13,6 +14,9 @@ public struct HomeConfig: Sendable {
     /// `[store] chunk_average`: the chunker's average size, a power of two from 4 KiB to 4 MiB. Files are cut with
     /// the chunker in force when they are added; chunks only deduplicate against files cut the same way.
     public var chunker: ChunkerParameters = .v1
+    /// `[store] backend = "s3"` with `endpoint`, `bucket`, `prefix`, `region` and `credentials_file`: sealed packs
+    /// live in that bucket (Protocol/store-s3.md). Nil (`backend = "local"`, the default) keeps them on local disk.
+    public var s3: S3StoreSettings?
     /// `[node] listen`: where `node run` accepts peers.
     public var listen = "127.0.0.1:7420"
     /// `[node] peers`: bootstrap peers, `host:port`.
@@ -135,7 +139,11 @@ public struct HomeConfig: Sendable {
 
     public init(toml: TOMLDocument) throws {
         let known: [String: Set<String>] = [
-            "": [], "store": ["budget", "durability", "lock_timeout", "chunk_average"],
+            "": [],
+            "store": [
+                "budget", "durability", "lock_timeout", "chunk_average", "backend", "endpoint", "bucket", "prefix",
+                "region", "credentials_file",
+            ],
             "node": ["listen", "peers", "outbound", "inbound", "clients", "clients_per_address"],
             "gossip": ["fanout", "anti_entropy", "peer_exchange"],
             "mirror": [
@@ -203,10 +211,49 @@ public struct HomeConfig: Sendable {
         }
         try parseNetwork(toml)
         try parseGateway(toml)
+        try parseObjectStore(toml)
         switch toml["store", "lock_timeout"] {
         case nil: break
         case .integer(let n)? where n >= 0 && n <= 86400: lockTimeoutSeconds = n
         default: throw HomeError("[store] lock_timeout must be a number of seconds (0...86400)")
+        }
+    }
+
+    /// `[store] backend` and the object-storage keys beside it.
+    mutating func parseObjectStore(_ toml: TOMLDocument) throws {
+        func text(_ key: String) throws -> String? {
+            switch toml["store", key] {
+            case nil: return nil
+            case .string(let s)?: return s
+            default: throw HomeError("[store] \(key) must be a string")
+            }
+        }
+        let backend = try text("backend") ?? "local"
+        let keys = ["endpoint", "bucket", "prefix", "region", "credentials_file"]
+        switch backend {
+        case "local":
+            for key in keys where toml["store", key] != nil {
+                throw HomeError("[store] \(key) applies only with backend = \"s3\"")
+            }
+        case "s3":
+            guard let endpoint = try text("endpoint"), endpoint.hasPrefix("http://") else {
+                throw HomeError("[store] endpoint must be set for backend = \"s3\", as \"http://host:port\"")
+            }
+            guard let bucket = try text("bucket"), (3...63).contains(bucket.utf8.count),
+                bucket.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) || $0 == 45 || $0 == 46 })
+            else {
+                throw HomeError("[store] bucket must be set for backend = \"s3\": 3 to 63 of a-z, 0-9, '-' and '.'")
+            }
+            let prefix = try text("prefix") ?? ""
+            guard prefix.isEmpty || (prefix.hasSuffix("/") && !prefix.hasPrefix("/") && !prefix.contains("//")) else {
+                throw HomeError("[store] prefix must be empty or end in \"/\" (and not start with \"/\")")
+            }
+            var settings = S3StoreSettings(
+                endpoint: endpoint, bucket: bucket, prefix: prefix, region: try text("region") ?? "us-east-1")
+            settings.credentialsFile = try text("credentials_file")
+            s3 = settings
+        default:
+            throw HomeError("[store] backend must be \"local\" or \"s3\", not \"\(backend)\"")
         }
     }
 

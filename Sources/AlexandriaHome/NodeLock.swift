@@ -17,7 +17,19 @@ public final class NodeLock: Sendable {
         }
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw HomeError("cannot open \(path): \(String(cString: strerror(errno)))")
+            let reason = errno
+            var st = stat()
+            if (reason == EACCES || reason == EPERM) && stat(path, &st) == 0 && st.st_uid != geteuid() {
+                var home_ = stat()
+                let owner = stat(home.path, &home_) == 0 ? home_.st_uid : st.st_uid
+                throw HomeError(
+                    "cannot open \(path): \(String(cString: strerror(reason))); it belongs to "
+                        + "\(Home.userName(st.st_uid)), not to \(Home.userName(geteuid())) who runs this. Run "
+                        + "alexandria as the home's owner, \(Home.userName(owner)) (sudo -u "
+                        + "\(Home.userName(owner, bare: true)) alexandria …); or, if no daemon runs on this home, the "
+                        + "file is stale: remove it (rm \(path)) as its owner or root")
+            }
+            throw HomeError(posix: "cannot open", path)
         }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             if errno == EINTR { continue }

@@ -96,6 +96,43 @@ public struct PublisherKeys: Sendable {
         return try PublisherKey(pem: String(decoding: bytes, as: UTF8.self))
     }
 
+    /// What is wrong with each key's files, one line per key with the command that fixes it (for `verify`): a key
+    /// that does not load, or a settings file (`NAME.json`) that is not the JSON object `alexandria` writes. A
+    /// missing settings file is the defaults (a generated key), not damage. A `.json` without its key is ignored.
+    public func problems() -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        var out: [String] = []
+        for file in names.sorted() where file.hasSuffix(".json") && !names.contains(file.dropLast(5) + ".pem") {
+            out.append(
+                "the publisher key \(directory)/\(file.dropLast(5)).pem is missing (its settings file is there): "
+                    + "restore it from a backup; without it this home cannot publish for that publisher")
+        }
+        for file in names.sorted() where file.hasSuffix(".pem") {
+            let name = String(file.dropLast(4))
+            do { _ = try load(name) } catch {
+                out.append(
+                    "the publisher key \(pemPath(name)) cannot be loaded (\(error)): restore it from a backup; "
+                        + "without it this home cannot publish for that publisher (releases already out stay valid)")
+                continue
+            }
+            guard access(metaPath(name), F_OK) == 0 else { continue }
+            let bytes = (try? Home.readFile(metaPath(name), limit: 4096)).flatMap { $0 }
+            let object = bytes.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
+            let valid =
+                object.map { m in
+                    (m["publisher"] == nil || (m["publisher"] as? String).flatMap(PublisherID.init(hex:)) != nil)
+                        && (m["origin"] == nil || ["generated", "imported"].contains(m["origin"] as? String ?? ""))
+                        && (m["synced"] == nil || m["synced"] is Bool) && (m["retired"] == nil || m["retired"] is Bool)
+                } ?? false
+            if !valid {
+                out.append(
+                    "the publisher key's settings \(metaPath(name)) are damaged: restore the file from a backup, or "
+                        + "remove it and run `alexandria sync --key \(name)` before publishing with \(name) again")
+            }
+        }
+        return out
+    }
+
     public func list() throws -> [Entry] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
         return try names.filter { $0.hasSuffix(".pem") }.sorted().map { file in
@@ -148,11 +185,14 @@ public struct PublisherKeys: Sendable {
 
 extension Home {
     public var catalogPath: String { path + "/catalog.sqlite" }
+    /// What the home remembers about its catalog outside it (`CatalogMark`).
+    public var catalogMarkPath: String { path + "/catalog.mark" }
 
     /// Opens the catalog with the trust policy from the config and this node's key as its own witness key.
     public func openCatalog() throws -> Catalog {
         let witness = (try? nodeKey()).map { Array($0.publicKey.rawRepresentation) }
-        return try Catalog(path: catalogPath, trust: config().trust, witnessKey: witness)
+        return try Catalog(
+            path: catalogPath, trust: config().trust, witnessKey: witness, markPath: catalogMarkPath)
     }
     public var publisherKeys: PublisherKeys { PublisherKeys(home: self) }
 }

@@ -1,3 +1,5 @@
+import AlexandriaCore
+
 /// Just enough XML to read S3's responses: the text of `<Name>…</Name>` elements, and the blocks of a repeated
 /// element. S3 responses have no attributes on the elements we read, no CDATA and no comments; anything else is
 /// ignored rather than interpreted. Input is bounded by the caller (`ObjectStoreLimits.maxXMLBytes`).
@@ -74,18 +76,5 @@ enum MiniXML {
     }
 
     /// `s` with `& < > " '` escaped, for keys inside a request body.
-    static func escape(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
+    static func escape(_ s: String) -> String { Markup.escape(s) }
 }

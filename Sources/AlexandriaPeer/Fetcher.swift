@@ -1,4 +1,5 @@
 import AlexandriaCore
+import AlexandriaMetrics
 import AlexandriaStore
 import AlexandriaWire
 import Foundation
@@ -410,9 +411,12 @@ public final class Fetcher: @unchecked Sendable {
                         let bytes = decoder.decode(codec: codec, payload: payload, rawLength: Int(rawLength)),
                         bytes.withUnsafeBytes({ cursor.verify(id, $0) })
                     else {
+                        NodeMetrics.chunk(verified: false, source: .peer)
                         await plan.penalize(name)
                         throw WireError(.protocolViolation, "the peer sent bytes that do not match chunk \(id)")
                     }
+                    NodeMetrics.chunk(verified: true, source: .peer)
+                    NodeMetrics.fetched(bytes: bytes.count)
                     // Verified: only now do the bytes reach the output (and, by reference or copy, the store).
                     try output.write(bytes, at: offsets[id] ?? [])
                     try cursor.written(id, bytes, output: output)

@@ -45,32 +45,22 @@ public struct GossipSettings: Sendable {
 /// own task, so a slow peer never blocks gossip to the others; gossip that does not fit is dropped (anti-entropy
 /// repairs it).
 final class Link: @unchecked Sendable {
+    let id: LinkID
     let key: [UInt8]
-    let keyHex: String
-    let initiatedBySelf: Bool
-    let listenAddress: PeerAddress?
     let channel: Channel
     let queue: AsyncStream<WireMessage>.Continuation
     let stream: AsyncStream<WireMessage>
-    let since = Date()
-    /// Touched only by the gossip node (an actor): when it last queued a message here, and the PEERS_QUERYs it sent
-    /// here that no PEERS has answered yet (an unsolicited PEERS is a protocol violation).
-    var lastSent = Date()
-    var peersQueries = 0
 
-    init(key: [UInt8], initiatedBySelf: Bool, listenAddress: PeerAddress?, channel: Channel) {
+    init(id: LinkID, key: [UInt8], channel: Channel) {
+        self.id = id
         self.key = key
-        self.keyHex = Hex.encode(key)
-        self.initiatedBySelf = initiatedBySelf
-        self.listenAddress = listenAddress
         self.channel = channel
         (stream, queue) = AsyncStream<WireMessage>.makeStream(bufferingPolicy: .bufferingOldest(512))
     }
-
-    var prefix: [UInt8] { Array(key.prefix(8)) }
 }
 
-/// Counters for the state file and the figures.
+/// The core's own counts, for the state file, the simulator's figures and tests. The same events feed the node's
+/// metrics (`NodeMetrics`, `/metrics` on the gateway).
 public struct GossipCounters: Codable, Sendable {
     public var sent: [String: Int] = [:]
     public var bytesSent = 0
@@ -86,30 +76,21 @@ public struct GossipCounters: Codable, Sendable {
     public var itemSends: [String: Int] = [:]
 }
 
-/// The gossip half of a node: the peer table and connections, push with duplicate suppression, anti-entropy by set
-/// reconciliation, and peer exchange (Protocol/gossip-v1.md). Replication and witnessing run beside it (`Mirror`).
+/// The gossip half of a node: a thin driver around `GossipCore`, which makes every decision (peer table,
+/// connections, push, anti-entropy, peer exchange, scores and bans; Protocol/gossip-v1.md). This actor feeds it
+/// events with the wall clock and carries out its actions on NIO channels. Replication and witnessing run beside it
+/// (`Mirror`).
 public actor GossipNode {
     let catalog: Catalog
     let identity: NodeIdentity
     let settings: GossipSettings
     let logger: Logger
-    var bootstrap: [PeerAddress]
-    var table: PeerTable
-    var links: [String: Link] = [:]
-    var pending: [ContentHash: CatalogItem] = [:]
-    /// Ids this node already pushed or was pushed (so a CLI-added item is pushed once).
-    var handled: Set<ContentHash> = []
-    var lastSeq = 0
-    var counters = GossipCounters()
+    var core: GossipCore
+    /// The channel behind each link the core knows.
+    var channels: [LinkID: Link] = [:]
+    var nextLinkID: LinkID = 1
     var listenPort = 0
     weak var server: PeerServer?
-    var droppedKeys: Set<String> = []
-    var lastRotation = Date()
-    /// Addresses in one PEERS answer (of the wire limit of 64): the most recently seen.
-    static let peersPerAnswer = 32
-    /// Set on graceful shutdown: every link is closed and no new one is taken.
-    var stopping = false
-    var recentItems: [String] = []
     /// Set by the mirror: what this node holds, for the state file.
     var mirrorState: [String: String] = [:]
 
@@ -118,10 +99,11 @@ public actor GossipNode {
     ) {
         self.catalog = catalog
         self.identity = identity
-        self.bootstrap = bootstrap
         self.settings = settings
         self.logger = logger
-        table = PeerTable(limits: settings.table)
+        core = GossipCore(
+            catalog: catalog, selfKey: identity.publicKey, bootstrap: bootstrap, settings: settings,
+            random: GossipRandom(seed: UInt64.random(in: 0...UInt64.max)), now: Date().timeIntervalSince1970)
     }
 
     func attach(server: PeerServer, port: Int) {
@@ -129,19 +111,19 @@ public actor GossipNode {
         listenPort = port
     }
 
-    var selfHex: String { Hex.encode(identity.publicKey) }
+    var selfHex: String { core.selfHex }
+    var now: Double { Date().timeIntervalSince1970 }
 
     // MARK: - Running
 
     /// Runs until cancelled: dialing, polling, anti-entropy, peer exchange, persistence.
     func run() async {
         loadTable()
-        lastSeq = catalog.lastItemSeq
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.every(1.0) { await self.maintain() } }
-            group.addTask { await self.every(self.settings.pollSeconds) { await self.pollLocal() } }
-            group.addTask { await self.every(self.settings.antiEntropySeconds) { await self.antiEntropy() } }
-            group.addTask { await self.every(self.settings.peerExchangeSeconds) { await self.peerExchange() } }
+            group.addTask { await self.every(self.settings.pollSeconds) { await self.fire(.poll) } }
+            group.addTask { await self.every(self.settings.antiEntropySeconds) { await self.fire(.antiEntropy) } }
+            group.addTask { await self.every(self.settings.peerExchangeSeconds) { await self.fire(.peerExchange) } }
             group.addTask {
                 await self.every(2.0) {
                     await self.writeState()
@@ -152,7 +134,7 @@ public actor GossipNode {
         }
         saveTable()
         writeState()
-        for link in links.values { link.channel.close(promise: nil) }
+        for link in channels.values { link.channel.close(promise: nil) }
     }
 
     nonisolated func every(_ seconds: Double, _ body: @Sendable () async -> Void) async {
@@ -162,6 +144,49 @@ public actor GossipNode {
         }
     }
 
+    func fire(_ timer: GossipTimer) {
+        perform(core.fire(timer, now: now))
+    }
+
+    /// Re-reads the test partition switch, then lets the core keep the outbound slots full.
+    func maintain() {
+        if let path = settings.dropPeersFile {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            let keys = Set(
+                text.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) })
+            perform(core.setDropped(keys))
+        }
+        fire(.maintain)
+    }
+
+    /// Carries out the core's actions. Returns the error of a `fail` aimed at `current` (the caller throws it, which
+    /// sends ERROR and closes that connection).
+    @discardableResult
+    func perform(_ actions: [GossipAction], current: LinkID? = nil) -> WireError? {
+        var failure: WireError?
+        for action in actions {
+            switch action {
+            case .send(let message, let id):
+                channels[id]?.queue.yield(message)
+            case .close(let id):
+                channels[id]?.channel.close(promise: nil)
+            case .fail(let id, let error):
+                if id == current {
+                    failure = error
+                } else {
+                    channels[id]?.channel.pipeline.fireErrorCaught(error)
+                }
+            case .dial(let address):
+                guard let server else { continue }
+                let port = listenPort
+                server.requestDial(address, listenPort: port)
+            case .warn(let text, let peer):
+                logger.warning("\(text)", metadata: ["peer.id": "\(peer?.prefix(16) ?? "self")"])
+            }
+        }
+        return failure
+    }
+
     // MARK: - Connections
 
     /// Registers an authenticated connection. Returns nil if it must be closed (cap reached, duplicate, banned,
@@ -169,387 +194,60 @@ public actor GossipNode {
     func register(
         key: [UInt8], initiatedBySelf: Bool, listenAddress: PeerAddress?, channel: Channel
     ) -> Link? {
-        let hex = Hex.encode(key)
-        if stopping || dropped(hex) { return nil }
-        if let entry = table[hex], entry.bannedUntil > Date().timeIntervalSince1970 { return nil }
-        if !initiatedBySelf && links.values.filter({ !$0.initiatedBySelf }).count >= settings.inboundCap {
-            return nil
-        }
-        if let existing = links[hex] {
-            // Both sides keep the connection initiated by the smaller key, so a crossed dial settles on one.
-            let keepNew = (initiatedBySelf ? identity.publicKey : key).lexicographicallyPrecedes(
-                existing.initiatedBySelf ? identity.publicKey : key)
-            if !keepNew { return nil }
-            existing.channel.close(promise: nil)
-        }
-        let link = Link(key: key, initiatedBySelf: initiatedBySelf, listenAddress: listenAddress, channel: channel)
-        links[hex] = link
-        if let a = listenAddress {
-            table.connected(key: hex, address: a, dialled: initiatedBySelf, now: Date().timeIntervalSince1970)
-        }
+        let id = nextLinkID
+        nextLinkID += 1
+        let (accepted, actions) = core.connected(
+            id: id, key: key, outbound: initiatedBySelf, address: listenAddress, now: now)
+        guard accepted else { return nil }
+        let link = Link(id: id, key: key, channel: channel)
+        channels[id] = link
         logger.debug(
-            "peer connected", metadata: ["peer.id": "\(hex.prefix(16))", "peer.outbound": "\(initiatedBySelf)"])
-        // A fresh connection: reconcile at once (a node back from offline catches up now), and learn its peers while
-        // this node knows few (rotation makes new links all the time; the periodic exchange is enough after that).
-        if table.count < 4 * settings.outboundTarget { send(.peersQuery, to: link) }
-        send(.reconcile(round: 0, ranges: Reconciler.open((try? catalog.itemIDs()) ?? [])), to: link)
+            "peer connected",
+            metadata: ["peer.id": "\(Hex.encode(key).prefix(16))", "peer.outbound": "\(initiatedBySelf)"])
+        perform(actions)
         return link
     }
 
     /// Graceful shutdown: closes every gossip link now (they are long-lived, so the server would otherwise wait on
     /// them), and refuses new ones.
     func stop() {
-        stopping = true
+        perform(core.stop())
         saveTable()
         writeState()
-        for link in links.values { link.channel.close(promise: nil) }
-        links.removeAll()
+        for link in channels.values { link.channel.close(promise: nil) }
     }
 
     func unregister(_ link: Link) {
-        if links[link.keyHex] === link { links.removeValue(forKey: link.keyHex) }
+        core.disconnected(id: link.id, key: link.key)
+        channels.removeValue(forKey: link.id)
         link.queue.finish()
     }
 
-    func dropped(_ hex: String) -> Bool { droppedKeys.contains(hex) }
-
-    /// Keeps `outboundTarget` outbound connections: bootstrap addresses first while none is connected, then the
-    /// peer table, best score and most recently seen first, with exponential backoff after failures.
-    func maintain() async {
-        if let path = settings.dropPeersFile {
-            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            droppedKeys = Set(
-                text.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) })
-            for (hex, link) in links where dropped(hex) { link.channel.close(promise: nil) }
-        }
-        var outbound = links.values.filter(\.initiatedBySelf).count
-        if outbound >= settings.outboundTarget, Date().timeIntervalSince(lastRotation) >= settings.rotateSeconds,
-            let victim = links.values.filter(\.initiatedBySelf).randomElement()
-        {
-            // Rotation: one slot is freed and redialled at random, so the overlay keeps mixing.
-            lastRotation = Date()
-            victim.channel.close(promise: nil)
-            links.removeValue(forKey: victim.keyHex)
-            outbound -= 1
-        }
-        keepAlive()
-        guard !stopping, outbound < settings.outboundTarget, let server else { return }
-        let now = Date().timeIntervalSince1970
-        let slots = settings.outboundTarget - outbound
-        var dials: [PeerAddress] = []
-        let connectedAddresses = Set(links.values.compactMap(\.listenAddress))
-        if links.isEmpty {
-            dials += bootstrap.filter { !connectedAddresses.contains($0) }.prefix(slots)
-        }
-        let ranked = table.entries.values.filter {
-            $0.key != selfHex && links[$0.key] == nil && $0.bannedUntil < now && !dropped($0.key)
-                && now - $0.lastAttempt >= min(60, pow(2, Double($0.failures)))
-        }.shuffled().sorted { ($0.score < 0 ? 0 : 1) > ($1.score < 0 ? 0 : 1) }
-        for entry in ranked where dials.count < slots {
-            // An address a peer named is dialled only within that peer's dial budget.
-            guard table.spendDial(entry.key, now: now) else { continue }
-            dials.append(PeerAddress(host: entry.host, port: entry.port))
-        }
-        if dials.isEmpty && links.isEmpty { dials = Array(bootstrap.prefix(slots)) }
-        for address in dials {
-            for (hex, e) in table.entries where e.host == address.host && e.port == address.port {
-                table[hex]?.lastAttempt = now
-            }
-            let port = listenPort
-            server.requestDial(address, listenPort: port)
-        }
-    }
-
-    /// Wire v1 closes a connection that receives no complete frame for `idleTimeout`. A gossip link this node has
-    /// sent nothing on for half of that gets an anti-entropy round (one RECONCILE frame), so quiet links stay open.
-    func keepAlive() {
-        let quiet = links.values.filter { Date().timeIntervalSince($0.lastSent) >= settings.idleTimeoutSeconds / 2 }
-        guard !quiet.isEmpty, let ids = try? catalog.itemIDs() else { return }
-        for link in quiet { send(.reconcile(round: 0, ranges: Reconciler.open(ids)), to: link) }
-    }
-
-    func dialFailed(_ address: PeerAddress) {
-        for (hex, entry) in table.entries where entry.host == address.host && entry.port == address.port {
-            table[hex]?.failures += 1
-        }
-    }
-
-    // MARK: - Sending
-
-    func send(_ message: WireMessage, to link: Link) {
-        let name = Self.name(of: message)
-        counters.sent[name, default: 0] += 1
-        counters.bytesSent += message.encodedPayload.count + 5
-        link.lastSent = Date()
-        if case .peersQuery = message { link.peersQueries += 1 }
-        link.queue.yield(message)
-    }
-
-    static func name(of message: WireMessage) -> String {
-        switch message {
-        case .items: return "items"
-        case .reconcile: return "reconcile"
-        case .want: return "want"
-        case .peers: return "peers"
-        case .peersQuery: return "peers_query"
-        default: return "other"
-        }
-    }
-
-    /// Sends items in messages that respect the item count and frame size limits.
-    func sendItems(_ items: [CatalogItem], path: [[UInt8]], to link: Link) {
-        for item in items {
-            let key = String(item.id.hex.prefix(16))
-            if counters.itemSends[key] == nil {
-                recentItems.append(key)
-                if recentItems.count > 256 { counters.itemSends.removeValue(forKey: recentItems.removeFirst()) }
-            }
-            counters.itemSends[key, default: 0] += 1
-        }
-        var batch: [CatalogItem] = []
-        var bytes = 0
-        for item in items {
-            if !batch.isEmpty
-                && (batch.count == GossipLimits.maxItemsPerMessage
-                    || bytes + item.body.count + 5 > WireLimits.maxFrameBytes - 4096)
-            {
-                send(.items(path: path, items: batch), to: link)
-                batch = []
-                bytes = 0
-            }
-            batch.append(item)
-            bytes += item.body.count + 5
-        }
-        if !batch.isEmpty { send(.items(path: path, items: batch), to: link) }
-    }
-
-    /// Pushes new items to `fanout` connected peers that are not in `path` and not `except`; the path sent on names
-    /// this node and every chosen target, so they do not pick each other.
-    func push(_ items: [CatalogItem], path: [[UInt8]], except: String?) {
-        guard !items.isEmpty else { return }
-        for item in items { handled.insert(item.id) }
-        let seen = Set(path.map { Hex.encode($0) })
-        let eligible = links.values.filter { $0.keyHex != except && !seen.contains(Hex.encode($0.prefix)) }
-        let targets = Array(eligible.shuffled().prefix(settings.fanout))
-        guard !targets.isEmpty else { return }
-        var newPath = path + [Array(identity.publicKey.prefix(8))] + targets.map(\.prefix)
-        if newPath.count > GossipLimits.maxPathEntries {
-            newPath = Array(newPath.suffix(GossipLimits.maxPathEntries))
-        }
-        for target in targets { sendItems(items, path: newPath, to: target) }
-    }
-
-    /// Items a CLI process (publish, yank, fetch) or the mirror added to the catalog since the last look.
-    func pollLocal() {
-        guard let (items, last) = try? catalog.items(after: lastSeq) else { return }
-        lastSeq = last
-        let fresh = items.filter { !handled.contains($0.id) }
-        if !fresh.isEmpty {
-            logger.debug("pushing local items", metadata: ["items.count": "\(fresh.count)"])
-            push(fresh, path: [], except: nil)
-        }
-        if handled.count > 100_000 { handled.removeAll() }
-    }
+    func dialFailed(_ address: PeerAddress) { core.dialFailed(address) }
 
     // MARK: - Receiving
 
     /// Handles a gossip message from `link`. Throws to drop the connection (a peer past its fault limit).
     func handle(_ message: WireMessage, from link: Link) throws {
-        counters.received[Self.name(of: message), default: 0] += 1
-        counters.bytesReceived += message.encodedPayload.count + 5
-        if dropped(link.keyHex) {
-            link.channel.close(promise: nil)
-            return
+        if let error = perform(core.receive(message, from: link.id, key: link.key, now: now), current: link.id) {
+            throw error
         }
-        table[link.keyHex]?.lastSeen = Date().timeIntervalSince1970
-        switch message {
-        case .items(let path, let items):
-            try receive(items, path: path, from: link)
-        case .reconcile(let round, let ranges):
-            counters.reconcileRounds += 1
-            let step: Reconciler.Step
-            do { step = try Reconciler.step(try catalog.itemIDs(), message: ranges) } catch let e as GossipError {
-                try fault(link, "bad RECONCILE: \(e)")
-                return
-            } catch { return }
-            if !step.theyLack.isEmpty, let items = try? catalog.items(step.theyLack) {
-                sendItems(items, path: [], to: link)
-            }
-            if !step.weLack.isEmpty {
-                let wanted = step.weLack.filter { pending[$0] == nil }
-                for part in stride(from: 0, to: wanted.count, by: GossipLimits.maxWant) {
-                    send(.want(Array(wanted[part..<min(wanted.count, part + GossipLimits.maxWant)])), to: link)
-                }
-            }
-            if let reply = step.reply, round < 40 { send(.reconcile(round: round &+ 1, ranges: reply), to: link) }
-        case .want(let ids):
-            if let items = try? catalog.items(ids) { sendItems(items, path: [], to: link) }
-        case .peersQuery:
-            let now = Date().timeIntervalSince1970
-            var records: [PeerRecord] = []
-            let fresh = table.entries.values.filter {
-                $0.key != link.keyHex && now - $0.lastSeen < 24 * 3600
-                    && PeerTable.isDialable(host: $0.host, port: $0.port)
-            }
-            .sorted { $0.lastSeen > $1.lastSeen }
-            for e in fresh.prefix(Self.peersPerAnswer) {
-                guard let key = Hex.decode(e.key), key.count == 32, e.host.utf8.count < 256 else { continue }
-                records.append(
-                    PeerRecord(nodeKey: key, host: e.host, port: UInt16(e.port), lastSeen: UInt64(e.lastSeen)))
-            }
-            send(.peers(records), to: link)
-        case .peers(let records):
-            // PEERS answers a PEERS_QUERY; one nobody asked for is a protocol violation (Protocol/gossip-v1.md).
-            guard link.peersQueries > 0 else {
-                throw WireError(.protocolViolation, "PEERS without a PEERS_QUERY")
-            }
-            link.peersQueries -= 1
-            let learned = table.learn(
-                records, from: link.keyHex, selfKey: selfHex, now: Date().timeIntervalSince1970)
-            if learned.hostile > 0 || learned.refused > 0 {
-                logger.debug(
-                    "peer addresses not taken",
-                    metadata: [
-                        "peer.id": "\(link.keyHex.prefix(16))", "hostile": "\(learned.hostile)",
-                        "refused": "\(learned.refused)",
-                    ])
-            }
-        default:
-            break
-        }
-    }
-
-    func receive(_ items: [CatalogItem], path: [[UInt8]], from link: Link) throws {
-        var fresh: [CatalogItem] = []
-        for item in items {
-            if let new = try offer(item, from: link) { fresh += new }
-        }
-        guard !fresh.isEmpty else { return }
-        fresh += retryPending()
-        if path.isEmpty {
-            // Learned by repair (an answer to reconciliation or WANT), not by push: the push wave for these is under
-            // way or over, and anti-entropy reaches whoever it missed, so pass on only what this node made itself
-            // from them (an equivocation proof). This keeps an announcement at most `fanout` messages per node.
-            let received = Set(items.map(\.id))
-            fresh = fresh.filter { $0.kind == .equivocation && !received.contains($0.id) }
-            if fresh.isEmpty { return }
-        }
-        push(fresh, path: path, except: link.keyHex)
-    }
-
-    /// Offers one item to the catalog; returns the items to pass on (nil if none). Faults count against `link`.
-    func offer(_ item: CatalogItem, from link: Link?) throws -> [CatalogItem]? {
-        do {
-            switch try catalog.accept(item) {
-            case .added(let derived):
-                counters.itemsAdded += 1
-                if let link { table[link.keyHex]?.score += 0.1 }
-                return [item] + derived
-            case .conflict(let derived):
-                counters.itemsConflicting += 1
-                logger.warning(
-                    "overwrite attempt seen: conflicting signed items; proof stored and passed on",
-                    metadata: ["item.kind": "\(item.kind)", "item.id": "\(item.id.hex.prefix(16))"])
-                return [item] + derived
-            case .pending:
-                if pending.count < GossipLimits.maxPending { pending[item.id] = item }
-                return nil
-            case .duplicate, .stale:
-                return nil
-            }
-        } catch let error as ManifestError where error.code == .frozen {
-            // Past a compromise notice this node holds: refused, but a peer that has not yet seen the notice is not
-            // at fault for offering it.
-            counters.itemsRefused += 1
-            return nil
-        } catch let error as ManifestError where error.code == .equivocation {
-            // A publisher's own log rebinding a release: evidence, not the relaying peer's fault.
-            counters.itemsConflicting += 1
-            return nil
-        } catch {
-            counters.itemsInvalid += 1
-            if let link { try fault(link, "invalid \(item.kind) item: \(error)") }
-            return nil
-        }
-    }
-
-    /// Items waiting for what they depend on, offered again until no more can be added.
-    func retryPending() -> [CatalogItem] {
-        var out: [CatalogItem] = []
-        var progress = true
-        while progress && !pending.isEmpty {
-            progress = false
-            for (id, item) in pending.sorted(by: { $0.value.kind < $1.value.kind }) {
-                guard let new = try? offer(item, from: nil) else {
-                    if (try? catalog.hasItem(id)) == true { pending.removeValue(forKey: id) }
-                    continue
-                }
-                pending.removeValue(forKey: id)
-                out += new
-                progress = true
-            }
-        }
-        return out
-    }
-
-    /// Lowers a peer's score; past the limit the connection is dropped and the peer banned for a while.
-    func fault(_ link: Link, _ why: String) throws {
-        var entry =
-            table[link.keyHex]
-            ?? PeerEntry(
-                key: link.keyHex, host: link.listenAddress?.host ?? "", port: link.listenAddress?.port ?? 0,
-                lastSeen: Date().timeIntervalSince1970)
-        entry.score -= 5
-        logger.warning("peer sent a bad item", metadata: ["peer.id": "\(link.keyHex.prefix(16))", "error": "\(why)"])
-        if entry.score <= -20 {
-            entry.bannedUntil = Date().timeIntervalSince1970 + 600
-            table[link.keyHex] = entry
-            throw WireError(.protocolViolation, "too many invalid items")
-        }
-        table[link.keyHex] = entry
-    }
-
-    // MARK: - Rounds
-
-    func antiEntropy() {
-        guard let link = links.values.randomElement(), let ids = try? catalog.itemIDs() else { return }
-        send(.reconcile(round: 0, ranges: Reconciler.open(ids)), to: link)
-    }
-
-    func peerExchange() {
-        guard let link = links.values.randomElement() else { return }
-        send(.peersQuery, to: link)
     }
 
     // MARK: - For the mirror and the CLI
 
     /// Adds items this node made (a cosignature, an availability statement) and pushes them.
     func publishOwn(_ items: [CatalogItem]) {
-        var fresh: [CatalogItem] = []
-        for item in items {
-            if let new = try? offer(item, from: nil) { fresh += new }
-        }
-        push(fresh, path: [], except: nil)
+        perform(core.publishOwn(items, now: now))
     }
 
     /// Listen addresses of connected peers and of table entries, by node key (hex).
-    func addresses() -> [String: PeerAddress] {
-        var out: [String: PeerAddress] = [:]
-        for (hex, e) in table.entries where e.port > 0 { out[hex] = PeerAddress(host: e.host, port: e.port) }
-        for (hex, l) in links { if let a = l.listenAddress { out[hex] = a } }
-        return out
-    }
+    func addresses() -> [String: PeerAddress] { core.addresses() }
 
-    func connectedKeys() -> [String] { Array(links.keys) }
+    func connectedKeys() -> [String] { Array(core.links.keys) }
 
     /// Node keys (hex) known to be up: this node, connected peers, and table entries seen within `seconds`.
-    func liveNodes(within seconds: Double) -> Set<String> {
-        let now = Date().timeIntervalSince1970
-        var out = Set(links.keys)
-        out.insert(selfHex)
-        for (hex, e) in table.entries where now - e.lastSeen <= seconds && !dropped(hex) { out.insert(hex) }
-        return out
-    }
+    func liveNodes(within seconds: Double) -> Set<String> { core.liveNodes(within: seconds, now: now) }
 
     func setMirrorState(_ state: [String: String]) { mirrorState = state }
 
@@ -559,29 +257,36 @@ public actor GossipNode {
         guard let path = settings.peerTablePath, let data = FileManager.default.contents(atPath: path),
             let entries = try? JSONDecoder().decode([PeerEntry].self, from: data)
         else { return }
-        for e in entries.prefix(table.limits.maxEntries) where e.key != selfHex { table[e.key] = e }
+        core.load(entries)
     }
 
     func saveTable() {
         guard let path = settings.peerTablePath else { return }
-        let entries = table.entries.values.sorted { $0.lastSeen > $1.lastSeen }
+        let entries = core.table.entries.values.sorted { $0.lastSeen > $1.lastSeen }
         guard let data = try? JSONEncoder().encode(entries) else { return }
         let tmp = path + ".tmp"
         if FileManager.default.createFile(atPath: tmp, contents: data) { _ = rename(tmp, path) }
     }
 
+    /// What this node is doing now: the state file's content, also shown on the gateway's status page.
+    public func snapshot() -> NodeState {
+        let now = self.now
+        return NodeState(
+            node: selfHex, listen: listenPort, updated: now, catalogItems: catalog.itemCount,
+            pendingItems: core.pending.count, knownPeers: core.table.count,
+            peers: core.sortedLinks.map {
+                NodeState.Peer(
+                    id: $0.keyHex, address: $0.address?.description ?? "?",
+                    direction: $0.outbound ? "out" : "in", score: core.table[$0.keyHex]?.score ?? 0,
+                    connectedSeconds: now - $0.since)
+            }, counters: core.counters, mirror: mirrorState, pid: getpid(), stopped: core.stopping)
+    }
+
     func writeState() {
         guard let path = settings.statePath else { return }
-        let now = Date()
-        let state = NodeState(
-            node: selfHex, listen: listenPort, updated: now.timeIntervalSince1970, catalogItems: catalog.itemCount,
-            pendingItems: pending.count, knownPeers: table.count,
-            peers: links.values.sorted { $0.keyHex < $1.keyHex }.map {
-                NodeState.Peer(
-                    id: $0.keyHex, address: $0.listenAddress?.description ?? "?",
-                    direction: $0.initiatedBySelf ? "out" : "in", score: table[$0.keyHex]?.score ?? 0,
-                    connectedSeconds: now.timeIntervalSince($0.since))
-            }, counters: counters, mirror: mirrorState, pid: getpid(), stopped: stopping)
+        // The catalog mark follows the daemon's commits within two seconds, so a -wal lost later is seen as damage.
+        try? catalog.writeMark()
+        let state = snapshot()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard let data = try? encoder.encode(state) else { return }

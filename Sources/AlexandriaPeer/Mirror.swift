@@ -59,6 +59,8 @@ public actor Mirror {
     /// The clock the scrub schedule is decided by.
     let clock: @Sendable () -> Date
     var scrubSchedule: ScrubSchedule
+    /// Releases planned but not held yet, for the replication-lag metrics.
+    var replicationLag = ReplicationLag()
 
     public init(
         store: ContentStore, catalog: Catalog, identity: NodeIdentity, gossip: GossipNode, policy: MirrorPolicy,
@@ -246,6 +248,7 @@ public actor Mirror {
     func tick() async throws {
         let all = try candidates()
         let keep = plan(all, live: await gossip.liveNodes(within: policy.holderTTLSeconds))
+        recordMetrics(all, keep: keep, now: Date().timeIntervalSince1970)
         let mine = try catalog.statements(of: identity.publicKey)
         let now = Int(Date().timeIntervalSince1970 * 1000)
         var own: [CatalogItem] = []

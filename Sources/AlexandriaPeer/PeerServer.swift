@@ -2,6 +2,7 @@ import AlexandriaCatalog
 import AlexandriaCore
 import AlexandriaGossip
 import AlexandriaManifest
+import AlexandriaMetrics
 import AlexandriaStore
 import AlexandriaWire
 import Foundation
@@ -250,6 +251,12 @@ public final class PeerServer: Service, @unchecked Sendable {
                 log.warning("peer flooded requests; disconnecting")
                 throw fatal(WireError(.overloaded, "too many requests; slow down"))
             }
+            let started = ContinuousClock.now
+            defer {
+                if let type = Self.requestType(of: message) {
+                    NodeMetrics.peerRequest(type: type, duration: ContinuousClock.now - started)
+                }
+            }
             switch message {
             case .ping(let token):
                 try await session.send(.pong(token))
@@ -291,6 +298,7 @@ public final class PeerServer: Service, @unchecked Sendable {
                             .chunk(
                                 requestID: requestID, index: UInt16(i), id: id, codec: served.codec,
                                 rawLength: UInt32(served.rawLength), payload: served.payload))
+                        NodeMetrics.served(bytes: served.payload.count, via: .peer)
                     } else {
                         try await session.send(.chunkMissing(requestID: requestID, index: UInt16(i), id: id))
                     }
@@ -310,6 +318,18 @@ public final class PeerServer: Service, @unchecked Sendable {
             default:
                 throw fatal(WireError(.protocolViolation, "unexpected message type \(message.type)"))
             }
+        }
+    }
+
+    /// The request types timed in `alexandria_peer_request_duration_seconds`; nil for gossip and notices.
+    static func requestType(of message: WireMessage) -> String? {
+        switch message {
+        case .ping: "ping"
+        case .haveQuery: "have_query"
+        case .getRecipe: "get_recipe"
+        case .getChunks: "get_chunks"
+        case .getManifestByID, .getManifestByRelease: "get_manifest"
+        default: nil
         }
     }
 

@@ -37,9 +37,23 @@ public struct PackDrift: Sendable {
             && damagedBytes == 0 && damagedPacks.isEmpty
     }
 
+    /// The sequence numbers of the recipe and removal records past the index's view that it has not applied, and
+    /// the index's own commit sequence (`meta.next_sequence`).
+    public var lostSequences: [UInt64] = []
+    public var indexSequence: UInt64 = 0
+
+    /// True when what the index lacks is exactly one commit that did not finish. Every commit that adds or removes a
+    /// file appends exactly one sequenced record, numbered with the index's `next_sequence`, and advances it in its
+    /// own transaction. So a writer killed between its record and its index commit leaves one record numbered
+    /// `next_sequence` (routine: the next open indexes it), while an index that lost commits (emptied, lost its
+    /// `-wal`, an older copy) lacks several. The one case the numbers cannot tell apart, an index that lost exactly
+    /// its newest commit, loses nothing either once that record is indexed again (links aside).
+    public var onlyAnUnfinishedCommit: Bool { lostSequences == [indexSequence] }
+
     /// True when the index lost committed facts (files or removals) that the packs still hold: damage to report,
-    /// as opposed to the leftovers of a killed write (chunk records and a torn tail), which are routine.
-    public var indexIsBehind: Bool { !lostFiles.isEmpty || lostRemovals > 0 }
+    /// as opposed to the leftovers of a killed write (chunk records, one unfinished commit, a torn tail), which are
+    /// routine.
+    public var indexIsBehind: Bool { (!lostFiles.isEmpty || lostRemovals > 0) && !onlyAnUnfinishedCommit }
 
     /// The sentence `verify` prints, naming the command that fixes the state; nil when nothing needs fixing.
     public var advice: String? {
@@ -47,7 +61,7 @@ public struct PackDrift: Sendable {
             return "the index points into pack bytes that are gone (\(damagedPacks.joined(separator: "; "))); "
                 + "run `alexandria verify --repair` to rebuild the index from what the packs hold"
         }
-        if indexIsBehind || !unknownPacks.isEmpty && chunkRecords > 0 {
+        if indexIsBehind || !unknownPacks.isEmpty && chunkRecords > 0 && !onlyAnUnfinishedCommit {
             return "the index is older than the packs: they hold \(lostFiles.count) file(s), \(lostRemovals) "
                 + "removal(s) and \(chunkRecords) chunk(s) it does not list (an index that was emptied, lost its "
                 + "-wal or was replaced by an older copy); run `alexandria verify --repair` to index them again"
@@ -61,7 +75,9 @@ public struct PackDrift: Sendable {
     }
 
     /// Records of a write that did not finish (not damage): the next writer indexes them and cuts the torn bytes.
-    public var unfinishedWrite: Bool { advice == nil && (chunkRecords > 0 || tornBytes > 0) }
+    public var unfinishedWrite: Bool {
+        advice == nil && (chunkRecords > 0 || tornBytes > 0 || !lostFiles.isEmpty || lostRemovals > 0)
+    }
 }
 
 /// What one pass over the packs found past the index's view, ready to be applied in one transaction.
@@ -125,8 +141,9 @@ extension ContentStore {
         while try rows.step() { indexed[rows.int(0)] = (rows.int(1), rows.int(2) != 0) }
         let onDisk = packs.listOnDisk()
         let present = Set(onDisk)
+        let remote = remotePacks(db)
         for (pack, row) in indexed.sorted(by: { $0.key < $1.key }) {
-            if !present.contains(pack) {
+            if !present.contains(pack) && remote[pack] == nil {
                 if row.size > 0 {
                     plan.drift.damagedPacks.append(
                         "pack \(packs.path(pack)) is missing; the index says it holds \(row.size) bytes")
@@ -251,6 +268,10 @@ extension ContentStore {
         }
         var newestRecipe: [ContentHash: UInt64] = [:]
         var newestRemoval: [ContentHash: UInt64] = [:]
+        let next = try db.statement("SELECT value FROM meta WHERE key = 'next_sequence'")
+        plan.drift.indexSequence = try next.step() ? UInt64(next.text(0)) ?? 0 : 0
+        next.reset()
+        var lost: Set<UInt64> = []
         for record in plan.records {
             let h = record.header
             switch h.kind {
@@ -266,6 +287,7 @@ extension ContentStore {
             let removed = max(Int(newestRemoval[address] ?? 0), try sequence(removalSequence, address) ?? 0)
             if removed > Int(seq) { continue }
             plan.drift.lostFiles.append(address)
+            lost.insert(seq)
         }
         for (address, seq) in newestRemoval {
             if let known = try sequence(removalSequence, address), known >= Int(seq) { continue }
@@ -275,7 +297,9 @@ extension ContentStore {
                 continue
             }
             plan.drift.lostRemovals += 1
+            lost.insert(seq)
         }
+        plan.drift.lostSequences = lost.sorted()
     }
 
     /// Applies a plan: one transaction for the rows, then the cuts of torn tails.

@@ -426,6 +426,7 @@ final class IngestSession: @unchecked Sendable {
             var liveAdded: [Int: Int] = [:]
             try insertPendingChunks(into: &liveAdded)
             if let recipeLocation {
+                try advanceSequence(past: recipeLocation.sequence)
                 liveAdded[recipeLocation.pack, default: 0] += recipeLocation.size
                 let file = try db.statement(
                     """
@@ -517,13 +518,21 @@ final class IngestSession: @unchecked Sendable {
         return Int(st.st_size)
     }
 
+    /// The index's commit sequence (`meta.next_sequence`): the number this commit's one recipe or removal record
+    /// carries. The caller holds the write lock, so it cannot change before `advanceSequence(past:)` records it in
+    /// the commit's own transaction: a writer killed between its record and its commit leaves exactly one record
+    /// numbered with the index's `next_sequence` (Protocol/store-v1.md, "The commit sequence").
     func nextSequence() throws(StoreError) -> Int {
         let stmt = try db.statement("SELECT value FROM meta WHERE key = 'next_sequence'")
         let current = try stmt.step() ? Int(stmt.text(0)) ?? 1 : 1
         stmt.reset()
-        try db.statement("INSERT OR REPLACE INTO meta(key, value) VALUES ('next_sequence', ?)")
-            .bind(.text(String(current + 1))).run()
         return current
+    }
+
+    /// Inside the commit's transaction: the next commit takes `sequence + 1`.
+    func advanceSequence(past sequence: Int) throws(StoreError) {
+        try db.statement("INSERT OR REPLACE INTO meta(key, value) VALUES ('next_sequence', ?)")
+            .bind(.text(String(sequence + 1))).run()
     }
 
     /// Cuts every touched pack back to where it was. The index was not changed.

@@ -251,6 +251,7 @@ extension IngestSession {
         let offset = try appendRecord(header, payload: UnsafeRawBufferPointer(start: nil, count: 0))
         try flushForCommit()
         try db.transaction { () throws(StoreError) in
+            try advanceSequence(past: sequence)
             let located = try db.statement("SELECT recipe_pack, recipe_offset FROM files WHERE address = ?")
             located.bind(.blob(recipe.address.bytes))
             _ = try located.step()

@@ -15,6 +15,8 @@ public struct RebuildReport: Sendable {
     public var truncatedBytes = 0
     /// Files whose recipe names chunks no pack holds intact.
     public var incompleteFiles: [ContentHash] = []
+    /// Chunks held by reference to a fetched file, carried over from the old index.
+    public var linkedChunks = 0
 }
 
 extension ContentStore {
@@ -23,11 +25,27 @@ extension ContentStore {
     /// Every chunk record is decoded and hashed (a damaged one is left out); for each address the recipe or removal
     /// record with the highest sequence number decides whether the file exists. The new index is written beside the
     /// old one and renamed over it only when complete, so an interrupted rebuild changes nothing.
-    public static func rebuildIndex(directory: String) throws(StoreError) -> RebuildReport {
+    ///
+    /// With `remote`, the pack objects named in `objects` are indexed as well (the bucket alone is enough): each is
+    /// downloaded to a scratch file, checked against its name, scanned like a local pack and removed again, and the
+    /// new index records it as remote under a pack id after the local ones.
+    public static func rebuildIndex(
+        directory: String, remote: (any RemotePacks)? = nil, objects: [ContentHash] = []
+    ) throws(StoreError) -> RebuildReport {
         let lock = try FileLock(path: directory + "/write.lock")
         try lock.lock(timeoutSeconds: 30)
         defer { lock.unlock() }
         let packs = PackFiles(directory: directory + "/packs")
+        var entries: [(pack: Int, object: ContentHash?)] = packs.listOnDisk().map { ($0, nil) }
+        var nextPack = (entries.last?.pack ?? 0) + 1
+        if remote != nil {
+            for object in Set(objects).sorted(by: { $0.hex < $1.hex }) {
+                entries.append((nextPack, object))
+                nextPack += 1
+            }
+        }
+        let scratch = directory + "/packs/rebuild-download.tmp"
+        var remoteRows: [(Int, ContentHash, Int)] = []
         let fresh = directory + "/index.sqlite.rebuild"
         for suffix in ["", "-wal", "-shm"] { unlink(fresh + suffix) }
         var report = RebuildReport()
@@ -46,11 +64,20 @@ extension ContentStore {
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: Limits.maxChunkBytes, alignment: 64)
         defer { raw.deallocate() }
 
-        for pack in packs.listOnDisk() {
+        for (pack, object) in entries {
             report.packsScanned += 1
-            let path = packs.path(pack)
+            var path = packs.path(pack)
+            if let object, let remote {
+                path = scratch
+                do { try remote.download(object: object, to: scratch) } catch {
+                    throw StoreError(.io, "cannot download pack object \(object.hex) for the rebuild: \(error)")
+                }
+            }
             let fd = try POSIX.open(path, O_RDONLY)
-            defer { close(fd) }
+            defer {
+                close(fd)
+                if object != nil { unlink(scratch) }
+            }
             let size = try POSIX.fileSize(fd, path: path)
             var offset = 0
             var lastGoodEnd = 0
@@ -106,11 +133,17 @@ extension ContentStore {
             // damaged tail, and the damaged bytes are kept (never cut) for a later look.
             _ = lastGoodEnd
             packSizes.append((pack, size))
+            if let object { remoteRows.append((pack, object, size)) }
         }
 
+        // Links live only in the index: carry over every one the old index can still give (a damaged row reads as
+        // missing, never as wrong bytes: linked chunks are hashed on every read).
+        let links = salvageLinks(directory + "/index.sqlite")
+        let linkedIDs = Set(links.map(\.id))
         let db = try SQLiteConnection(path: fresh, readOnly: false, busyTimeoutMilliseconds: 10_000)
         try db.execute("PRAGMA journal_mode=WAL")
         try migrate(db)
+        try db.execute(remoteSchema)
         var nextSequence: UInt64 = 1
         try db.transaction { () throws(StoreError) in
             var refs: [ContentHash: Int] = [:]
@@ -136,7 +169,7 @@ extension ContentStore {
                 var complete = true
                 for chunk in r.recipe.chunks {
                     refs[chunk.id, default: 0] += 1
-                    if chunks[chunk.id] == nil { complete = false }
+                    if chunks[chunk.id] == nil && !linkedIDs.contains(chunk.id) { complete = false }
                 }
                 if !complete { report.incompleteFiles.append(address) }
             }
@@ -163,12 +196,40 @@ extension ContentStore {
                 live[row.pack, default: 0] += row.header.recordSize
                 report.chunks += 1
             }
+            let linkedFile = try db.statement("INSERT OR IGNORE INTO linked_files (path) VALUES (?)")
+            let linkedFileID = try db.statement("SELECT id FROM linked_files WHERE path = ?")
+            let linked = try db.statement(
+                """
+                INSERT OR IGNORE INTO chunks (id, pack, offset, raw_length, stored_length, codec, refs, bad, linked)
+                VALUES (?, -1, ?, ?, ?, 0, ?, 0, ?)
+                """)
+            for link in links where chunks[link.id] == nil {
+                linkedFile.reset()
+                try linkedFile.bind(.text(link.path)).run()
+                linkedFileID.reset()
+                linkedFileID.bind(.text(link.path))
+                guard try linkedFileID.step() else { continue }
+                let file = linkedFileID.int(0)
+                linkedFileID.reset()
+                linked.reset()
+                linked.bind(
+                    .blob(link.id.bytes), .int(link.offset), .int(link.length), .int(link.length),
+                    .int(refs[link.id] ?? 0), .int(file))
+                try linked.run()
+                report.linkedChunks += 1
+            }
             let packRow = try db.statement(
                 "INSERT INTO packs (id, committed_size, live_bytes, sealed) VALUES (?, ?, ?, 1)")
             for (pack, size) in packSizes {
                 packRow.reset()
                 packRow.bind(.int(pack), .int(size), .int(live[pack] ?? 0))
                 try packRow.run()
+            }
+            let remoteRow = try db.statement("INSERT INTO remote_packs (id, object, size) VALUES (?, ?, ?)")
+            for (pack, object, size) in remoteRows {
+                remoteRow.reset()
+                remoteRow.bind(.int(pack), .blob(object.bytes), .int(size))
+                try remoteRow.run()
             }
             try db.statement("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_sequence', ?)")
                 .bind(.text(String(nextSequence))).run()
@@ -181,6 +242,28 @@ extension ContentStore {
         for suffix in ["-wal", "-shm"] { unlink(fresh + suffix) }
         POSIX.fsyncDirectory(directory)
         return report
+    }
+
+    /// The linked chunks an old index still lists (id, offset and length in the file, the file's path); empty if it
+    /// cannot be read at all.
+    static func salvageLinks(_ path: String) -> [(id: ContentHash, offset: Int, length: Int, path: String)] {
+        guard access(path, F_OK) == 0,
+            let old = try? SQLiteConnection(path: path, readOnly: true, busyTimeoutMilliseconds: 1000),
+            let stmt = try? old.statement(
+                """
+                SELECT c.id, c.offset, c.raw_length, f.path FROM chunks c JOIN linked_files f ON c.linked = f.id
+                WHERE c.pack = -1 AND c.bad = 0
+                """)
+        else { return [] }
+        var out: [(id: ContentHash, offset: Int, length: Int, path: String)] = []
+        while (try? stmt.step()) == true {
+            guard let id = ContentHash(bytes: stmt.blob(0)), stmt.int(1) >= 0, stmt.int(2) > 0,
+                stmt.int(2) <= Limits.maxChunkBytes, stmt.text(3).hasPrefix("/")
+            else { continue }
+            out.append((id, stmt.int(1), stmt.int(2), stmt.text(3)))
+        }
+        stmt.reset()
+        return out
     }
 
     /// The offset of the next record magic after `offset`, or nil if none before `size`.

@@ -1,4 +1,5 @@
 import AlexandriaCore
+import AlexandriaMetrics
 import Crypto
 import Dispatch
 import Synchronization
@@ -33,6 +34,8 @@ public struct StoreOptions: Sendable {
     /// Whether opening the store brings the index up to what the packs hold when no writer is busy
     /// (`catchUpWithPacks`). `verify` turns it off to report the drift it finds rather than mend it silently.
     public var catchUpAtOpen = true
+    /// Where sealed packs moved off the local disk are read from (`RemotePacks`); nil keeps the store local only.
+    public var remotePacks: (any RemotePacks)?
 
     public init() {}
 }
@@ -73,7 +76,7 @@ public final class ContentStore: Sendable {
         self.directory = directory
         self.options = options
         self.indexPath = directory + "/index.sqlite"
-        self.packs = PackFiles(directory: directory + "/packs")
+        self.packs = PackFiles(directory: directory + "/packs", remote: options.remotePacks)
         // A missing index with packs beside it is a lost index, not a missing store: it is made again, empty, and
         // the catch-up below (or `verify --repair`) indexes what the packs hold.
         if !creating && !POSIX.exists(indexPath) && !POSIX.exists(directory + "/packs") {
@@ -85,6 +88,7 @@ public final class ContentStore: Sendable {
         try connection.execute("PRAGMA journal_mode=WAL")
         try connection.execute(options.durability == .fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
         try Self.migrate(connection)
+        try connection.execute(Self.remoteSchema)
         writerConnection = Mutex(connection)
         if options.catchUpAtOpen && !creating { try catchUpIfIdle() }
     }
@@ -342,8 +346,10 @@ public final class ContentStore: Sendable {
     ) throws(StoreError) {
         try load(location, into: destination, context: context)
         guard SHA256Stream.hash(UnsafeRawBufferPointer(destination)) == location.id else {
+            NodeMetrics.chunk(verified: false, source: .store)
             throw Self.corrupt(location, path: sourcePath(location), "its bytes do not hash to its id")
         }
+        NodeMetrics.chunk(verified: true, source: .store)
     }
 
     /// Two chunks read and decoded, then hashed together on one core (the two-way SHA-NI kernel).
@@ -358,6 +364,8 @@ public final class ContentStore: Sendable {
         let (ha, hb) = SHA256Stream.hashPair(
             ea == nil ? UnsafeRawBufferPointer(da) : UnsafeRawBufferPointer(start: nil, count: 0),
             eb == nil ? UnsafeRawBufferPointer(db) : UnsafeRawBufferPointer(start: nil, count: 0))
+        if ea == nil { NodeMetrics.chunk(verified: ha == a.id, source: .store) }
+        if eb == nil { NodeMetrics.chunk(verified: hb == b.id, source: .store) }
         if ea == nil, ha != a.id { ea = Self.corrupt(a, path: sourcePath(a), "its bytes do not hash to its id") }
         if eb == nil, hb != b.id { eb = Self.corrupt(b, path: sourcePath(b), "its bytes do not hash to its id") }
         return (ea, eb)
@@ -385,9 +393,8 @@ public final class ContentStore: Sendable {
         let recordSize = PackRecordHeader.size + location.storedLength
         let path = packs.path(location.pack)
         context.ensureCapacity(recordSize)
-        let fd = try packs.readDescriptor(location.pack)
         let record = UnsafeMutableRawBufferPointer(rebasing: context.record[0..<recordSize])
-        let n = try POSIX.pread(fd, record, at: location.offset, path: path)
+        let n = try readPackBytes(pack: location.pack, at: location.offset, into: record)
         func corrupt(_ why: String) -> StoreError { Self.corrupt(location, path: path, why) }
         guard n == recordSize else { throw corrupt("the pack ends \(recordSize - n) bytes early") }
         guard let header = PackRecordHeader(parsing: UnsafeRawBufferPointer(record)) else {

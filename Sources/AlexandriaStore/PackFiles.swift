@@ -1,4 +1,5 @@
 import AlexandriaCore
+import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -11,9 +12,14 @@ import Synchronization
 /// opened before the removal (POSIX unlink semantics); a reader that finds the file gone looks the chunk up again.
 final class PackFiles: Sendable {
     let directory: String
+    /// Where sealed packs that left the local disk are read from; nil for a store that is local only.
+    let remote: (any RemotePacks)?
     private let readers = Mutex<[Int: Int32]>([:])
 
-    init(directory: String) { self.directory = directory }
+    init(directory: String, remote: (any RemotePacks)? = nil) {
+        self.directory = directory
+        self.remote = remote
+    }
 
     deinit {
         readers.withLock { fds in
@@ -38,6 +44,14 @@ final class PackFiles: Sendable {
             fds[pack] = fd
             return fd
         }
+    }
+
+    /// Drops the cached descriptor of a pack that moved to the object store: new readers no longer find it (they open
+    /// the path, miss, and read remotely), and the descriptor is closed only after `graceSeconds`, so a reader that
+    /// took it just before keeps a valid one (closing at once could hand its number to another file mid-read).
+    func retire(_ pack: Int, graceSeconds: Int = 30) {
+        guard let fd = readers.withLock({ $0.removeValue(forKey: pack) }) else { return }
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(graceSeconds)) { close(fd) }
     }
 
     /// Drops the cached descriptor of a pack, after GC removed it.

@@ -224,16 +224,17 @@ final class PackRewriter {
 
     /// Reads one non-chunk record whole.
     func readRecord(pack: Int, offset: Int) throws(StoreError) -> (header: PackRecordHeader, payload: [UInt8]) {
-        let fd = try store.packs.readDescriptor(pack)
         let path = store.packs.path(pack)
         var head = [UInt8](repeating: 0, count: PackRecordHeader.size)
-        let n = try head.withMutableBytes { (p) throws(StoreError) in try POSIX.pread(fd, p, at: offset, path: path) }
+        let n = try head.withMutableBytes { (p) throws(StoreError) in
+            try store.readPackBytes(pack: pack, at: offset, into: p)
+        }
         guard n == PackRecordHeader.size, let header = head.withUnsafeBytes({ PackRecordHeader(parsing: $0) }) else {
             throw StoreError(.corruptChunk, "the record in \(path) at \(offset) is damaged")
         }
         var payload = [UInt8](repeating: 0, count: Int(header.storedLength))
         let m = try payload.withMutableBytes { (p) throws(StoreError) in
-            try POSIX.pread(fd, p, at: offset + PackRecordHeader.size, path: path)
+            try store.readPackBytes(pack: pack, at: offset + PackRecordHeader.size, into: p)
         }
         guard m == payload.count else {
             throw StoreError(.corruptChunk, "the record in \(path) at \(offset) is cut short")

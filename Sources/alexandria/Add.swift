@@ -44,7 +44,11 @@ struct Add: ParsableCommand {
     }
 
     func run() throws {
-        let store = try options.resolved.openStore()
+        let home = options.resolved
+        try ObjectStorage.checkWriter(home)
+        let store = try home.openStore()
+        // On an s3 home every add starts in a pack the index lists (see `sealOpenPacks`).
+        if try home.objectStore() != nil { try store.sealOpenPacks() }
         var rows: [Row] = []
         var failures: [Failure] = []
         for path in paths {
@@ -81,6 +85,8 @@ struct Add: ParsableCommand {
                 }
             }
         }
+        // On an s3 home the packs go to the bucket now; only then is the add done (Protocol/store-s3.md).
+        try ObjectStorage.afterWrite(home, store)
         let total = rows.reduce(0) { $0 + $1.size }
         let new = rows.reduce(0) { $0 + $1.newBytes }
         if json {

@@ -1,6 +1,7 @@
 import AlexandriaCatalog
 import AlexandriaHome
 import AlexandriaManifest
+import AlexandriaObjectStore
 import AlexandriaPeer
 import AlexandriaStore
 import AlexandriaWire
@@ -81,6 +82,9 @@ struct Alexandria: AsyncParsableCommand {
             // A contested release that nothing settles is the overwrite attempt `audit` reports with 6.
             Glibc.exit(error.code == .contested ? 6 : 3)
         case let error as PeerError:
+            Output.error(error.message)
+            Glibc.exit(3)
+        case let error as ObjectStoreError:
             Output.error(error.message)
             Glibc.exit(3)
         default:

@@ -3,7 +3,9 @@ import AlexandriaCore
 import AlexandriaHome
 import AlexandriaPeer
 import AlexandriaStore
+import AlexandriaStoreS3
 import ArgumentParser
+import Foundation
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,7 +47,18 @@ struct Verify: ParsableCommand {
             }
             // An index SQLite can read and whose packs are all there only lacks records: index them again from the
             // packs and keep what only the index knows (fetched files held by reference). Anything worse: rebuild.
-            if let store = try? home.openStore(catchingUp: false), (try? store.indexProblems())?.isEmpty == true,
+            if let s3 = try home.objectStore() {
+                // The bucket is the truth for sealed packs: rebuild from it and the local packs, every time.
+                try ObjectStorage.checkWriter(home)
+                let rebuilt = try s3.rebuild(directory: home.storePath)
+                if !json {
+                    Output.line(
+                        "rebuilt the index from \(rebuilt.packsScanned) pack(s) (local and in bucket "
+                            + "\(s3.settings.bucket)): \(rebuilt.files) file(s), \(rebuilt.chunks) chunk(s); "
+                            + "\(rebuilt.damagedChunks) damaged chunk record(s) left out")
+                }
+            } else if let store = try? home.openStore(catchingUp: false),
+                (try? store.indexProblems())?.isEmpty == true, (try? store.rowProblems())?.isEmpty == true,
                 let drift = try? store.packDrift(), drift.damagedPacks.isEmpty
             {
                 let done = try store.catchUpWithPacks()
@@ -59,10 +72,12 @@ struct Verify: ParsableCommand {
                 if !json {
                     Output.line(
                         "rebuilt the index from \(rebuilt.packsScanned) pack(s): \(rebuilt.files) file(s), "
-                            + "\(rebuilt.chunks) chunk(s); \(rebuilt.damagedChunks) damaged chunk record(s) left out")
+                            + "\(rebuilt.chunks) chunk(s), \(rebuilt.linkedChunks) linked chunk(s) kept; "
+                            + "\(rebuilt.damagedChunks) damaged chunk record(s) left out")
                 }
             }
         }
+        if repair, let done = try Self.repairCatalog(home), !json { Output.line(done) }
         let store = try home.openStore(catchingUp: false)
         // A fetch killed between renaming its output and recording it left links to the partial: not damage.
         try Fetcher.recoverInterruptedFetches(store)
@@ -74,12 +89,20 @@ struct Verify: ParsableCommand {
         }
         bar?.finish()
         if let advice = drift.advice { report.indexProblems.append(advice) }
+        let rows = try store.rowProblems()
+        if !rows.isEmpty {
+            report.indexProblems.append(
+                rows.joined(separator: "; ")
+                    + ": the index is wrong, not the packs; run `alexandria verify --repair` to rebuild it from them")
+        }
         let storeNeedsRepair = !report.indexProblems.isEmpty
         report.indexProblems += Self.homeProblems(home)
         let unfinished =
             drift.unfinishedWrite
-            ? "the packs hold \(drift.chunkRecords) chunk record(s) and \(drift.tornBytes) torn byte(s) of a write "
-                + "that did not finish; the next write indexes the records and cuts the torn bytes (nothing is lost)"
+            ? "the packs hold \(drift.lostFiles.count) file(s), \(drift.lostRemovals) removal(s), "
+                + "\(drift.chunkRecords) chunk record(s) and \(drift.tornBytes) torn byte(s) of a write that did not "
+                + "finish (one commit at most); the next open indexes the records and cuts the torn bytes (nothing "
+                + "is lost)"
             : nil
         let fix = Self.advice(report, storeNeedsRepair: storeNeedsRepair)
         if json {
@@ -105,26 +128,78 @@ struct Verify: ParsableCommand {
     /// The rest of the home a node needs: the catalog and the node key, each with what to do when it is damaged.
     static func homeProblems(_ home: Home) -> [String] {
         var out: [String] = []
-        let catalogProblem: String?
-        if access(home.catalogPath, F_OK) != 0 {
-            catalogProblem = nil
-        } else {
-            do {
-                let lines = try Catalog(path: home.catalogPath).integrityProblems()
-                catalogProblem = lines.isEmpty ? nil : lines.prefix(3).joined(separator: "; ")
-            } catch { catalogProblem = "\(error)" }
-        }
-        if let catalogProblem {
-            out.append(
-                "the catalog \(home.catalogPath) is damaged (\(catalogProblem)): move it aside and restore it from a "
-                    + "backup, or start afresh and let `alexandria node run` learn the catalog again from peers")
-        }
+        if let problem = catalogProblem(home) { out.append(problem) }
+        out += home.publisherKeys.problems()
+        if let mismatch = home.nodeKeyMismatch() { out.append(mismatch) }
         do { _ = try home.nodeKey() } catch {
             out.append(
                 "the node key \(home.nodeKeyPath) is unreadable (\(error)): restore it from a backup, or remove it and "
                     + "run `alexandria init` to give this node a new identity")
         }
         return out
+    }
+
+    /// What is wrong with the home's catalog, with the command that fixes it; nil for a sound catalog (or none yet).
+    /// A catalog is damaged when SQLite's integrity check fails, when a stored fact no longer verifies, or when it
+    /// is not the catalog the home committed (`CatalogMark`: missing, empty, another one, older).
+    static func catalogProblem(_ home: Home) -> String? {
+        if let problem = CatalogMark.problem(catalogPath: home.catalogPath, markPath: home.catalogMarkPath) {
+            return problem
+        }
+        guard access(home.catalogPath, F_OK) == 0 else { return nil }
+        let found: String?
+        do {
+            let catalog = try Catalog(path: home.catalogPath)
+            let lines = try catalog.integrityProblems()
+            if !lines.isEmpty {
+                found = lines.prefix(3).joined(separator: "; ")
+            } else {
+                let facts = try catalog.contentProblems()
+                found = facts.isEmpty ? nil : facts.prefix(3).joined(separator: "; ")
+            }
+        } catch { found = "\(error)" }
+        guard let found else { return nil }
+        return "the catalog \(home.catalogPath) is damaged (\(found)); " + CatalogMark.fixAdvice(home.catalogPath)
+    }
+
+    /// `verify --repair` for the catalog: a damaged one is moved aside (never deleted: its facts may still be read
+    /// from it by hand) and a new, empty catalog takes its place. Every publisher key of this home is marked unsynced,
+    /// so `publish` waits for `alexandria sync` to bring its log back from peers instead of starting it over (a fork).
+    /// A damaged mark alone, on a sound catalog, is written again.
+    static func repairCatalog(_ home: Home) throws -> String? {
+        guard let problem = catalogProblem(home) else { return nil }
+        if (try? CatalogMark.read(home.catalogMarkPath)) == nil, access(home.catalogPath, F_OK) == 0,
+            (try? Catalog(path: home.catalogPath).integrityProblems())?.isEmpty == true,
+            (try? Catalog(path: home.catalogPath).contentProblems())?.isEmpty == true
+        {
+            unlink(home.catalogMarkPath)
+            _ = try home.openCatalog()
+            return "wrote the catalog mark again from the catalog"
+        }
+        let aside = home.catalogPath + ".damaged-\(time(nil))"
+        let existed = access(home.catalogPath, F_OK) == 0
+        for suffix in ["", "-wal", "-shm"] where access(home.catalogPath + suffix, F_OK) == 0 {
+            guard rename(home.catalogPath + suffix, aside + suffix) == 0 else {
+                throw HomeError("cannot move \(home.catalogPath + suffix) aside: \(String(cString: strerror(errno)))")
+            }
+        }
+        unlink(home.catalogMarkPath)
+        _ = try home.openCatalog()
+        let keys = home.publisherKeys
+        var unsynced: [String] = []
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: home.keysPath + "/publishers")) ?? []
+        for file in names.sorted() where file.hasSuffix(".pem") {
+            let name = String(file.dropLast(4))
+            if keys.isRetired(name) { continue }
+            try keys.markUnsynced(name)
+            unsynced.append(name)
+        }
+        return (existed ? "moved the damaged catalog aside to \(aside) and started a new one" : "started a new catalog")
+            + " (\(problem.prefix(120))…); "
+            + "run `alexandria node run` to learn it again from peers"
+            + (unsynced.isEmpty
+                ? ""
+                : ", then `alexandria sync` before publishing with \(unsynced.joined(separator: ", "))")
     }
 
     /// The command that fixes what the report found, for the last line.
@@ -172,8 +247,18 @@ struct GC: ParsableCommand {
     }
 
     func run() throws {
-        let store = try options.resolved.openStore()
+        let home = options.resolved
+        try ObjectStorage.checkWriter(home)
+        let store = try home.openStore()
         let r = try store.collectGarbage(compress: !noCompress)
+        var bucket: S3PackStore.Collected?
+        if let s3 = try home.objectStore() {
+            // The packs GC wrote go up, then uploads a crash left half done and objects no row names go away.
+            bucket = try ObjectStorage.asWriter(home, s3) { lease in
+                try await s3.offload(store, sealOpen: true, lease: lease)
+                return try await s3.collect(store, lease: lease)
+            }
+        }
         if json {
             try Output.json(
                 Report(
@@ -185,6 +270,11 @@ struct GC: ParsableCommand {
                 "removed \(r.chunksRemoved) unreferenced chunk(s); rewrote \(r.packsRewritten) pack(s), "
                     + "compressed \(r.chunksCompressed) chunk(s); \(ByteSize.format(r.bytesBefore)) -> "
                     + "\(ByteSize.format(r.bytesAfter))")
+            if let bucket {
+                Output.line(
+                    "bucket: aborted \(bucket.abortedUploads) stale upload(s), deleted \(bucket.deletedObjects) "
+                        + "pack object(s) no index row names")
+            }
         }
     }
 }
@@ -207,10 +297,14 @@ struct Remove: ParsableCommand {
 
     func run() throws {
         let hash = ContentHash(userInput: address)!
-        let store = try options.resolved.openStore()
+        let home = options.resolved
+        try ObjectStorage.checkWriter(home)
+        let store = try home.openStore()
         guard try store.remove(hash) else {
             throw StoreError(.unknownAddress, "this store has no file \(hash)")
         }
+        // The removal record goes to the bucket too, so a rebuild from it does not bring the file back.
+        try ObjectStorage.afterWrite(home, store)
         Output.line("removed \(hash)")
     }
 }

@@ -3,6 +3,7 @@ import AlexandriaCore
 import AlexandriaGateway
 import AlexandriaHome
 import AlexandriaManifest
+import AlexandriaMetrics
 import AlexandriaPeer
 import AlexandriaStore
 import ArgumentParser
@@ -44,6 +45,8 @@ struct Node: AsyncParsableCommand {
                 throw CommandFailure(message: "--listen takes HOST:PORT, not \(address)", exitCode: 2)
             }
             log.bootstrap()
+            // Before any metric is recorded: the one place this process bootstraps swift-metrics.
+            let metrics = NodeMetrics.bootstrap()
             let logger = Logger(label: "alexandria.node")
             // One daemon per home: two would share a node id, a store and a catalog. Held until run() returns.
             let nodeLock = try NodeLock(home: home)
@@ -83,10 +86,20 @@ struct Node: AsyncParsableCommand {
             var services: [any Service] = [
                 server, GossipService(node: gossip, server: server), MirrorService(mirror: mirror),
             ]
+            if let s3 = try home.objectStore() {
+                // One writer per prefix: refuse to start while another node's lease is live.
+                let lease = s3.lease(holder: try ObjectStorage.holder(home))
+                try await s3.checkAccess()
+                try await lease.acquire()
+                services.append(
+                    ObjectStorageService(s3: s3, store: store, lease: lease, logger: Logger(label: "alexandria.s3")))
+            }
             if let gateway = try gateway(
                 config: config, store: store, catalog: catalog, identity: identity, gossip: gossip, policy: policy,
                 scratch: home.path)
             {
+                gateway.routes.insert(
+                    MetricsRoutes.node(registry: metrics, store: store, catalog: catalog, gossip: gossip), at: 0)
                 services.append(gateway)
             }
             let group = ServiceGroup(
@@ -156,9 +169,15 @@ struct Node: AsyncParsableCommand {
                 logger: Logger(label: "alexandria.gateway"),
                 peers: { manifest in await gossip.fetchPeers(holding: manifest, catalog: catalog, maxAgeMillis: maxAge)
                 })
-            return Gateway(
+            let gateway = Gateway(
                 store: store, catalog: catalog, settings: settings, pullThrough: pullThrough,
                 logger: Logger(label: "alexandria.gateway"))
+            // The status page at `/` and a page per release under `/ui/`.
+            gateway.routes.append(
+                PageRoutes(
+                    store: store, catalog: catalog, aliases: settings.aliases,
+                    node: NodeView(budgetBytes: policy.budgetBytes) { await gossip.snapshot() }))
+            return gateway
         }
     }
 }

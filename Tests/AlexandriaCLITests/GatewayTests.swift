@@ -352,4 +352,141 @@ struct GatewayTests {
         let recipe = try RawHTTP.get(port: httpPort, "/sha256/\(ContentHash.of(big).hex)/recipe")
         #expect(recipe.status == 200)
     }
+    @Test func fiveHundredConnectionsMeetTheCapAndTheNodeServesAfter() throws {
+        let small = Array("{\"a\":1}".utf8)
+        let g = try GatewayFixture(
+            config: "[gateway]\nheader_timeout = 60", files: ["model.bin": Self.data, "config.json": small])
+        defer { g.stop() }
+        // 500 connections at once against the default cap of 256: those beyond it are answered 503 and closed at
+        // once; those within it wait for their request and are served.
+        var fds: [Int32] = []
+        defer { fds.forEach { close($0) } }
+        for _ in 0..<500 { fds.append(try RawHTTP.connectLoopback(port: g.httpPort)) }
+        var refused = Set<Int>()
+        let deadline = Date().addingTimeInterval(30)
+        while refused.count < 500 - 256 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            for (i, fd) in fds.enumerated() where !refused.contains(i) {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                guard n > 0 else { continue }
+                let reply = try RawHTTP.parse(Array(buffer[0..<n]))
+                #expect(reply.status == 503 && reply.headers["retry-after"] == "1")
+                refused.insert(i)
+            }
+        }
+        #expect(refused.count == 500 - 256, "\(refused.count) connections were refused")
+        var served = 0
+        let request = Array(
+            "GET /sha256/\(ContentHash.of(small).hex) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+        for (i, fd) in fds.enumerated() where !refused.contains(i) { try RawHTTP.sendAll(fd, request) }
+        for (i, fd) in fds.enumerated() where !refused.contains(i) {
+            if let reply = try? RawHTTP.parse(RawHTTP.readUntilClosed(fd, timeout: 10)), reply.status == 200,
+                reply.body == small
+            {
+                served += 1
+            }
+        }
+        #expect(served == 256)
+        fds.forEach { close($0) }
+        fds = []
+        // Healthy after: the slots are free again and a whole file is served.
+        Thread.sleep(forTimeInterval: 0.3)
+        for _ in 0..<3 {
+            let r = try RawHTTP.get(port: g.httpPort, "/sha256/\(ContentHash.of(Self.data).hex)")
+            #expect(r.status == 200 && r.body == Self.data)
+        }
+    }
+
+    @Test func aChunkThatFailsMidResponseIsRefetchedFromAPeer() throws {
+        let big = randomBytes(6 << 20, seed: 31)
+        let g = try GatewayFixture(files: ["big.bin": big])
+        defer { g.stop() }
+        let empty = CLI()
+        _ = try empty.run("init")
+        let httpPort = Int.random(in: 20_000...60_000)
+        let mirror = try NodeProcess(
+            cli: empty, extra: ["--peer", g.node.address, "--no-mirror", "--http", "127.0.0.1:\(httpPort)"])
+        try GatewayFixture.waitForHTTP(port: httpPort)
+        defer {
+            mirror.stop()
+            empty.cleanUp()
+        }
+        let hex = ContentHash.of(big).hex
+        let path = "/\(g.publisher)/tiny/resolve/1.0/big.bin"
+        var reply: RawHTTP?
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            reply = try RawHTTP.get(port: httpPort, path)
+            if reply?.status == 200 { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(reply.map { ContentHash.of($0.body) } == ContentHash.of(big))
+        // The mirror now holds the file (pulled through). Damage one of its chunks on disk, past the first segment.
+        Thread.sleep(forTimeInterval: 0.5)
+        let packs = empty.home + "/store/packs"
+        let pack = try FileManager.default.contentsOfDirectory(atPath: packs).map { packs + "/" + $0 }
+            .max {
+                (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int ?? 0) ?? 0
+                    < (try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int ?? 0) ?? 0
+            }!
+        let handle = try #require(FileHandle(forUpdatingAtPath: pack))
+        let size = try handle.seekToEnd()
+        try handle.seek(toOffset: size * 3 / 4)
+        let byte = try #require(try handle.read(upToCount: 1))
+        try handle.seek(toOffset: size * 3 / 4)
+        try handle.write(contentsOf: Data([byte[0] ^ 0xff]))
+        try handle.close()
+        // The response is cut off: a verified prefix, never completed with wrong bytes.
+        let cut = try RawHTTP.get(port: httpPort, "/sha256/\(hex)")
+        #expect(cut.status == 200 && cut.body.count < big.count)
+        #expect(cut.body == Array(big[0..<cut.body.count]))
+        // The node fetches the damaged chunk again from its peer; a later request is served whole.
+        var whole = false
+        let repaired = Date().addingTimeInterval(20)
+        while Date() < repaired && !whole {
+            Thread.sleep(forTimeInterval: 0.3)
+            let r = try RawHTTP.get(port: httpPort, "/sha256/\(hex)")
+            whole = r.status == 200 && r.body.count == big.count && ContentHash.of(r.body) == ContentHash.of(big)
+        }
+        #expect(whole, "the damaged chunk was not repaired from the peer")
+    }
+
+    @Test func treeListingsArePagedWithLinkHeaders() throws {
+        var files: [String: [UInt8]] = [:]
+        for i in 0..<23 { files["f\(i < 10 ? "0" : "")\(i).txt"] = Array("file \(i)\n".utf8) }
+        for i in 0..<4 { files["sub/s\(i).txt"] = Array("sub \(i)\n".utf8) }
+        let g = try GatewayFixture(files: files)
+        defer { g.stop() }
+        let repo = "/api/models/\(g.publisher)/tiny"
+        let all = try RawHTTP.get(port: g.httpPort, repo + "/tree/main?recursive=true")
+        #expect(all.status == 200 && all.headers["link"] == nil)
+        let every = try #require(try JSONSerialization.jsonObject(with: Data(all.body)) as? [[String: Any]])
+        #expect(every.count == 23 + 4 + 1)
+        // Pages of 5: each names the next by the commit (never `main`, which could move) and an opaque cursor.
+        var paths: [String] = []
+        var next: String? = repo + "/tree/main?recursive=true&limit=5"
+        var pages = 0
+        while let target = next, pages < 20 {
+            let r = try RawHTTP.get(port: g.httpPort, target)
+            #expect(r.status == 200)
+            let page = try #require(try JSONSerialization.jsonObject(with: Data(r.body)) as? [[String: Any]])
+            #expect(page.count <= 5)
+            paths += page.map { $0["path"] as! String }
+            pages += 1
+            next = nil
+            if let link = r.headers["link"] {
+                #expect(link.hasPrefix("<http://127.0.0.1/api/models/") && link.hasSuffix(">; rel=\"next\""))
+                #expect(link.contains("/tree/\(g.manifestID.split(separator: ":").last!.prefix(40))?"))
+                let url = link.dropFirst(1).prefix { $0 != ">" }
+                next = String(url.dropFirst("http://127.0.0.1".count))
+            }
+        }
+        #expect(pages == 6)
+        #expect(paths == every.map { $0["path"] as! String })
+        for bad in ["cursor=x", "cursor=0", "cursor=999", "limit=0", "limit=-3"] {
+            let r = try RawHTTP.get(port: g.httpPort, repo + "/tree/main?recursive=true&" + bad)
+            #expect(r.status == 400, "\(bad)")
+        }
+    }
 }

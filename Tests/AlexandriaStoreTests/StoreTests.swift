@@ -348,6 +348,44 @@ struct StoreTests {
         #expect(FileManager.default.fileExists(atPath: path))
     }
 
+    /// A full rebuild (verify --repair on an index whose rows are wrong) keeps what only the index knew: the links
+    /// of a fetched file held by reference, as the incremental catch-up does.
+    @Test func aFullRebuildKeepsTheLinksTheOldIndexCanGive() throws {
+        let t = try TemporaryStore()
+        let data = TestData.random(2_500_000, seed: 13)
+        let path = try t.file(data, name: "fetched.bin")
+        var chunks: [ChunkRef] = []
+        var offset = 0
+        for length in Chunker().chunkLengths(data) {
+            chunks.append(
+                ChunkRef(
+                    id: ContentHash.of(Array(data[offset..<offset + length])), offset: UInt64(offset),
+                    length: UInt32(length)))
+            offset += length
+        }
+        let recipe = FileRecipe(address: ContentHash.of(data), size: UInt64(data.count), chunker: .v1, chunks: chunks)
+        try t.store.link(
+            chunks.map { LinkedChunk(id: $0.id, offset: $0.offset, length: Int($0.length)) }, inFile: path)
+        try t.store.registerFile(recipe)
+        let other = TestData.random(700_000, seed: 14)
+        let added = try t.store.add(path: try t.file(other))
+        #expect(try t.store.rowProblems().isEmpty)
+        // A value flipped inside a files row (its size): SQLite's structure checks cannot see it; the row check does.
+        try t.store.writerConnection.withLock {
+            try $0.statement("UPDATE files SET size = size + 1 WHERE address = ?").bind(.blob(added.address.bytes))
+                .run()
+        }
+        #expect(try t.store.rowProblems().count == 1)
+        t.store.closeIndex()
+        let rebuilt = try ContentStore.rebuildIndex(directory: t.directory)
+        #expect(rebuilt.linkedChunks == chunks.count && rebuilt.incompleteFiles.isEmpty)
+        let store = try t.reopen()
+        #expect(try store.rowProblems().isEmpty)
+        #expect(try readAll(store, recipe.address) == data)
+        #expect(try readAll(store, added.address) == other)
+        #expect(try store.verify().isClean)
+    }
+
     @Test func addingAFileWhoseChunksAreLinkedStoresItsOwnCopy() throws {
         let t = try TemporaryStore()
         let data = TestData.random(2_000_000, seed: 12)

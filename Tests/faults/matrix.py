@@ -10,7 +10,7 @@ then `cat` of every file, `add`, `publish`, `fetch`, `gc` and `node run`, in tur
 - wrong bytes are never served: every `cat` and `fetch` that succeeds gives the exact bytes.
 Prints the matrix as a Markdown table. Usage: matrix.py ALEXANDRIA_BINARY [WORKDIR]
 """
-import hashlib, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
+import hashlib, os, random, shutil, signal, socket, sqlite3, subprocess, sys, tempfile, time
 
 BIN = sys.argv[1]
 WORK = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="alexandria-faults-")
@@ -63,7 +63,10 @@ def build_reference():
     open(os.path.join(model, "extra.bin"), "wb").write(data(50_000, 301))
     rc, _, err = run(ref, "publish", model, "--name", "tiny", "--version", "1.1")
     assert rc == 0, err
-    time.sleep(2.5)
+    # The daemon writes what it learned (cosignatures, availability) a moment after the publish, and rewrites the
+    # catalog mark every two seconds: a -wal lost within two seconds of a daemon commit can lose that commit unseen
+    # (Protocol/store-v1.md). Wait past that window so every -wal cell below is a loss the mark can see.
+    time.sleep(4.5)
     node.kill()
     node.wait()
     for rel in ["store/index.sqlite-wal", "catalog.sqlite-wal"]:
@@ -74,7 +77,7 @@ def build_reference():
 def home_files(ref):
     out = ["store/index.sqlite", "store/index.sqlite-wal", "store/index.sqlite-shm"]
     out += ["store/packs/" + p for p in sorted(os.listdir(os.path.join(ref, "store/packs")))]
-    out += ["catalog.sqlite", "catalog.sqlite-wal", "keys/node.key"]
+    out += ["catalog.sqlite", "catalog.sqlite-wal", "catalog.mark", "keys/node.key", "keys/node.pub"]
     out += ["keys/publishers/" + k for k in sorted(os.listdir(os.path.join(ref, "keys/publishers")))]
     out += ["config.toml"]
     return out
@@ -103,10 +106,59 @@ def inject(home, older, rel, fault):
     elif fault == "older-copy":
         src = os.path.join(older, rel)
         if os.path.exists(src):
+            if open(src, "rb").read() == open(path, "rb").read():
+                return False
             shutil.copy2(src, path)
         else:
             os.unlink(path)
     return True
+
+
+def sqlite_rows(home, rel):
+    """Every row of the database `rel` belongs to (with its -wal), read from a private copy; None if unreadable."""
+    base = rel.split("-")[0] if rel.endswith(("-wal", "-shm")) else rel
+    if not base.endswith(".sqlite"):
+        return None
+    tmp = tempfile.mkdtemp(prefix="rows-", dir=WORK)
+    try:
+        for suffix in ["", "-wal"]:
+            src = os.path.join(home, base + suffix)
+            if os.path.exists(src):
+                shutil.copy2(src, os.path.join(tmp, "db" + suffix))
+        if not os.path.exists(os.path.join(tmp, "db")):
+            return None
+        con = sqlite3.connect(os.path.join(tmp, "db"))
+        try:
+            return list(con.iterdump())
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def harmless(home, ref, rel, fault):
+    """Why the fault changes nothing the home knows (so verify may say ok), or None if it is damage verify must report.
+    Checked, not assumed: a database counts as unchanged only if every row still reads the same."""
+    if rel.endswith("-shm"):
+        return "harmless: SQLite rebuilds the -shm from the WAL"
+    if rel == "config.toml" and fault in ("deleted", "truncated-0"):
+        return "harmless: no config means the defaults, which the reference uses"
+    if rel == "config.toml" and fault == "truncated-half":
+        cut, whole = open(os.path.join(home, rel), "rb").read(), open(os.path.join(ref, rel), "rb").read()
+        if whole.startswith(cut) and run(home, "ls")[0] == 0:
+            return "harmless: the reference config holds only defaults; a cut one that parses gives the same"
+    if rel == "keys/node.pub" and fault == "deleted":
+        return "harmless: the record of the node's public key is written again by `init`"
+    if rel == "catalog.mark" and fault in ("deleted", "older-copy"):
+        return "harmless: a missing or lagging mark loses nothing; it is written again from the catalog"
+    if rel.endswith(".json") and rel.startswith("keys/publishers/") and fault == "deleted":
+        return "harmless: a generated key's settings are the defaults"
+    before, after = sqlite_rows(ref, rel), sqlite_rows(home, rel)
+    if before is not None and before == after:
+        return "harmless: every row reads the same (free space or unused bytes)"
+    return None
 
 
 def readable(home, files):
@@ -150,7 +202,8 @@ def node_run(home):
 
 
 def names_fix(text):
-    for cmd in ["verify --repair", "alexandria fetch", "alexandria add", "alexandria init", "fetch or add", "`alexandria"]:
+    for cmd in ["verify --repair", "alexandria fetch", "alexandria add", "alexandria init", "fetch or add", "`alexandria",
+                "restore"]:
         if cmd in text:
             return True
     return False
@@ -165,13 +218,14 @@ def main():
     open(extra, "wb").write(data(300_000, 400))
     first = next(iter(files))
     cell = 0
-    for rel in home_files(ref):
+    only = os.environ.get("MATRIX_ONLY")  # a substring of the files to run (by hand); all of them by default
+    for rel in [r for r in home_files(ref) if not only or only in r]:
         for fault in faults:
             cell += 1
             home = os.path.join(WORK, f"h{cell}")
             shutil.copytree(ref, home)
             if not inject(home, older, rel, fault):
-                rows.append((rel, fault, ["n/a (absent)"] + [""] * (len(commands) - 1), ""))
+                rows.append((rel, fault, ["n/a (absent or unchanged)"] + [""] * (len(commands) - 1), ""))
                 shutil.rmtree(home)
                 continue
             # The oracle: what a repair right after the fault can still read.
@@ -180,10 +234,14 @@ def main():
             run(oracle, "verify", "--repair")
             before, _ = readable(oracle, files)
             shutil.rmtree(oracle)
+            why = harmless(home, ref, rel, fault)
             out = []
             rc, o, e = run(home, "verify")
             text = o.decode(errors="replace") + e
-            out.append(f"exit {rc}" + (" +fix" if rc != 0 and names_fix(text) else (" NO-FIX" if rc != 0 else "")))
+            out.append(f"exit {rc}" + (" +fix" if rc != 0 and names_fix(text) else (" NO-FIX" if rc != 0 else ""))
+                       + (" (harmless)" if rc == 0 and why else ""))
+            if why is None and (rc == 0 or not names_fix(text)):
+                failures.append(f"{rel} {fault}: a fault verify did not report with its fix (exit {rc})")
             ok, wrong = readable(home, files)
             out.append("WRONG BYTES" if wrong else f"{len(ok)}/{len(files)}")
             if wrong:

@@ -1,4 +1,5 @@
-"""Interop checks of the HTTP gateway against real clients: huggingface_hub 2.4.0, the `hf` CLI, safetensors, skopeo.
+"""Interop checks of the HTTP gateway against real clients: huggingface_hub 2.4.0, the `hf` CLI, safetensors, skopeo,
+oras and modelpack-client.
 
 Run by Tests/interop.sh (which installs what it needs). Starts real `alexandria` nodes on loopback, publishes a small
 release, and checks every file the clients write by sha256. Ends with a line `N passed, M failed`.
@@ -254,6 +255,41 @@ def main():
             blob = os.path.join(oci, "blobs", "sha256", layer["digest"].split(":")[1])
             got[layer["annotations"]["org.cncf.model.filepath"]] = sha(blob)
     check("skopeo copy of the ModelPack artifact, every layer by sha256", ok and got == want, r.stderr[-500:])
+
+    # oras (oras-py) and modelpack-client (which validates the ModelPack manifest and config against the spec's
+    # schemas and checks every blob's digest) pull the release; every file compared by sha256.
+    for name, code in [
+        ("oras pull", f"import oras.client\nc = oras.client.OrasClient(hostname='127.0.0.1:{http}', insecure=True)\n"
+                      f"c.pull(target='127.0.0.1:{http}/{repo}:1.0', outdir=OUT)\n"
+                      f"print(c.get_tags('127.0.0.1:{http}/{repo}'))"),
+        ("modelpack-client pull", f"from modelpack_client import ModelPackClient\n"
+                                  f"ModelPackClient(insecure=True).pull('127.0.0.1:{http}/{repo}:latest', OUT)"),
+    ]:
+        out_dir = os.path.join(WORK, name.split()[0])
+        r = subprocess.run([PY, "-c", f"OUT = {out_dir!r}\n" + code], capture_output=True, text=True, timeout=300)
+        got = {}
+        for root, _, names in os.walk(out_dir):
+            for n in names:
+                got[os.path.relpath(os.path.join(root, n), out_dir)] = sha(os.path.join(root, n))
+        check(f"{name} of the ModelPack artifact, every file by sha256", r.returncode == 0 and got == want,
+              r.stderr[-500:])
+        if name == "oras pull":
+            check("oras lists the tags", "'1.0', '1.1', 'latest'" in r.stdout, r.stdout[-200:])
+
+    # A release with more files than one tree page (1000 entries): the client follows the `Link: rel="next"`
+    # pages, and every file is listed once.
+    many = os.path.join(WORK, "many")
+    for i in range(1020):  # a release holds at most 1024 files; with 11 folders, 1031 tree entries
+        os.makedirs(os.path.join(many, f"d{i // 100}"), exist_ok=True)
+        with open(os.path.join(many, f"d{i // 100}", f"f{i}.txt"), "w") as f:
+            f.write(f"{i}\n")
+    cli(home, "publish", many, "--name", "many", "--version", "1.0", "--json")
+    r = client(http, f"from huggingface_hub import HfApi; import json\napi = HfApi()\n"
+                     f"files = api.list_repo_files('{publisher}/many')\n"
+                     f"tree = list(api.list_repo_tree('{publisher}/many', recursive=True))\n"
+                     f"print(json.dumps([len(files), len(set(files)), len(tree)]))", cache)
+    check("list_repo_files / list_repo_tree over paged tree listings (1020 files, 1031 entries)",
+          r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "[1020, 1020, 1031]", r.stdout + r.stderr[-300:])
 
 
 def _port_of(home):

@@ -1,0 +1,216 @@
+import AlexandriaCore
+import AlexandriaObjectStore
+import AlexandriaStore
+import Dispatch
+import NIOCore
+import NIOPosix
+
+/// `[store] backend = "s3"`: where a node keeps its sealed packs (Protocol/store-s3.md).
+public struct S3StoreSettings: Sendable, Equatable {
+    /// `http://host[:port]`, path-style.
+    public var endpoint: String
+    public var bucket: String
+    /// Empty, or ending in `/`.
+    public var prefix: String = ""
+    public var region: String = "us-east-1"
+    /// An AWS shared credentials file, used when `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` are not set.
+    public var credentialsFile: String?
+
+    public init(endpoint: String, bucket: String, prefix: String = "", region: String = "us-east-1") {
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.prefix = prefix
+        self.region = region
+    }
+}
+
+/// The store's packs in a bucket: the `RemotePacks` the store reads through, and the async steps around it that
+/// move sealed packs up (`offload`), clean the bucket (`collect`) and rebuild an index from it (`rebuild`).
+public final class S3PackStore: Sendable {
+    public let settings: S3StoreSettings
+    public let client: S3Client
+    public let objects: PackObjects
+    let bridge: BlockingBridge
+    let reader: S3RemotePacks
+
+    /// The S3 client runs on event loops of its own, so a store read that blocks a caller's thread (an event loop
+    /// of the gateway, a thread of the cooperative pool) never blocks the request it waits for.
+    private static let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
+    public init(settings: S3StoreSettings, environment: [String: String]) throws {
+        self.settings = settings
+        let credentials = try S3Credentials.resolve(environment: environment, file: settings.credentialsFile)
+        client = try S3Client(
+            endpoint: settings.endpoint, region: settings.region, credentials: credentials, group: Self.group)
+        objects = PackObjects(
+            client: client, bucket: settings.bucket, layout: try PackObjectLayout(prefix: settings.prefix))
+        bridge = BlockingBridge(threads: 4)
+        reader = S3RemotePacks(objects: objects, bridge: bridge)
+    }
+
+    /// What the store reads remote packs through.
+    public var remotePacks: any RemotePacks { reader }
+
+    /// Runs an async step to completion from synchronous code (a CLI command).
+    public func wait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        try bridge.wait(body)
+    }
+
+    /// Fails with a clear error when the engine is unreachable, the credentials are wrong or the bucket is missing.
+    public func checkAccess() async throws { try await client.checkBucket(settings.bucket) }
+
+    /// A lease keeper for this prefix, held by `holder` (the node's key, or any name without spaces).
+    public func lease(holder: String, policy: LeasePolicy = LeasePolicy()) -> LeaseKeeper {
+        LeaseKeeper(client: client, bucket: settings.bucket, prefix: settings.prefix, holder: holder, policy: policy)
+    }
+
+    /// Uploads every sealed local pack, and records each in the index only after its upload completed, then
+    /// removes the local copy. With `sealOpen`, the pack being written is sealed first, so everything the store
+    /// holds ends up in the bucket. `lease`, when given, must be held before each upload and each commit. Returns
+    /// how many packs moved.
+    @discardableResult
+    public func offload(_ store: ContentStore, sealOpen: Bool, lease: LeaseKeeper?) async throws -> Int {
+        if sealOpen { try store.sealOpenPacks() }
+        var moved = 0
+        for pending in try store.pendingUploads() {
+            try await lease?.requireHeld()
+            let object: PackObject
+            do { object = try await objects.upload(file: pending.path) } catch {
+                // Another process of this home (the node, or a command) moved it meanwhile: done, not a failure.
+                if try !store.pendingUploads().contains(pending) { continue }
+                throw error
+            }
+            guard object.size == UInt64(pending.size) else {
+                throw ObjectStoreError(.integrity, "pack \(pending.path) changed while it was uploaded")
+            }
+            try await lease?.requireHeld()
+            try store.recordUploaded(pending, object: object.hash)
+            moved += 1
+        }
+        return moved
+    }
+
+    /// What `collect` removed from the bucket.
+    public struct Collected: Sendable {
+        public var abortedUploads = 0
+        public var deletedObjects = 0
+    }
+
+    /// Aborts multipart uploads older than `staleSeconds` and deletes pack objects no index row names (left by
+    /// compaction, or by a crash between an upload and its commit). Run after the store's own GC, under the lease.
+    ///
+    /// Order matters: the bucket is listed first, then the local packs awaiting upload are hashed, then the index
+    /// is read. An object uploaded but not yet committed still has its local pack (removed only after the commit),
+    /// and one committed since the listing is in the index: neither is deleted.
+    public func collect(
+        _ store: ContentStore, lease: LeaseKeeper?, staleSeconds: Int64 = 3600
+    ) async throws
+        -> Collected
+    {
+        var result = Collected()
+        try await lease?.requireHeld()
+        result.abortedUploads = try await objects.abortStaleUploads(
+            olderThanSeconds: staleSeconds, nowSeconds: LeaseKeeper.wallClockMilliseconds() / 1000)
+        let listed = try await objects.list()
+        var keep = Set<ContentHash>()
+        for pending in try store.pendingUploads() {
+            keep.insert(try Self.hashFile(pending.path))
+        }
+        keep.formUnion(try store.remoteObjects())
+        let orphans = listed.map(\.hash).filter { !keep.contains($0) }
+        if !orphans.isEmpty {
+            try await lease?.requireHeld()
+            try await objects.delete(orphans)
+        }
+        result.deletedObjects = orphans.count
+        return result
+    }
+
+    /// Rebuilds the store's index from the local packs and every pack object in the bucket (`verify --repair`).
+    public func rebuild(directory: String) throws -> RebuildReport {
+        let objects = self.objects
+        let listed = try bridge.wait { try await objects.list() }
+        return try ContentStore.rebuildIndex(directory: directory, remote: reader, objects: listed.map(\.hash))
+    }
+
+    static func hashFile(_ path: String) throws -> ContentHash {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ObjectStoreError(.configuration, "cannot open \(path)") }
+        defer { close(fd) }
+        var stream = SHA256Stream()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw ObjectStoreError(.configuration, "cannot read \(path)") }
+            if n == 0 { break }
+            stream.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        return stream.finalize()
+    }
+}
+
+/// Ranged reads of pack objects for the store's synchronous read path, at most `inFlight` at once.
+final class S3RemotePacks: RemotePacks {
+    let objects: PackObjects
+    let bridge: BlockingBridge
+    let slots: DispatchSemaphore
+
+    init(objects: PackObjects, bridge: BlockingBridge) {
+        self.objects = objects
+        self.bridge = bridge
+        slots = DispatchSemaphore(value: max(1, objects.options.readsInFlight))
+    }
+
+    func read(object: ContentHash, range: Range<Int>) throws -> [UInt8] {
+        guard !range.isEmpty else { return [] }
+        slots.wait()
+        defer { slots.signal() }
+        let objects = self.objects
+        let r = UInt64(range.lowerBound)..<UInt64(range.upperBound)
+        let key = objects.layout.key(for: object)
+        let buffer = try bridge.wait {
+            try await objects.client.getObject(bucket: objects.bucket, key: key, range: r, maxBytes: range.count)
+        }
+        return Array(buffer.readableBytesView)
+    }
+
+    /// A pack object that does not hash to its name is still downloaded (as it is): the rebuild checks every record
+    /// in it against its own id and leaves the damaged ones out, so one flipped bit costs one chunk, not the pack.
+    func download(object: ContentHash, to path: String) throws {
+        let objects = self.objects
+        do {
+            _ = try bridge.wait { try await objects.download(object, to: path) }
+        } catch let error as ObjectStoreError where error.code == .integrity {
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw ObjectStoreError(.configuration, "cannot create \(path)") }
+            defer { close(fd) }
+            let writer = FileWriter(fd: fd)
+            let key = objects.layout.key(for: object)
+            _ = try bridge.wait {
+                try await objects.client.getObject(bucket: objects.bucket, key: key) {
+                    try writer.write($0, path: path)
+                }
+            }
+        }
+    }
+}
+
+/// Appends streamed pieces to a file (pieces arrive one at a time).
+final class FileWriter: @unchecked Sendable {
+    let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+
+    func write(_ piece: ByteBuffer, path: String) throws {
+        try piece.withUnsafeReadableBytes { p in
+            var done = 0
+            while done < p.count {
+                let n = Glibc.write(fd, p.baseAddress! + done, p.count - done)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw ObjectStoreError(.configuration, "cannot write \(path)") }
+                done += n
+            }
+        }
+    }
+}
