@@ -136,11 +136,13 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        // A node's home directory: layout, config.toml (TOMLKit: toml++), node identity key.
+        // A node's home directory: layout, config.toml (TOMLKit: toml++), node identity key, and the one mapping
+        // from config.toml to the node's settings (defaults from the settings types themselves).
         .target(
             name: "AlexandriaHome",
             dependencies: [
                 "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaStoreS3",
+                "AlexandriaPeer",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]

@@ -1,4 +1,5 @@
 import AlexandriaCore
+import AlexandriaPeer
 import AlexandriaStore
 import AlexandriaStoreS3
 
@@ -21,33 +22,33 @@ public struct HomeConfig: Sendable {
     /// `[node] peers`: bootstrap peers, `host:port`.
     public var peers: [String] = []
     /// `[node] outbound` / `inbound`: outbound connections kept, inbound connections accepted at most.
-    public var outbound = 8
-    public var inbound = 64
+    public var outbound = GossipSettings().outboundTarget
+    public var inbound = GossipSettings().inboundCap
     /// `[node] clients` / `clients_per_address`: plain clients (fetches, listen port 0) kept at once, in all and
     /// from one IP address (Protocol/wire-v1.md, "Connection limits").
-    public var clients = 256
-    public var clientsPerAddress = 16
+    public var clients = ClientAdmission.Limits().total
+    public var clientsPerAddress = ClientAdmission.Limits().perAddress
     /// `[gossip] fanout`, `anti_entropy`, `peer_exchange` (see Protocol/gossip-v1.md).
-    public var fanout = 3
-    public var antiEntropySeconds = 1.0
-    public var peerExchangeSeconds = 30.0
+    public var fanout = GossipSettings().fanout
+    public var antiEntropySeconds = GossipSettings().antiEntropySeconds
+    public var peerExchangeSeconds = GossipSettings().peerExchangeSeconds
     /// `[mirror] mode`: "all" (every release within budget, most demanded first), "factor" (only releases below the
     /// replication factor), "pinned" (only pins and mirrored publishers).
-    public var mirrorMode = "all"
+    public var mirrorMode = MirrorPolicy().mode.rawValue
     /// `[mirror] budget`: what the mirror's releases may take; nil for the default (a quarter of the free space,
     /// at most 50 GiB).
     public var mirrorBudget: UInt64?
     /// `[mirror] publishers`: publisher ids (8+ hex digits) whose every release is kept.
     public var mirrorPublishers: [String] = []
     /// `[mirror] replication_factor`: holders each release should have.
-    public var replicationFactor = 3
+    public var replicationFactor = MirrorPolicy().replicationFactor
     /// `[mirror] interval`, `holder_ttl`, `demand_report`: seconds.
-    public var mirrorIntervalSeconds = 2.0
-    public var holderTTLSeconds = 600.0
-    public var demandReportSeconds = 60.0
+    public var mirrorIntervalSeconds = MirrorPolicy().intervalSeconds
+    public var holderTTLSeconds = MirrorPolicy().holderTTLSeconds
+    public var demandReportSeconds = MirrorPolicy().demandReportSeconds
     /// `[mirror] scrub_interval`: how often `node run` verifies every stored chunk and repairs damaged ones from peers
     /// ("7d", "12h", "30m", "90s" or seconds; "off" or 0: never). Weekly by default, like a ZFS or Ceph deep scrub.
-    public var scrubIntervalSeconds = 7 * 86400.0
+    public var scrubIntervalSeconds = MirrorPolicy().scrubIntervalSeconds
     /// `[trust] witnesses` and `quorum`: the witness keys whose cosignatures settle a conflict between two manifests
     /// for one release (Protocol/gossip-v1.md, "Which binding stands"). Empty by default: first-seen.
     public var trust: TrustPolicy = .firstSeen

@@ -47,126 +47,6 @@ public struct FetchReport: Sendable, Encodable {
     public let seconds: Double
 }
 
-/// The shared state of one file fetch: which chunks are needed, who is fetching what, who misbehaved.
-actor FetchPlan {
-    let recipeBox: RecipeBox
-    var needed: Set<Int> = []
-    var assigned: [Int: (peer: String, at: Date)] = [:]
-    var done: Set<Int> = []
-    var received: [String: UInt64] = [:]
-    var dropped: [String: String] = [:]
-    /// Peers that sent wrong bytes, a bad chunk list or false availability (their score drops).
-    var misbehaved: Set<String> = []
-    var downloaded: UInt64 = 0
-    let stallSeconds: Double
-    /// Set once the chunks already in the local store are in the output; only then do peers start pulling.
-    private(set) var started = false
-    /// Set when the fetch cannot go on (the output file cannot be written): every peer stops.
-    private(set) var fatal: Error?
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    init(stallSeconds: Double) {
-        recipeBox = RecipeBox()
-        self.stallSeconds = stallSeconds
-    }
-
-    var recipe: FileRecipe? { recipeBox.recipe }
-
-    /// Whether this recipe is the chosen one. The first valid recipe wins (`first` is then true: the caller fills the
-    /// output from the local store and calls `start`); later ones must have the same root or that peer is not used.
-    func offer(_ recipe: FileRecipe) -> (accepted: Bool, first: Bool) {
-        if let current = recipeBox.recipe { return (current.merkleRoot == recipe.merkleRoot, false) }
-        recipeBox.recipe = recipe
-        return (true, true)
-    }
-
-    /// The chunks at `alreadyHeld` are in the output; the rest are to be fetched.
-    func start(alreadyHeld: Set<Int>) {
-        guard let recipe = recipeBox.recipe, !started else { return }
-        started = true
-        done = alreadyHeld
-        needed = Set(recipe.chunks.indices).subtracting(alreadyHeld)
-        wake()
-    }
-
-    func fail(_ error: Error) {
-        if fatal == nil { fatal = error }
-        wake()
-    }
-
-    /// Waits until the peers can start pulling; nil if there is nothing to pull from this plan.
-    func waitForStart() async -> FileRecipe? {
-        if !started && fatal == nil && dropped.count < 1_000 {
-            await withCheckedContinuation { waiters.append($0) }
-        }
-        return started && fatal == nil ? recipeBox.recipe : nil
-    }
-
-    func giveUpWaiting() { wake() }
-
-    private func wake() {
-        for w in waiters { w.resume() }
-        waiters = []
-    }
-
-    var isComplete: Bool { started && fatal == nil && needed.isEmpty && assigned.isEmpty }
-
-    /// Up to `count` chunk indices for `peer` (only ones it has). When nothing is unassigned, an idle peer takes over
-    /// chunks that another peer has held longer than half the stall time, so a fetch never sits at 99 %.
-    func take(peer: String, count: Int, has: (Int) -> Bool) -> [Int] {
-        guard fatal == nil else { return [] }
-        var out: [Int] = []
-        for i in needed.sorted() where out.count < count && has(i) {
-            out.append(i)
-        }
-        for i in out {
-            needed.remove(i)
-            assigned[i] = (peer, Date())
-        }
-        if out.isEmpty {
-            let now = Date()
-            for (i, a) in assigned.sorted(by: { $0.key < $1.key }) where out.count < count {
-                if a.peer != peer, now.timeIntervalSince(a.at) > stallSeconds / 2, has(i) {
-                    assigned[i] = (peer, now)
-                    out.append(i)
-                }
-            }
-        }
-        return out
-    }
-
-    /// Returns true if this delivery was the first for chunk `i`.
-    func complete(_ indices: [Int], peer: String, bytes: UInt64) -> Bool {
-        var fresh = false
-        for i in indices where !done.contains(i) {
-            done.insert(i)
-            assigned[i] = nil
-            needed.remove(i)
-            fresh = true
-        }
-        if fresh {
-            received[peer, default: 0] += bytes
-            downloaded += bytes
-        }
-        return fresh
-    }
-
-    /// A peer failed or went away: its chunks go back to the queue.
-    func release(peer: String, reason: String?) {
-        for (i, a) in assigned where a.peer == peer && !done.contains(i) {
-            assigned[i] = nil
-            needed.insert(i)
-        }
-        if let reason { dropped[peer] = reason }
-    }
-
-    func penalize(_ peer: String) { misbehaved.insert(peer) }
-
-    func snapshot() -> (Int, UInt64) { (done.count, downloaded) }
-}
-
-final class RecipeBox: @unchecked Sendable { var recipe: FileRecipe? }
-
 /// Fetches files by address from several peers at once, verifying every chunk before it is written.
 public final class Fetcher: @unchecked Sendable {
     public let store: ContentStore
@@ -222,9 +102,20 @@ public final class Fetcher: @unchecked Sendable {
     /// transaction that registers the file, to its final path). With it on, they go into the packs too. The whole-file
     /// SHA-256 is computed as chunks arrive (`FileHashCursor`), so there is no second pass over the file when they
     /// arrive in order.
+    ///
+    /// Runs on the node's threads (`NodeExecutor`), so its store and file I/O never blocks the cooperative pool.
     public func fetch(
         _ address: ContentHash, to path: String, peers: [PeerAddress], expectedRoot: ContentHash? = nil,
         progress: (@Sendable (Int, Int, UInt64) -> Void)? = nil
+    ) async throws -> FetchReport {
+        try await NodeExecutor.shared.run {
+            try await fetchOnNode(address, to: path, peers: peers, expectedRoot: expectedRoot, progress: progress)
+        }
+    }
+
+    func fetchOnNode(
+        _ address: ContentHash, to path: String, peers: [PeerAddress], expectedRoot: ContentHash?,
+        progress: (@Sendable (Int, Int, UInt64) -> Void)?
     ) async throws -> FetchReport {
         let started = Date()
         let plan = FetchPlan(stallSeconds: stallSeconds)
@@ -243,9 +134,7 @@ public final class Fetcher: @unchecked Sendable {
         }
         if await !plan.isComplete, !peers.isEmpty {
             // Peers that misbehaved in an earlier fetch are held back until the others have done what they can.
-            let penalized = Set(peers.filter { (scores?.score(of: $0.description) ?? 0) < 0 })
-            for round in [peers.filter { !penalized.contains($0) }, peers.filter { penalized.contains($0) }] {
-                if round.isEmpty { continue }
+            for round in PeerChoice.rounds(peers, scores: scores) {
                 if await plan.isComplete { break }
                 await withDiscardingTaskGroup { group in
                     for peer in round { group.addTask { await self.work(peer: peer, job: job) } }
@@ -461,6 +350,8 @@ public final class Fetcher: @unchecked Sendable {
         // Whatever happens to this peer, the chunks it already delivered (verified, and counted as done) are stored.
         do {
             while true {
+                // Read before looking at the plan, so an event between the look and the wait below is not missed.
+                let generation = plan.changes.generation
                 while outstanding.count < window {
                     let indices = await plan.take(peer: name, count: batch) { availability.has(chunk: $0) }
                     if indices.isEmpty { break }
@@ -484,7 +375,23 @@ public final class Fetcher: @unchecked Sendable {
                         pingOutstanding = nonce
                         lastSent = Date()
                     }
-                    try await Task.sleep(nanoseconds: 50_000_000)
+                    // Nothing to ask this peer for: wait for an event (another peer failed and its chunks are free,
+                    // the fetch completed or failed) or a timer (a chunk another peer holds may be taken over, or the
+                    // keepalive is due). Having nothing outstanding is not a stall of this peer.
+                    watchdog.cancel()
+                    let takeover = await plan.nextTakeover(for: name) { availability.has(chunk: $0) }
+                    var wake = takeover.map { plan.origin + .milliseconds(Int64($0 * 1000) + 1) }
+                    if pingOutstanding == nil {
+                        let keepalive =
+                            ContinuousClock.now
+                            + .milliseconds(
+                                Int64(
+                                    (Double(WireLimits.idleTimeoutSeconds) / 2 - Date().timeIntervalSince(lastSent))
+                                        * 1000))
+                        wake = min(wake ?? keepalive, keepalive)
+                    }
+                    await plan.changes.wait(after: generation, until: wake)
+                    try Task.checkCancellation()
                     rearm()
                     continue
                 }
@@ -611,6 +518,10 @@ extension Fetcher {
 
     /// Asks peers in turn for a manifest (by id, or by release name) until one answers.
     public func manifest(_ query: WireMessage, peers: [PeerAddress]) async throws -> ManifestBundle {
+        try await NodeExecutor.shared.run { try await manifestOnNode(query, peers: peers) }
+    }
+
+    func manifestOnNode(_ query: WireMessage, peers: [PeerAddress]) async throws -> ManifestBundle {
         var reasons: [String] = []
         for peer in peers {
             do {

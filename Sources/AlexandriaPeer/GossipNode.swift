@@ -179,7 +179,7 @@ public actor GossipNode {
             case .dial(let address):
                 guard let server else { continue }
                 let port = listenPort
-                Task { await server.dial(address, listenPort: port) }
+                server.requestDial(address, listenPort: port)
             case .warn(let text, let peer):
                 logger.warning("\(text)", metadata: ["peer.id": "\(peer?.prefix(16) ?? "self")"])
             }

@@ -24,11 +24,15 @@ public enum Handshake {
     static let context = Array("alexandria/wire/v1/auth".utf8)
 
     public static func hello(identity: NodeIdentity, listenPort: UInt16) -> WireMessage {
-        var nonce = [UInt8](repeating: 0, count: 32)
+        .hello(
+            minVersion: version, maxVersion: version, nodeKey: identity.publicKey, nonce: freshNonce(),
+            listenPort: listenPort)
+    }
+
+    /// 32 bytes from the system's random source: a HELLO nonce.
+    public static func freshNonce() -> [UInt8] {
         var rng = SystemRandomNumberGenerator()
-        for i in 0..<32 { nonce[i] = UInt8.random(in: 0...255, using: &rng) }
-        return .hello(
-            minVersion: version, maxVersion: version, nodeKey: identity.publicKey, nonce: nonce, listenPort: listenPort)
+        return (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
     }
 
     public static func transcript(initiator: Bool, initiatorHello: [UInt8], responderHello: [UInt8]) -> [UInt8] {

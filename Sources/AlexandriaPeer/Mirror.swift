@@ -273,7 +273,7 @@ public actor Mirror {
         }) {
             await pull(next)
         }
-        try evict(all, keep: keep)
+        try await evict(all, keep: keep)
         try await reportDemand()
         let usage = Self.usage(all)
         await gossip.setMirrorState([
@@ -300,18 +300,9 @@ public actor Mirror {
         }
     }
 
-    /// Where to fetch a release from: its live holders, then every connected peer.
+    /// Where to fetch a release from: its live holders, then every connected peer (`PeerChoice`).
     func peers(for id: ContentHash) async -> [PeerAddress] {
-        let addresses = await gossip.addresses()
-        var peers: [PeerAddress] = []
-        let holders = (try? catalog.holders(of: id, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))) ?? []
-        for holder in holders where holder != identity.publicKey {
-            if let a = addresses[Hex.encode(holder)], !peers.contains(a) { peers.append(a) }
-        }
-        for key in await gossip.connectedKeys() {
-            if let a = addresses[key], !peers.contains(a) { peers.append(a) }
-        }
-        return peers
+        await gossip.fetchPeers(holding: id, catalog: catalog, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))
     }
 
     func pull(_ c: Candidate) async {
@@ -335,7 +326,7 @@ public actor Mirror {
     /// Removes releases the plan no longer keeps, only while over budget: never a pinned one, never one no other
     /// live holder has, never one this node is the designated keeper of, those with at least R other holders first,
     /// least demanded first.
-    func evict(_ all: [Candidate], keep: Set<ContentHash>) throws {
+    func evict(_ all: [Candidate], keep: Set<ContentHash>) async throws {
         var used = Self.usage(all).stored
         guard used > policy.budgetBytes else { return }
         // How many held releases use each stored chunk: evicting one frees the chunks no other held release uses.
@@ -372,7 +363,7 @@ public actor Mirror {
         }
         if !removed.isEmpty {
             _ = try store.collectGarbage(compress: false)
-            Task { [gossip] in await gossip.publishOwn(removed) }
+            await gossip.publishOwn(removed)
         }
     }
 

@@ -16,6 +16,8 @@ public struct PeerError: Error, CustomStringConvertible, Sendable {
         case listen
         /// An outbound connection failed (refused, unreachable, timed out, name not resolved).
         case connect
+        /// A peer's answer failed what the user's request anchors (a manifest id, a publisher id); nothing stored.
+        case refused
         /// A fetch's output was refused before anything was written (a link on the way, an existing file without
         /// `--force`), or could not be created or moved into place.
         case output

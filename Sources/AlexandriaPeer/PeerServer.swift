@@ -41,6 +41,10 @@ public final class PeerServer: Service, @unchecked Sendable {
     var idleTimeout: TimeAmount { .milliseconds(Int64(idleTimeoutSeconds * 1000)) }
     /// Made from `clientLimits` when `run` starts, before the first connection.
     nonisolated(unsafe) private var clients = ClientGate(limits: .init())
+    /// Outbound dials asked for by gossip, run by `run`'s task group.
+    private let dials = AsyncStream<(PeerAddress, Int)>.makeStream()
+    /// The bound port for the gossip service, once known.
+    private let listening = OnceValue<Int?>()
 
     public init(store: ContentStore, catalog: Catalog, identity: NodeIdentity, host: String, port: Int, logger: Logger)
     {
@@ -54,6 +58,14 @@ public final class PeerServer: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
+        try await NodeExecutor.shared.run { try await listen() }
+    }
+
+    /// Binds, then runs three parts in one task group until the listener closes: the accept loop (one child task
+    /// per connection, whose errors never reach the server), the outbound dials gossip asks for (`requestDial`), and
+    /// the graceful-shutdown watcher, which closes the listener and the plain clients. Gossip links are closed by
+    /// the gossip service (`GossipService`), which the `ServiceGroup` shuts down before the server.
+    func listen() async throws {
         clients = ClientGate(limits: clientLimits)
         let server: NIOAsyncChannel<NIOAsyncChannel<WireMessage, WireMessage>, Never>
         do {
@@ -66,21 +78,33 @@ public final class PeerServer: Service, @unchecked Sendable {
                 }
         } catch {
             ready.finish()
+            listening.set(nil)
             throw PeerError.listen(host: host, port: port, error)
         }
         boundPort = server.channel.localAddress?.port
         logger.info("listening", metadata: ["node.id": "\(identity.id)", "listen.port": "\(boundPort ?? -1)"])
         ready.yield(boundPort ?? port)
         ready.finish()
-        let gossip = self.gossip
-        let listening = boundPort ?? port
-        let gossipTask = Task {
-            if let gossip {
-                await gossip.attach(server: self, port: listening)
-                await gossip.run()
+        listening.set(boundPort ?? port)
+        let clients = self.clients
+        let dials = self.dials
+        try await withThrowingTaskGroup(of: Void.self) { helpers in
+            helpers.addTask {
+                // Returns on graceful shutdown; throws when the server is cancelled instead (then nothing to do).
+                do { try await gracefulShutdown() } catch { return }
+                self.logger.info("shutting down: no new connections")
+                server.channel.close(promise: nil)
+                await clients.closeAll()
+                // Normally done already by the gossip service, which shuts down first; idempotent.
+                await self.gossip?.stop()
             }
-        }
-        try await withGracefulShutdownHandler {
+            helpers.addTask {
+                await withDiscardingTaskGroup { group in
+                    for await (address, listenPort) in dials.stream {
+                        group.addTask { await self.dial(address, listenPort: listenPort) }
+                    }
+                }
+            }
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
                     for try await connection in inbound {
@@ -88,18 +112,21 @@ public final class PeerServer: Service, @unchecked Sendable {
                     }
                 }
             }
-        } onGracefulShutdown: {
-            self.logger.info("shutting down: no new connections")
-            gossipTask.cancel()
-            server.channel.close(promise: nil)
-            if let gossip { Task { await gossip.stop() } }
-            let clients = self.clients
-            Task { await clients.closeAll() }
+            // The listener is closed and every connection has ended: the watcher and the dials go too.
+            dials.continuation.finish()
+            helpers.cancelAll()
         }
-        gossipTask.cancel()
-        await gossipTask.value
         logger.info("stopped")
     }
+
+    /// Asks the server to dial `address` (gossip's outbound connections); the dial runs as a child task of `run`
+    /// and ends with it. Ignored once the server has stopped.
+    func requestDial(_ address: PeerAddress, listenPort: Int) {
+        dials.continuation.yield((address, listenPort))
+    }
+
+    /// The port the server listens on, once it does; nil if binding failed.
+    func listeningPort() async -> Int? { await listening.value() }
 
     func serve(_ connection: NIOAsyncChannel<WireMessage, WireMessage>) async {
         let remote = connection.channel.remoteAddress?.description ?? "?"
@@ -143,8 +170,11 @@ public final class PeerServer: Service, @unchecked Sendable {
                 logger.debug("client refused", metadata: ["peer.address": "\(remote)", "reason": "\(refusal)"])
                 try? await session.send(.error(.overloaded, refusal.message))
             case .success(let ticket):
-                defer { Task { await clients.release(ticket) } }
-                try await serveRequests(&session, channel: channel, remote: remote, link: nil)
+                do { try await serveRequests(&session, channel: channel, remote: remote, link: nil) } catch {
+                    await clients.release(ticket)
+                    throw error
+                }
+                await clients.release(ticket)
             }
             return
         }
@@ -158,14 +188,19 @@ public final class PeerServer: Service, @unchecked Sendable {
             return
         }
         let writer = session.outbound
-        let drain = Task {
-            for await message in link.stream { try await writer.write(message) }
+        // What gossip queues for this link is written by a child task; the link's end (either way) ends it.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await message in link.stream { try await writer.write(message) }
+            }
+            do { try await serveRequests(&session, channel: channel, remote: remote, link: link) } catch {
+                await gossip.unregister(link)
+                group.cancelAll()
+                throw error
+            }
+            await gossip.unregister(link)
+            group.cancelAll()
         }
-        defer {
-            drain.cancel()
-            Task { await gossip.unregister(link) }
-        }
-        try await serveRequests(&session, channel: channel, remote: remote, link: link)
     }
 
     /// Opens an outbound connection to a node and runs it until it ends.

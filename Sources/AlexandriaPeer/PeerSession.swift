@@ -33,43 +33,42 @@ public struct PeerSession {
     }
 
     /// Runs the handshake on a fresh connection and then `body` with the session. Throws if the peer does not prove
-    /// its key within the handshake timeout.
+    /// its key. The decisions are `HandshakeMachine`'s; this only carries its actions to the channel. Its timer is
+    /// the caller's: a close scheduled on the channel with the same timeout ends the inbound stream, which the
+    /// machine sees as `closed()`.
     package static func handshake<T>(
         identity: NodeIdentity, initiator: Bool, listenPort: UInt16,
         inbound: NIOAsyncChannelInboundStream<WireMessage>, outbound: NIOAsyncChannelOutboundWriter<WireMessage>,
         body: (inout PeerSession) async throws -> T
     ) async throws -> T {
         var iterator = inbound.makeAsyncIterator()
-        let mine = Handshake.hello(identity: identity, listenPort: listenPort)
-        try await outbound.write(mine)
-        let first = try await iterator.next()
-        guard case .hello(let minV, let maxV, let peerKey, let nonce, let port)? = first else {
-            if first != nil { try? await outbound.write(.error(.protocolViolation, "the first frame must be HELLO")) }
-            throw WireError(.protocolViolation, "the peer did not start with HELLO")
+        var machine = HandshakeMachine(
+            identity: identity, initiator: initiator, listenPort: listenPort, nonce: Handshake.freshNonce())
+        var actions = machine.start(now: 0)
+        while true {
+            for action in actions {
+                switch action {
+                case .send(let message):
+                    if machine.isFinished {
+                        try? await outbound.write(message)
+                    } else {
+                        try await outbound.write(message)
+                    }
+                case .armTimer:
+                    break
+                case .fail(let error):
+                    throw error
+                case .established(let peerKey, let port):
+                    var session = PeerSession(
+                        peerKey: peerKey, peerListenPort: port, inbound: iterator, outbound: outbound)
+                    return try await body(&session)
+                }
+            }
+            if let message = try await iterator.next() {
+                actions = machine.received(message)
+            } else {
+                actions = machine.closed()
+            }
         }
-        guard minV <= Handshake.version, maxV >= Handshake.version else {
-            try? await outbound.write(.error(.unsupportedVersion, "this node speaks wire v\(Handshake.version)"))
-            throw WireError(.unsupportedVersion, "the peer speaks wire v\(minV)...\(maxV)")
-        }
-        guard peerKey != identity.publicKey else { throw WireError(.protocolViolation, "connected to itself") }
-        // The decoder refuses trailing bytes and the encoding is deterministic, so re-encoding gives the exact payload.
-        let theirs = WireMessage.hello(
-            minVersion: minV, maxVersion: maxV, nodeKey: peerKey, nonce: nonce, listenPort: port)
-        let initiatorHello = initiator ? mine.encodedPayload : theirs.encodedPayload
-        let responderHello = initiator ? theirs.encodedPayload : mine.encodedPayload
-        try await outbound.write(
-            try Handshake.sign(
-                identity: identity, initiator: initiator, initiatorHello: initiatorHello,
-                responderHello: responderHello))
-        guard case .auth(let signature)? = try await iterator.next(),
-            Handshake.verify(
-                signature: signature, peerKey: peerKey, peerIsInitiator: !initiator,
-                initiatorHello: initiatorHello, responderHello: responderHello)
-        else {
-            try? await outbound.write(.error(.unauthenticated, "the handshake signature does not verify"))
-            throw WireError(.unauthenticated, "the peer failed to prove its node key")
-        }
-        var session = PeerSession(peerKey: peerKey, peerListenPort: port, inbound: iterator, outbound: outbound)
-        return try await body(&session)
     }
 }

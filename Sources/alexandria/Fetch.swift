@@ -270,34 +270,9 @@ extension Fetch {
     )
         async throws -> Fetcher.ManifestBundle
     {
-        let query: WireMessage
-        var wantPublisher: String?
-        switch reference {
-        case .manifest(let id), .file(let id): query = .getManifestByID(id)
-        case .release(let publisher, let name, let version):
-            guard publisher.count >= 16, publisher.allSatisfy(\.isHexDigit) else {
-                throw CommandFailure(
-                    message:
-                        "to fetch a release from peers, name its publisher by id (at least 16 hex digits), not \(publisher)"
-                )
-            }
-            wantPublisher = publisher.lowercased()
-            query = .getManifestByRelease("\(publisher.lowercased())/\(name)@\(version)")
-        }
-        let bundle = try await fetcher.manifest(query, peers: peers)
-        let key = try P256.Signing.PublicKey(derRepresentation: bundle.publisherKey)
-        let publisher = PublisherID(publicKey: key)
-        if let wantPublisher, !publisher.description.hasPrefix(wantPublisher) {
-            throw CommandFailure(message: "\(bundle.peer) answered with another publisher's release; refused")
-        }
-        if case .manifest(let id) = reference, ContentHash.of(try DSSEEnvelope(json: bundle.envelope).payload) != id {
-            throw CommandFailure(
-                message: "\(bundle.peer) answered with a manifest that does not hash to \(id); refused")
-        }
-        try registry.catalog.register(publisherKey: key)
-        for entry in bundle.entries { try registry.catalog.addLogEntry(try DSSEEnvelope(json: entry)) }
-        if !bundle.checkpoint.isEmpty { try registry.catalog.addCheckpoint(try SignedNote(parsing: bundle.checkpoint)) }
-        try registry.catalog.addManifest(try DSSEEnvelope(json: bundle.envelope))
+        // The trust checks live in the library (Fetcher.importManifest); this only says what was learned.
+        let imported = try await fetcher.importManifest(reference, from: peers, into: registry.catalog)
+        let (bundle, publisher) = (imported.bundle, imported.publisher)
         if !quiet {
             Output.line(
                 "learned \(publisher.short)… manifest from \(bundle.peer) (signature, log and checkpoint verified)")

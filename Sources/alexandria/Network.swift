@@ -84,27 +84,13 @@ enum LocalNode {
                 table.append(PeerEntry(key: p.id, host: a.host, port: a.port, lastSeen: Date().timeIntervalSince1970))
             }
         }
-        var byKey: [String: PeerEntry] = [:]
-        for e in table { byKey[e.key] = e }
-        var out: [PeerAddress] = []
-        func add(_ e: PeerEntry) {
-            let a = PeerAddress(host: e.host, port: e.port)
-            if e.port > 0, !out.contains(a) { out.append(a) }
-        }
+        var holders: [String] = []
         if let address {
             var manifests = (try? catalog.manifests(containing: address)) ?? []
             if (try? catalog.manifestOrEvidence(id: address)) != nil { manifests.insert(address, at: 0) }
-            for m in manifests {
-                for holder in (try? catalog.holders(of: m)) ?? [] {
-                    if let e = byKey[Hex.encode(holder)] { add(e) }
-                }
-            }
+            for m in manifests { holders += ((try? catalog.holders(of: m)) ?? []).map { Hex.encode($0) } }
         }
-        for e in table.sorted(by: { $0.lastSeen > $1.lastSeen })
-        where out.count < limit && e.bannedUntil < Date().timeIntervalSince1970 {
-            add(e)
-        }
-        return Array(out.prefix(max(limit, out.count)))
+        return PeerChoice.candidates(holders: holders, table: table, now: Date().timeIntervalSince1970, limit: limit)
     }
 }
 

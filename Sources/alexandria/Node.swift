@@ -65,35 +65,14 @@ struct Node: AsyncParsableCommand {
                 }
                 if !bootstrap.contains(p) { bootstrap.append(p) }
             }
-            var settings = GossipSettings()
-            settings.outboundTarget = config.outbound
-            settings.inboundCap = config.inbound
-            settings.fanout = config.fanout
-            settings.antiEntropySeconds = config.antiEntropySeconds
-            settings.peerExchangeSeconds = config.peerExchangeSeconds
-            settings.peerTablePath = home.peerTablePath
-            settings.statePath = home.nodeStatePath
-            settings.dropPeersFile = config.dropPeersFile
-            server.clientLimits = .init(total: config.clients, perAddress: config.clientsPerAddress)
-            if let idle = config.testIdleTimeoutSeconds {
-                server.idleTimeoutSeconds = idle
-                settings.idleTimeoutSeconds = idle
-            }
+            let settings = config.gossipSettings(home: home)
+            server.clientLimits = config.clientLimits
+            if let idle = config.testIdleTimeoutSeconds { server.idleTimeoutSeconds = idle }
             let gossip = GossipNode(
                 catalog: catalog, identity: identity, bootstrap: bootstrap, settings: settings,
                 logger: Logger(label: "alexandria.gossip"))
             server.gossip = gossip
-            var policy = MirrorPolicy()
-            policy.mode = noMirror ? .pinned : MirrorPolicy.Mode(rawValue: config.mirrorMode) ?? .all
-            policy.budgetBytes = config.mirrorBudget ?? Self.defaultBudget(home.path)
-            policy.publishers = config.mirrorPublishers
-            policy.replicationFactor = config.replicationFactor
-            policy.intervalSeconds = config.mirrorIntervalSeconds
-            policy.holderTTLSeconds = config.holderTTLSeconds
-            policy.demandReportSeconds = config.demandReportSeconds
-            policy.scratchDirectory = home.path
-            policy.scrubIntervalSeconds = config.scrubIntervalSeconds
-            policy.scrubStatePath = home.scrubStatePath
+            let policy = config.mirrorPolicy(home: home, pinnedOnly: noMirror)
             let mirror = Mirror(
                 store: store, catalog: catalog, identity: identity, gossip: gossip, policy: policy,
                 logger: Logger(label: "alexandria.mirror"))
@@ -103,7 +82,10 @@ struct Node: AsyncParsableCommand {
                 }
                 server.uploadBytesPerSecond = Double(bytes)
             }
-            var services: [any Service] = [server, MirrorService(mirror: mirror)]
+            // Shut down in reverse: the gateway, the mirror, gossip (its links close), then the server.
+            var services: [any Service] = [
+                server, GossipService(node: gossip, server: server), MirrorService(mirror: mirror),
+            ]
             if let s3 = try home.objectStore() {
                 // One writer per prefix: refuse to start while another node's lease is live.
                 let lease = s3.lease(holder: try ObjectStorage.holder(home))
@@ -124,7 +106,8 @@ struct Node: AsyncParsableCommand {
                 configuration: .init(
                     services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
-            try await group.run()
+            // Every service's tasks run on the node's own threads, never the cooperative pool (NodeExecutor).
+            try await NodeExecutor.shared.run { try await group.run() }
             // The shutdown handler stops gossip from a task of its own, which may not run before the process exits
             // (and waiting for the gossip actor could take as long as a busy catalog): mark the state file stopped
             // here, so `status` says so at once.
@@ -196,20 +179,5 @@ struct Node: AsyncParsableCommand {
                     node: NodeView(budgetBytes: policy.budgetBytes) { await gossip.snapshot() }))
             return gateway
         }
-
-        /// A quarter of the free space where the home is, at most 50 GiB.
-        static func defaultBudget(_ path: String) -> UInt64 {
-            var st = statvfs()
-            guard statvfs(path, &st) == 0 else { return 10 << 30 }
-            return min(50 << 30, UInt64(st.f_bavail) * UInt64(st.f_frsize) / 4)
-        }
-    }
-}
-
-/// Runs the mirror's rounds until the node shuts down.
-struct MirrorService: Service {
-    let mirror: Mirror
-    func run() async throws {
-        try await cancelWhenGracefulShutdown { await mirror.run() }
     }
 }

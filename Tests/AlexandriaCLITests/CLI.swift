@@ -134,3 +134,25 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         return UInt8(truncatingIfNeeded: (state &* 2_685_821_657_736_338_717) >> 56)
     }
 }
+
+/// A loopback TCP port nothing listens on now, for a node or gateway a test starts. Drawn below Linux's ephemeral
+/// range (32768 and up), so the source port of some other test's outgoing connection never holds it; checked by
+/// binding it. Tests run in parallel, so a blind random pick could collide.
+func freeLoopbackPort() -> Int {
+    while true {
+        let port = Int.random(in: 20_000...32_000)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return port }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        if bound == 0 { return port }
+    }
+}

@@ -2,7 +2,7 @@ import AlexandriaCore
 import Foundation
 import Testing
 
-@Suite("The alexandria command line", .serialized)
+@Suite("The alexandria command line", .serialized, .offThePool)
 struct CLITests {
     @Test func initAddCatVerifyRoundTrip() throws {
         let cli = CLI()

@@ -164,7 +164,7 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     return condition()
 }
 
-@Suite("Gossip and replication across node processes", .serialized)
+@Suite("Gossip and replication across node processes", .serialized, .offThePool)
 struct ClusterTests {
     @Test func catalogConverges() throws {
         let cluster = try Cluster(size: 4)

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// What a new user met in the first hour (issue 13 §5), each with the command that showed it.
-@Suite("The first hour: messages, exit codes, status, --force", .serialized)
+@Suite("The first hour: messages, exit codes, status, --force", .serialized, .offThePool)
 struct FirstHourMessagesTests {
     static func nodeRunning(_ cli: CLI) -> Bool? {
         guard let r = try? cli.run("status", "--json"),

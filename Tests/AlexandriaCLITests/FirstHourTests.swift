@@ -4,7 +4,7 @@ import Testing
 
 /// Issue 13 §5, items 2, 7 and 10: short publisher ids, `sync`, and a fetch on a node that has just joined; and what
 /// `audit --offline` says of files this node does not hold.
-@Suite("The first hour: short ids, sync, fetch before holders are known", .serialized)
+@Suite("The first hour: short ids, sync, fetch before holders are known", .serialized, .offThePool)
 struct FirstHourTests {
     /// A home with key `acme` and release tiny@VERSION published; returns the release as `publish --json` prints it.
     func publish(_ cli: CLI, version: String, seed: UInt64) throws -> [String: Any] {

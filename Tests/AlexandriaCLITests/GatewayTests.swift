@@ -115,7 +115,7 @@ struct CLIFailure: Error, CustomStringConvertible {
 final class GatewayFixture {
     let cli = CLI()
     var node: NodeProcess!
-    let httpPort = Int.random(in: 20_000...60_000)
+    let httpPort = freeLoopbackPort()
     let publisher: String
     let manifestID: String
     let files: [String: [UInt8]]
@@ -160,7 +160,7 @@ final class GatewayFixture {
     }
 }
 
-@Suite("The HTTP gateway of a node, over real sockets", .serialized)
+@Suite("The HTTP gateway of a node, over real sockets", .serialized, .offThePool)
 struct GatewayTests {
     static let data = randomBytes(3 << 20, seed: 12)
 
@@ -328,7 +328,7 @@ struct GatewayTests {
         defer { g.stop() }
         let empty = CLI()
         _ = try empty.run("init")
-        let httpPort = Int.random(in: 20_000...60_000)
+        let httpPort = freeLoopbackPort()
         let mirror = try NodeProcess(
             cli: empty, extra: ["--peer", g.node.address, "--no-mirror", "--http", "127.0.0.1:\(httpPort)"])
         try GatewayFixture.waitForHTTP(port: httpPort)

@@ -13,7 +13,7 @@ final class NodeProcess {
 
     init(cli: CLI, extra: [String] = [], port: Int? = nil, wrapper: [String] = []) throws {
         self.cli = cli
-        self.port = port ?? Int.random(in: 20_000...60_000)
+        self.port = port ?? freeLoopbackPort()
         let p = Process()
         (p.executableURL, p.arguments) = cli.command(
             ["node", "run", "--home", cli.home, "--listen", "127.0.0.1:\(self.port)"] + extra, wrapper: wrapper)
@@ -44,12 +44,17 @@ final class NodeProcess {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             Issue.record("node run did not stop within 15 s of SIGTERM")
+            // Bounded: once, a SIGKILLed node stayed a zombie that Foundation never reaped, and an unbounded
+            // waitUntilExit held the whole test run.
+            let killed = Date().addingTimeInterval(15)
+            while process.isRunning && Date() < killed { Thread.sleep(forTimeInterval: 0.05) }
+            return
         }
         process.waitUntilExit()
     }
 }
 
-@Suite("Nodes as separate processes on loopback", .serialized)
+@Suite("Nodes as separate processes on loopback", .serialized, .offThePool)
 struct NodeTests {
     @Test func fetchFromThreeNodesVerifiedAndServedOnward() throws {
         let data = randomBytes(24 << 20, seed: 77)
@@ -212,14 +217,14 @@ struct NodeTests {
     }
 }
 
-@Suite("One daemon per home", .serialized)
+@Suite("One daemon per home", .serialized, .offThePool)
 struct NodeLockTests {
     @Test func aSecondDaemonOnAHomeIsRefusedAndTheLockDiesWithItsHolder() throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         _ = try cli.run("init")
         let first = try NodeProcess(cli: cli)
-        let second = try cli.run("node", "run", "--listen", "127.0.0.1:\(Int.random(in: 20_000...60_000))")
+        let second = try cli.run("node", "run", "--listen", "127.0.0.1:\(freeLoopbackPort())")
         #expect(second.status == 3)
         #expect(
             second.stderr.contains("already running")

@@ -4,7 +4,7 @@ import Testing
 
 /// The progress line as a user sees it: a real fetch from a real node, run on a pseudo-terminal by util-linux
 /// `script` at several widths, with what the terminal received read back.
-@Suite("Progress on a terminal", .serialized)
+@Suite("Progress on a terminal", .serialized, .offThePool)
 struct ProgressTests {
     /// Each redraw of the line: the text between a carriage return and the erase-to-end-of-line that ends it.
     static func draws(_ output: String) -> [String] {

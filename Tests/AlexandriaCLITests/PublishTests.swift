@@ -25,7 +25,7 @@ enum ModelSigning {
     }
 }
 
-@Suite("Publishing, notices, audit and OpenSSF Model Signing", .serialized)
+@Suite("Publishing, notices, audit and OpenSSF Model Signing", .serialized, .offThePool)
 struct PublishTests {
     func model(_ cli: CLI, _ name: String, extra: [String: [UInt8]] = [:]) throws -> String {
         var files: [String: [UInt8]] = [

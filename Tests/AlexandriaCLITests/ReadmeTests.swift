@@ -12,7 +12,7 @@ import Testing
 /// get `--passphrase-file`; `keys import` runs in a second home ("on another machine"). Skipped: `node run` (a
 /// daemon that serves the network; the node tests run it). `audit REF --min-witnesses 3` must exit 8 (no node
 /// witnessed the release), as the README says.
-@Suite("README commands", .serialized)
+@Suite("README commands", .serialized, .offThePool)
 struct ReadmeTests {
     static let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("README.md")

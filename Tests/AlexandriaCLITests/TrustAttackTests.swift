@@ -9,7 +9,7 @@ import Testing
 
 /// The attacks of issue 10 on the fork choice, staged with real node processes (Protocol/gossip-v1.md, "Which
 /// binding stands"; Protocol/threat-model.md).
-@Suite("Attacks on which binding stands", .serialized)
+@Suite("Attacks on which binding stands", .serialized, .offThePool)
 struct TrustAttackTests {
     /// The witness strings of an audit report.
     static func witnesses(_ report: [String: Any]) -> [String] { report["witnesses"] as? [String] ?? [] }
@@ -148,7 +148,7 @@ struct TrustAttackTests {
     }
 }
 
-@Suite("Small-order node keys against a real node", .serialized)
+@Suite("Small-order node keys against a real node", .serialized, .offThePool)
 struct SmallOrderIdentityTests {
     /// Handshakes as `nodeKey` with a signature made by `sign` over the transcript, then sends PING; returns whether
     /// PONG came back, and whether the node closed the connection.

@@ -6,7 +6,7 @@ import Testing
 /// not root, and root gets past socket options, file modes, privileged ports and descriptor limits that stop anyone
 /// else. These tests run the node as an unprivileged user: themselves in CI (Tests/run.sh runs the test bundle under
 /// setpriv), and `nobody` through setpriv when the test runner is root.
-@Suite("Running as an unprivileged user", .serialized)
+@Suite("Running as an unprivileged user", .serialized, .offThePool)
 struct UnprivilegedTests {
     static var isRoot: Bool { geteuid() == 0 }
 
@@ -234,7 +234,7 @@ func runAs(_ cli: CLI, _ command: [String]) -> Int32 {
     return process.terminationStatus
 }
 
-@Suite("Logs", .serialized)
+@Suite("Logs", .serialized, .offThePool)
 struct LogTests {
     /// An unknown level or format is a usage error (exit 2) naming the valid values, not a silent fallback to info.
     @Test(arguments: [["--log-level", "loud"], ["--log-format", "xml"]])

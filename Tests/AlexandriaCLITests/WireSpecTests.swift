@@ -68,7 +68,7 @@ func wireNode(node settings: String = "", test: String = "", file: [UInt8]? = ni
 }
 
 /// Issue 10, section 3: the node holds to wire-v1 and gossip-v1 against a client that does not.
-@Suite("The wire holds to its spec against an adversarial client", .serialized)
+@Suite("The wire holds to its spec against an adversarial client", .serialized, .offThePool)
 struct WireSpecTests {
     @Test func silentAndTricklingConnectionsAreClosedAfterTheIdleTimeout() throws {
         let (cli, node) = try wireNode(test: "idle_timeout = \"2s\"\n")
@@ -165,7 +165,7 @@ struct WireSpecTests {
             node.stop()
             cli.cleanUp()
         }
-        let victimPort = Int.random(in: 30_000...50_000)
+        let victimPort = freeLoopbackPort()
         let victimArgs = ["--victim-host", "127.0.0.9", "--victim-port", "\(victimPort)", "--victim-ports", "16"]
         let (listener, listenerOut) = try Adversary.start(["listen", "--wait", "8"] + victimArgs)
         #expect(Adversary.firstLine(listenerOut)["listening"] as? Int ?? 0 > 0)

@@ -39,11 +39,12 @@ final class HostilePeer: @unchecked Sendable {
             }
         channel = server.channel
         let port = server.channel.localAddress!.port!
-        Task {
+        // On the node's threads, like the honest node: tests running in parallel may hold the cooperative pool.
+        Task(executorPreference: NodeExecutor.shared) {
             try? await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
                     for try await connection in inbound {
-                        connections.withLock { $0 += 1 }
+                        self.connections.withLock { $0 += 1 }
                         group.addTask { try? await self.serve(connection) }
                     }
                 }
@@ -157,7 +158,16 @@ final class ServingNode: @unchecked Sendable {
     }
 
     func start() async throws -> Int {
-        task = Task { try await server.run() }
+        let server = self.server
+        task = Task {
+            // The node's services as `node run` has them: the server, and gossip beside it when set.
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.run() }
+                if let gossip = server.gossip {
+                    group.addTask { try await GossipService(node: gossip, server: server).run() }
+                }
+            }
+        }
         for await port in server.readiness { return port }
         throw WireError(.internal, "the node did not start")
     }
