@@ -177,7 +177,14 @@ public final class Gateway: Service, @unchecked Sendable {
                         try await self.write(response, for: head, keepAlive: keepAlive, to: outbound)
                         NodeMetrics.httpRequest(
                             route: route, status: Int(response.status.code), duration: ContinuousClock.now - started)
-                        if !keepAlive { return }
+                        if !keepAlive {
+                            // `executeThenClose` closes the channel at once when this closure returns, which drops
+                            // whatever of the body is still in the channel's write buffer (up to its high-water mark):
+                            // the client would see a short read (found with skopeo, which sends `Connection: close`).
+                            // Closing the output first completes only once every pending write went out.
+                            try await connection.channel.close(mode: .output).get()
+                            return
+                        }
                     }
                 }
             }
