@@ -39,6 +39,7 @@ extension HomeConfig {
         policy.demandReportSeconds = demandReportSeconds
         policy.scratchDirectory = home.path
         policy.scrubIntervalSeconds = scrubIntervalSeconds
+        policy.idleCompressionShare = idleCompressionShare
         policy.scrubStatePath = home.scrubStatePath
         return policy
     }

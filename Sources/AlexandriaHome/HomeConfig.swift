@@ -49,6 +49,9 @@ public struct HomeConfig: Sendable {
     /// `[mirror] scrub_interval`: how often `node run` verifies every stored chunk and repairs damaged ones from peers
     /// ("7d", "12h", "30m", "90s" or seconds; "off" or 0: never). Weekly by default, like a ZFS or Ceph deep scrub.
     public var scrubIntervalSeconds = MirrorPolicy().scrubIntervalSeconds
+    /// `[mirror] idle_compression`: the share of one core (0 to 1) `node run` may spend compressing stored packs the
+    /// compressor has not seen, while it has nothing to replicate; 0: never (`gc` still compresses).
+    public var idleCompressionShare = MirrorPolicy().idleCompressionShare
     /// `[trust] witnesses` and `quorum`: the witness keys whose cosignatures settle a conflict between two manifests
     /// for one release (Protocol/gossip-v1.md, "Which binding stands"). Empty by default: first-seen.
     public var trust: TrustPolicy = .firstSeen
@@ -114,6 +117,8 @@ public struct HomeConfig: Sendable {
         replication_factor = 3
         # How often the node reads back every stored chunk and repairs damaged ones from peers ("off": never).
         scrub_interval = "7d"
+        # Share of one core the node may spend compressing stored data while it has nothing to replicate (0: never).
+        idle_compression = 0.25
 
         [trust]
         # Witness keys (other nodes' keys, as `alexandria status` prints them: "ed25519:<64 hex>") whose cosignatures
@@ -148,7 +153,7 @@ public struct HomeConfig: Sendable {
             "gossip": ["fanout", "anti_entropy", "peer_exchange"],
             "mirror": [
                 "mode", "budget", "publishers", "replication_factor", "interval", "holder_ttl", "demand_report",
-                "scrub_interval",
+                "scrub_interval", "idle_compression",
             ],
             "trust": ["witnesses", "quorum"],
             "test": ["drop_peers_file", "idle_timeout"],
@@ -333,6 +338,15 @@ public struct HomeConfig: Sendable {
             }
             scrubIntervalSeconds = value
         default: throw HomeError("[mirror] scrub_interval must be a duration such as \"7d\", or \"off\"")
+        }
+        switch toml["mirror", "idle_compression"] {
+        case nil: break
+        case .float(let share)? where (0...1).contains(share): idleCompressionShare = share
+        case .integer(let share)? where (0...1).contains(share): idleCompressionShare = Double(share)
+        default:
+            throw HomeError(
+                "[mirror] idle_compression is the share of one core compression may use while the node is idle, "
+                    + "from 0 (never) to 1; for example 0.25")
         }
         let quorum = try int("trust", "quorum", 0...1024)
         do {

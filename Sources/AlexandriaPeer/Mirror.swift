@@ -37,6 +37,11 @@ public struct MirrorPolicy: Sendable {
     public var scrubIntervalSeconds = 7 * 86400.0
     /// Where the time of the last scrub is kept across restarts (nil: in memory only).
     public var scrubStatePath: String?
+    /// Compression on idle: the share of one core the daemon may spend compressing sealed packs the compressor has
+    /// not seen, while it has nothing to replicate (`Mirror.compressIfIdle`); 0: never (then only `gc` compresses).
+    public var idleCompressionShare = 0.25
+    /// Seconds without a pull before the mirror counts as idle.
+    public var idleAfterSeconds = 30.0
 
     public init() {}
 }
@@ -54,6 +59,9 @@ public actor Mirror {
     var lastDemandReport = Date.distantPast
     var lastDemandCounts: [String] = []
     var lastFetchFailure: [ContentHash: Date] = [:]
+    /// When this mirror last pulled a release, and when compression on idle may run next.
+    var lastPull: Date?
+    var nextIdleCompression = Date.distantPast
     /// Manifests already verified from the catalog, by id.
     var verified: [ContentHash: SignedManifest] = [:]
     /// The clock the scrub schedule is decided by.
@@ -83,6 +91,7 @@ public actor Mirror {
                 logger.warning("replication round failed", metadata: ["error": "\(error)"])
             }
             await scrubIfDue()
+            await compressIfIdle()
             try? await Task.sleep(nanoseconds: UInt64(policy.intervalSeconds * 1e9))
         }
     }
@@ -308,6 +317,7 @@ public actor Mirror {
     func pull(_ c: Candidate) async {
         let peers = await peers(for: c.id)
         guard !peers.isEmpty else { return }
+        lastPull = clock()
         logger.info(
             "replicating", metadata: ["release": "\(c.manifest.manifest.release)", "peers.count": "\(peers.count)"])
         let fetcher = Fetcher(store: store, identity: identity, logger: logger)
@@ -388,5 +398,40 @@ public actor Mirror {
             nodeKey: identity.publicKey, timestampMillis: UInt64(Date().timeIntervalSince1970 * 1000),
             counts: counts.map { ($0.manifest, UInt32(clamping: $0.fetches)) })
         await gossip.publishOwn([try report.signed(with: identity.key)])
+    }
+}
+
+extension Mirror {
+    /// Compression on idle: when the mirror has pulled nothing for `idleAfterSeconds`, compresses one sealed pack the
+    /// compressor has not seen (`ContentStore.compressOneIdlePack`, on a thread of its own), then waits until the time
+    /// that took is at most `idleCompressionShare` of the time since it began: the CPU budget. Logs what it did.
+    func compressIfIdle() async {
+        let share = policy.idleCompressionShare
+        let now = clock()
+        guard share > 0, now >= nextIdleCompression,
+            lastPull.map({ now.timeIntervalSince($0) >= policy.idleAfterSeconds }) ?? true
+        else { return }
+        let store = self.store
+        let started = Date()
+        do {
+            let report = try await Self.offThread { try store.compressOneIdlePack() }
+            let took = Date().timeIntervalSince(started)
+            guard let report else {
+                // Nothing to do: look again in a while rather than every round.
+                nextIdleCompression = now.addingTimeInterval(60)
+                return
+            }
+            nextIdleCompression = clock().addingTimeInterval(took * (1 / min(1, share) - 1))
+            logger.info(
+                "compressed a pack on idle",
+                metadata: [
+                    "chunks.compressed": "\(report.chunksCompressed)",
+                    "bytes.before": "\(report.bytesBefore)", "bytes.after": "\(report.bytesAfter)",
+                    "seconds": "\(String(format: "%.2f", took))",
+                ])
+        } catch {
+            nextIdleCompression = now.addingTimeInterval(600)
+            logger.warning("compression on idle failed", metadata: ["error": "\(error)"])
+        }
     }
 }
