@@ -19,28 +19,26 @@ extension ContentStore {
     public func rowProblems() throws(StoreError) -> [String] {
         try withReader { (db) throws(StoreError) -> [String] in
             var out: [String] = []
-            var fds: [Int: Int32] = [:]
-            defer { for fd in fds.values { close(fd) } }
+            // Through the store's own read path, so a pack that lives in an object store (`RemotePacks`) is
+            // checked like a local one.
             func record(pack: Int, offset: Int, extra: Int) -> (PackRecordHeader, [UInt8])? {
-                let fd: Int32
-                if let open = fds[pack] {
-                    fd = open
-                } else {
-                    guard let opened = try? POSIX.open(packs.path(pack), O_RDONLY) else { return nil }
-                    fds[pack] = opened
-                    fd = opened
-                }
                 var head = [UInt8](repeating: 0, count: PackRecordHeader.size)
-                let n = head.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
-                guard n == PackRecordHeader.size,
+                guard
+                    let n = try? head.withUnsafeMutableBytes({ (b) throws(StoreError) -> Int in
+                        try readPackBytes(pack: pack, at: offset, into: b)
+                    }),
+                    n == PackRecordHeader.size,
                     let header = head.withUnsafeBytes({ PackRecordHeader(parsing: $0) }),
                     header.kind != .chunk, Int(header.storedLength) <= extra
                 else { return nil }
                 var payload = [UInt8](repeating: 0, count: Int(header.storedLength))
-                let m = payload.withUnsafeMutableBytes {
-                    Glibc.pread(fd, $0.baseAddress, $0.count, off_t(offset + PackRecordHeader.size))
-                }
-                guard m == payload.count else { return nil }
+                if payload.isEmpty { return (header, payload) }
+                guard
+                    let m = try? payload.withUnsafeMutableBytes({ (b) throws(StoreError) -> Int in
+                        try readPackBytes(pack: pack, at: offset + PackRecordHeader.size, into: b)
+                    }),
+                    m == payload.count
+                else { return nil }
                 return (header, payload)
             }
             let files = try db.statement(
