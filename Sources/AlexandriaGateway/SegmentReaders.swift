@@ -32,7 +32,13 @@ final class SegmentReaders: Sendable {
         let total = Int(last.end - first.offset)
         return try await pool.runIfActive {
             let store = self.store
-            let scratch = self.scratch.withLock { $0.popLast() } ?? ChunkReadScratch(maxChunk: recipe.chunker.maxSize)
+            // A scratch decodes chunks up to the size it was made for: files with another chunker (a larger maximum)
+            // get one large enough, or a good chunk would fail to decode and be marked damaged.
+            let need = recipe.chunker.maxSize
+            let scratch =
+                self.scratch.withLock { pool in
+                    pool.firstIndex { $0.maxChunk >= need }.map { pool.remove(at: $0) }
+                } ?? ChunkReadScratch(maxChunk: need)
             defer { self.scratch.withLock { $0.append(scratch) } }
             var buffer = ByteBufferAllocator().buffer(capacity: total)
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { destination in

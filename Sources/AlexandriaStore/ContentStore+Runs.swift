@@ -14,8 +14,11 @@ public struct ChunkRun: Sendable {
 public final class ChunkReadScratch: @unchecked Sendable {
     let a: ReadContext
     let b: ReadContext
+    /// The largest chunk it can decode: a chunk longer than this does not decode in it (and would read as damaged).
+    public let maxChunk: Int
 
     public init(maxChunk: Int) {
+        self.maxChunk = maxChunk
         a = ReadContext(maxChunk: maxChunk)
         b = ReadContext(maxChunk: maxChunk)
     }

@@ -474,21 +474,7 @@ public final class ContentStore: Sendable {
         }
         let indices = recipe.chunkIndices(covering: wanted)
         if indices.isEmpty { return }
-        let locations = try withReader { (db) throws(StoreError) -> [ChunkLocation] in
-            var out: [ChunkLocation] = []
-            out.reserveCapacity(indices.count)
-            for i in indices {
-                let chunk = recipe.chunks[i]
-                guard let loc = try location(of: chunk.id, in: db), loc.rawLength == Int(chunk.length) else {
-                    throw StoreError(
-                        .missingChunk,
-                        "\(address) is incomplete here: chunk \(i) (\(chunk.id)) is missing or was found damaged; "
-                            + "fetch the file again")
-                }
-                out.append(loc)
-            }
-            return out
-        }
+        let locations = try locate(recipe, chunks: indices).locations
         let window = ReadWindow(slots: 8, maxChunk: recipe.chunker.maxSize)
         var next = 0
         while next < locations.count {
