@@ -4,7 +4,9 @@
 #   1. host a publishes a release; hosts b and c replicate it (each knows only a's address; gossip does the rest);
 #   2. c's link is cut (ip link set down): a publishes a second release, b replicates it, c cannot reach anyone;
 #   3. the link is restored (ip link set up): c catches up on its own (anti-entropy) and holds the second release;
-#   4. on host c, a fresh client fetches the second release's weights from the network and checks their sha256.
+#   4. on host c, a fresh client fetches the second release's weights from the network and checks their sha256;
+#   5. c runs the HTTP gateway too (`node run --http` on c's address); clients on a and b download the weights
+#      from it over the links, by hash and by name (the Hugging Face resolve path), and check their sha256.
 # Needs root (ip netns, veth, bridge). Every address it uses exists only inside the namespaces it creates, so no
 # packet can leave the machine; the namespaces, the nodes and the temporary directory are removed on exit.
 #
@@ -27,6 +29,7 @@ wait_for() {  # wait_for SECONDS WHAT CMD...: poll every 0.25 s, bounded
 }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces); CI runs it as root"
 command -v ip >/dev/null || die "needs iproute2 (ip)"
+command -v curl >/dev/null || die "needs curl (the HTTP clients of step 5)"
 
 bin=${1:-}
 if [ -z "$bin" ]; then
@@ -105,7 +108,10 @@ EOF
 done
 for h in "${hosts[@]}"; do
     # Not through a shell function: $! must be the node itself (ip netns exec execs it).
-    ip netns exec "$tag-$h" "$bin" node run --home "$work/$h" --log-level notice 2>"$work/$h.log" &
+    # Host c also runs the HTTP gateway, on its own address (step 5).
+    http=()
+    [ "$h" = c ] && http=(--http "${addr[c]}:$((port + 1))")
+    ip netns exec "$tag-$h" "$bin" node run --home "$work/$h" "${http[@]}" --log-level notice 2>"$work/$h.log" &
     pids[$h]=$!
 done
 for h in "${hosts[@]}"; do wait_for 30 "node $h listening on ${addr[$h]}:$port" reach a "${addr[$h]}"; done
@@ -167,10 +173,21 @@ in_ns c "$bin" fetch "sha256:$w2" -o "$work/fetched" --peer "${addr[a]}:$port" -
 [ "$(sha256sum "$work/fetched" | cut -d' ' -f1)" = "$w2" ] || die "the fetched weights differ"
 echo "fetch_on_c_seconds: $(secs "$t0") s"
 echo "# a fresh client on host c fetched netns@2.0's weights from a and b over the veth links; sha256sum agrees"
-# >>> GATEWAY FETCH (to add once `node run --http` exists): the same bytes through c's HTTP gateway, e.g.
-#   in_ns c curl -fsS "http://${addr[c]}:7421/<path of sha256:$w2>" -o "$work/via-gateway"
-#   [ "$(sha256sum "$work/via-gateway" | cut -d' ' -f1)" = "$w2" ]
-# <<< GATEWAY FETCH
+
+# ---------- 5. through host c's HTTP gateway ----------
+# c has run `node run --http` on its own address since it started; clients on hosts a and b download from it over
+# the veth links, by hash and by name through the Hugging Face resolve path (the name resolves through c's log).
+gw="${addr[c]}:$((port + 1))"
+http_up() { in_ns a curl -fsS -o /dev/null "http://$gw/sha256/$w1/recipe"; }
+wait_for 30 "c's gateway answers on $gw (from host a)" http_up
+publisher=$("$bin" keys list --json --home "$work/a" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+t0=$(now)
+in_ns a curl -fsS "http://$gw/sha256/$w2" -o "$work/via-gateway-hash"
+echo "gateway_fetch_by_hash_seconds: $(secs "$t0") s"
+[ "$(sha256sum "$work/via-gateway-hash" | cut -d' ' -f1)" = "$w2" ] || die "the gateway's bytes (by hash) differ"
+in_ns b curl -fsS "http://$gw/$publisher/netns/resolve/2.0/model.safetensors" -o "$work/via-gateway-name"
+[ "$(sha256sum "$work/via-gateway-name" | cut -d' ' -f1)" = "$w2" ] || die "the gateway's bytes (by name) differ"
+echo "# host c's gateway served netns@2.0's weights to hosts a (by hash) and b (by name, resolved on c); sha256 agrees"
 
 for h in "${hosts[@]}"; do kill -0 "${pids[$h]}" 2>/dev/null || die "node $h died"; done
 echo "# netns cluster ok"
