@@ -224,7 +224,8 @@ let package = Package(
         .testTarget(
             name: "AlexandriaGatewayTests",
             dependencies: [
-                "AlexandriaCore", "AlexandriaGateway", "AlexandriaMetrics",
+                "AlexandriaCore", "AlexandriaGateway", "AlexandriaMetrics", "AlexandriaCatalog", "AlexandriaStore",
+                "AlexandriaManifest",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]

@@ -7,20 +7,36 @@ import NIOHTTP1
 extension PageRoutes {
     /// A release's page: files with their sha256, log position, notices, overwrite attempts with both manifests,
     /// witnesses (trusted ones marked), holders, and the lineage drawn as SVG with each hop's check. Everything comes
-    /// from one offline `audit` (`Registry.audit`, the CLI's checks; no content is re-hashed for a page view).
-    func releasePage(_ reference: Reference) throws -> (HTML, HTTPResponseStatus) {
+    /// from one offline `audit` (`Registry.audit`, the CLI's checks; no content is re-hashed for a page view), kept
+    /// and shown again while nothing it read has changed (`AuditCache`); a new one past the audit budget is `503`.
+    func releasePage(_ reference: Reference) throws -> PageResult {
         let registry = Registry(store: store, catalog: catalog)
         let resolved: Resolved
         do {
             resolved = try registry.resolve(reference)
         } catch let e as CatalogError where e.code == .contested {
-            return try contestedPage(reference, message: e.message)
+            return .init(try contestedPage(reference, message: e.message))
         } catch let e as ManifestError {
-            return errorPage(.notFound, e.description)
+            return .init(errorPage(.notFound, e.description))
         } catch let e as CatalogError {
-            return errorPage(.notFound, e.description)
+            return .init(errorPage(.notFound, e.description))
         }
-        let report = try registry.audit(resolved, offline: true)
+        let report: AuditReport
+        let how: String
+        switch try audits.report(for: resolved, registry: registry) {
+        case .kept(let r):
+            report = r
+            how = "kept"
+        case .computed(let r, _):
+            report = r
+            how = "computed"
+        case .busy(let wait):
+            let page = errorPage(
+                .serviceUnavailable,
+                "This node limits the CPU it spends auditing releases for pages, and the limit is reached. Try again "
+                    + "in \(PageResult.seconds(wait)) s, or run `alexandria audit REF --offline` yourself.")
+            return .init(page, audit: "busy", retryAfterSeconds: wait)
+        }
         let m = resolved.manifest.manifest
         var body: HTML = """
             <h1 id="release-name">\(m.name)@\(m.version)</h1>\
@@ -36,7 +52,7 @@ extension PageRoutes {
         body += witnessesSection(report)
         body += holdersSection(report)
         body += lineageSection(report)
-        return (PageLayout.document(title: "\(m.name)@\(m.version) – Alexandria", body: body), .ok)
+        return .init((PageLayout.document(title: "\(m.name)@\(m.version) – Alexandria", body: body), .ok), audit: how)
     }
 
     func banners(_ r: AuditReport) -> HTML {
