@@ -14,6 +14,9 @@ public struct HomeConfig: Sendable {
     /// `[store] chunk_average`: the chunker's average size, a power of two from 4 KiB to 4 MiB. Files are cut with
     /// the chunker in force when they are added; chunks only deduplicate against files cut the same way.
     public var chunker: ChunkerParameters = .v1
+    /// `[store] pack_size`: a pack is sealed once it passes this size (1 MiB to 16 GiB). Compression on idle takes only
+    /// sealed packs.
+    public var packTargetBytes = StoreLimits.packTargetBytes
     /// `[store] backend = "s3"` with `endpoint`, `bucket`, `prefix`, `region` and `credentials_file`: sealed packs
     /// live in that bucket (Protocol/store-s3.md). Nil (`backend = "local"`, the default) keeps them on local disk.
     public var s3: S3StoreSettings?
@@ -146,8 +149,8 @@ public struct HomeConfig: Sendable {
         let known: [String: Set<String>] = [
             "": [],
             "store": [
-                "budget", "durability", "lock_timeout", "chunk_average", "backend", "endpoint", "bucket", "prefix",
-                "region", "credentials_file",
+                "budget", "durability", "lock_timeout", "chunk_average", "pack_size", "backend", "endpoint", "bucket",
+                "prefix", "region", "credentials_file",
             ],
             "node": ["listen", "peers", "outbound", "inbound", "clients", "clients_per_address"],
             "gossip": ["fanout", "anti_entropy", "peer_exchange"],
@@ -199,6 +202,14 @@ public struct HomeConfig: Sendable {
             }
             chunker = parameters
         default: throw HomeError("[store] chunk_average must be a size such as \"256 KiB\"")
+        }
+        switch toml["store", "pack_size"] {
+        case nil: break
+        case .string(let text)?:
+            guard let bytes = ByteSize.parse(text), let n = Int(exactly: bytes), StoreLimits.packTargetRange.contains(n)
+            else { throw HomeError("[store] pack_size must be a size from 1 MiB to 16 GiB, not \"\(text)\"") }
+            packTargetBytes = n
+        default: throw HomeError("[store] pack_size must be a size such as \"1 GiB\"")
         }
         switch toml["node", "listen"] {
         case nil: break
@@ -409,6 +420,7 @@ public struct HomeConfig: Sendable {
         options.durability = durability
         options.lockTimeoutSeconds = Double(lockTimeoutSeconds)
         options.chunker = chunker
+        options.packTargetBytes = packTargetBytes
         options.busyTimeoutMilliseconds = Int32(min(lockTimeoutSeconds * 1000, Int(Int32.max)))
         return options
     }

@@ -9,7 +9,8 @@ extension ContentStore {
     /// stored but has not yet registered (refs 0) is never in a pack it rewrites. The rewrite is `PackRewriter`'s, the
     /// same as GC's: every chunk is verified before it is copied (a damaged one is left behind and flagged), rows move
     /// to the new pack in one transaction, and the old pack's row and file go only after that commit. One pack per
-    /// call, under the store's writer lock, so the caller paces the work and CLI writers wait at most one pack.
+    /// call, under the store's writer lock, so the caller paces the work and CLI writers wait at most one pack; on one
+    /// thread, so that pacing by its wall time bounds its CPU time too.
     public func compressOneIdlePack() throws(StoreError) -> GCReport? {
         try asWriter { (db) throws(StoreError) -> GCReport? in
             let remote = Self.remotePacks(db)
@@ -32,7 +33,9 @@ extension ContentStore {
             guard let pack else { return nil }
             var report = GCReport()
             report.bytesBefore = try Self.packBytes(db)
-            let rewriter = try PackRewriter(store: self, db: db, compress: true)
+            // One chunk at a time: the caller paces by the wall time this takes, which bounds the CPU it uses only
+            // while the work runs on one thread.
+            let rewriter = try PackRewriter(store: self, db: db, compress: true, parallelism: 1)
             do throws(StoreError) {
                 try rewriter.rewrite(packs: [pack])
             } catch {

@@ -103,7 +103,7 @@ final class IngestSession: @unchecked Sendable {
         _ = try total.step()
         packsBytesAtStart = UInt64(total.int(0))
         total.reset()
-        let (pack, size, isNew) = try Self.activePack(db: db)
+        let (pack, size, isNew) = try Self.activePack(db: db, target: store.options.packTargetBytes)
         appender = try PackAppender(
             pack: pack, path: store.packs.path(pack), committedSize: size, durable: store.options.durability == .fsync)
         touched.append((pack, size, isNew))
@@ -124,13 +124,18 @@ final class IngestSession: @unchecked Sendable {
     }
 
     /// The pack to append to: the newest unsealed one, or a new one.
-    static func activePack(db: SQLiteConnection) throws(StoreError) -> (Int, Int, Bool) {
+    static func activePack(db: SQLiteConnection, target: Int) throws(StoreError) -> (Int, Int, Bool) {
         let stmt = try db.statement(
             "SELECT id, committed_size FROM packs WHERE sealed = 0 ORDER BY id DESC LIMIT 1")
         if try stmt.step() {
             let result = (stmt.int(0), stmt.int(1), false)
             stmt.reset()
-            if result.1 < StoreLimits.packTargetBytes { return result }
+            if result.1 < target { return result }
+            // Full under this target (a smaller `pack_size` than the one it was written under): sealed from now on,
+            // so compression on idle may take it.
+            let seal = try db.statement("UPDATE packs SET sealed = 1 WHERE id = ?")
+            seal.bind(.int(result.0))
+            try seal.run()
         }
         let maxStmt = try db.statement("SELECT coalesce(max(id), 0) FROM packs")
         _ = try maxStmt.step()
@@ -367,7 +372,7 @@ final class IngestSession: @unchecked Sendable {
                 "the store budget of \(budget) bytes would be exceeded (\(packsBytesAtStart + pendingBytes) used); "
                     + "nothing was recorded for this file. Raise the budget in config.toml or run `alexandria gc`")
         }
-        if appender.end >= StoreLimits.packTargetBytes { try rollOver() }
+        if appender.end >= store.options.packTargetBytes { try rollOver() }
         let header = PackRecordHeader(
             kind: .chunk, codec: .raw, rawLength: UInt32(bytes.count), storedLength: UInt32(bytes.count), sequence: 0,
             id: id)
@@ -489,7 +494,7 @@ final class IngestSession: @unchecked Sendable {
             let live = extraLive[t.pack] ?? 0
             packRow.reset()
             packRow.bind(
-                .int(t.pack), .int(end), .int(live), .int(isLast && end < StoreLimits.packTargetBytes ? 0 : 1),
+                .int(t.pack), .int(end), .int(live), .int(isLast && end < store.options.packTargetBytes ? 0 : 1),
                 .int(live))
             try packRow.run()
         }
@@ -499,7 +504,7 @@ final class IngestSession: @unchecked Sendable {
 
     /// Appends any record to the active pack, rolling over to a new pack when it is full.
     func appendRecord(_ header: PackRecordHeader, payload: UnsafeRawBufferPointer) throws(StoreError) -> Int {
-        if appender.end >= StoreLimits.packTargetBytes { try rollOver() }
+        if appender.end >= store.options.packTargetBytes { try rollOver() }
         pendingBytes += UInt64(header.recordSize)
         return try appender.append(header, payload: payload)
     }

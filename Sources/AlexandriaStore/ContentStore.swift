@@ -27,6 +27,9 @@ public struct StoreOptions: Sendable {
     /// How long SQLite waits on a lock held by another process.
     public var busyTimeoutMilliseconds: Int32 = 10_000
     public var chunker: ChunkerParameters = .v1
+    /// A pack is sealed and a new one started once it passes this size (`[store] pack_size`). Only sealed packs are
+    /// compressed on idle (`compressOneIdlePack`), so a small mirror with smaller packs gets compressed sooner.
+    public var packTargetBytes = StoreLimits.packTargetBytes
     /// The read size of the ingest pipeline.
     public var segmentBytes = 8 << 20
     /// Segments in flight in the ingest pipeline: bounds its memory at about this many times `segmentBytes`.

@@ -84,8 +84,10 @@ struct PackRecordHeader: Equatable {
 public enum StoreLimits {
     /// Largest recipe record: 2^24 chunks of 36 bytes plus the fixed part.
     public static let maxRecipeBytes: UInt32 = 45 + 36 << 24
-    /// A pack is sealed and a new one started once it passes this size.
+    /// A pack is sealed and a new one started once it passes this size, by default (`StoreOptions.packTargetBytes`).
     public static let packTargetBytes = 1 << 30
+    /// The range `StoreOptions.packTargetBytes` may be set in: at least one largest chunk, at most 16 GiB.
+    public static let packTargetRange = (1 << 20)...(16 << 30)
 }
 
 /// The recipe record payload: `size u64 | averageBits u8 | count u32 | merkle root (32) | count × (id 32, length u32)`,

@@ -12,6 +12,8 @@ final class PackRewriter {
     let store: ContentStore
     let db: SQLiteConnection
     let compress: Bool
+    /// Chunks read, verified and compressed at once, each on a thread of its own.
+    let parallelism: Int
     private var appender: PackAppender
     private var created: [Int] = []
     private var nextPack: Int
@@ -27,10 +29,13 @@ final class PackRewriter {
         let codec: ChunkCodec
     }
 
-    init(store: ContentStore, db: SQLiteConnection, compress: Bool) throws(StoreError) {
+    /// `parallelism`: chunks in flight at once (4 for `gc`, which runs at full speed; 1 for compression on idle,
+    /// whose pacing by wall time keeps it within a share of one core only if it never runs on two).
+    init(store: ContentStore, db: SQLiteConnection, compress: Bool, parallelism: Int = 4) throws(StoreError) {
         self.store = store
         self.db = db
         self.compress = compress
+        self.parallelism = max(1, parallelism)
         let maxStmt = try db.statement("SELECT coalesce(max(id), 0) FROM packs")
         _ = try maxStmt.step()
         nextPack = maxStmt.int(0) + 1
@@ -46,7 +51,7 @@ final class PackRewriter {
     ) throws(StoreError)
         -> (Int, Int)
     {
-        if appender.end >= StoreLimits.packTargetBytes {
+        if appender.end >= store.options.packTargetBytes {
             try appender.flush()
             nextPack += 1
             appender = try PackAppender(
@@ -62,7 +67,7 @@ final class PackRewriter {
         var bad: [ContentHash] = []
         var recipes: [(ContentHash, Int, Int)] = []
         var removals: [(ContentHash, Int, Int)] = []
-        let window = ReadWindow(slots: 4, maxChunk: Limits.maxChunkBytes)
+        let window = ReadWindow(slots: parallelism, maxChunk: Limits.maxChunkBytes)
         for pack in packs {
             let rows = try db.statement(
                 """

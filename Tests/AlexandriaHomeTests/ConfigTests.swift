@@ -101,6 +101,47 @@ import Testing
         #expect(syntax.contains("line 5") || syntax.contains("line 4"), "\(syntax)")
         #expect(error("[node]\npeers = [\n  \"a:1\",\n]\n").isEmpty)
     }
+
+    /// `[store] pack_size`: a size from 1 MiB to 16 GiB, into the store's options; 1 GiB when left out.
+    @Test func packSize() throws {
+        let config = try HomeConfig(toml: TOMLDocument(parsing: "[store]\npack_size = \"8 MiB\"\n"))
+        #expect(config.storeOptions.packTargetBytes == 8 << 20)
+        #expect(try HomeConfig(toml: TOMLDocument(parsing: "")).storeOptions.packTargetBytes == 1 << 30)
+        for bad in ["\"512 KiB\"", "\"17 GiB\"", "\"big\"", "8"] {
+            #expect(throws: (any Error).self) {
+                try HomeConfig(toml: TOMLDocument(parsing: "[store]\npack_size = \(bad)"))
+            }
+        }
+    }
+
+    /// Every `toml` block the README shows is a valid `config.toml` (its `<64 hex>` witness keys filled in with the
+    /// public keys of RFC 8032's test vectors).
+    @Test func theReadmesConfigBlocksParse() throws {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        var keys = [
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+            "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+        ]
+        var blocks = 0
+        var rest = text[...]
+        while let open = rest.range(of: "```toml\n"),
+            let close = rest.range(of: "\n```", range: open.upperBound..<rest.endIndex)
+        {
+            var block = String(rest[open.upperBound..<close.lowerBound])
+            while let hole = block.range(of: "<64 hex>"), !keys.isEmpty {
+                block.replaceSubrange(hole, with: keys.removeFirst())
+            }
+            do { _ = try HomeConfig(toml: TOMLDocument(parsing: block)) } catch {
+                Issue.record("a README config block fails: \(error)\n\(block)")
+            }
+            blocks += 1
+            rest = rest[close.upperBound...]
+        }
+        #expect(blocks >= 3)
+    }
 }
 
 @Suite struct TrustConfigTests {
