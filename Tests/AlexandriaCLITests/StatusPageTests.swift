@@ -348,12 +348,15 @@ struct StatusPageTests {
             server.append(timing.render)
             audits.append(timing.audit)
         }
-        #expect(audits == ["computed"] + Array(repeating: "kept", count: 5))
+        // The node's own availability statement and cosignature may land after the first view (a new holder, a new
+        // witness): then the second audits again too. From then on nothing changes.
+        #expect(audits.first == "computed" && audits.suffix(3) == ["kept", "kept", "kept"], "\(audits)")
         #expect(Self.count(body, "class=\"hop hop-ok\"") == 20)
         #expect(Self.count(body, "class=\"lineage-node\"") == 21)
         let first = server[0]
-        server.removeFirst()
-        let median = server.sorted()[server.count / 2]
+        let kept = zip(server, audits).filter { $0.1 == "kept" }.map(\.0).sorted()
+        server = kept
+        let median = kept[kept.count / 2]
         let site = "http://127.0.0.1:\(httpPort)"
         let small = try chromium.run(["--dump-dom", site + "/ui/manifest/x"]).seconds
         let loaded = Date()
@@ -365,9 +368,9 @@ struct StatusPageTests {
             String(
                 format:
                     "figure: release page with a 20-hop lineage: %d bytes; server render %.1f ms with its audit, then "
-                    + "median %.1f ms (min %.1f, max %.1f, 5 requests) with the audit kept; chromium --dump-dom %.2f s "
+                    + "median %.1f ms (min %.1f, max %.1f, %d views) with the audit kept; chromium --dump-dom %.2f s "
                     + "vs %.2f s for a small error page",
-                body.utf8.count, first, median, server.min()!, server.max()!, page, small))
+                body.utf8.count, first, median, server.min()!, server.max()!, server.count, page, small))
     }
 
     /// `Server-Timing: render;dur=1.23, audit;desc=kept` as (1.23, "kept").
@@ -384,10 +387,10 @@ struct StatusPageTests {
         return (render, audit)
     }
 
-    /// A release page's audit is kept while nothing it read changes: views of an unchanged release audit once; a yank
-    /// committed by another process (the CLI, on the node's home) makes the next view audit again and show it; a
-    /// new holder or a new checkpoint of a lineage parent's publisher does too. Past the audit budget a view is `503`
-    /// with `Retry-After` (the budget itself: `WorkBudgetTests`).
+    /// A release page's audit is kept while nothing it read changes: views of an unchanged release show one audit;
+    /// a yank committed by another process (the CLI, on the node's home) makes the next view audit again and show
+    /// it, and so does a yank of a lineage parent by another publisher. Past the audit budget a view is `503` with
+    /// `Retry-After` (`AuditCacheTests`, in process; the budget itself: `WorkBudgetTests`).
     @Test func aReleasePageAuditsOnceUntilWhatItReadChanges() throws {
         let cli = CLI()
         var node: NodeProcess?
@@ -422,16 +425,24 @@ struct StatusPageTests {
                 String(decoding: r.body, as: UTF8.self)
             )
         }
+        /// Views until the audit is kept (the node's own statements may land just after a view, which is a change),
+        /// at most 4 times.
+        func settled(_ release: String) throws -> (status: Int, audit: String, body: String) {
+            var v = try view(release)
+            for _ in 0..<3 where v.audit != "kept" { v = try view(release) }
+            return v
+        }
         var v = try view(tuned.release)
         #expect(v.status == 200 && v.audit == "computed")
+        v = try settled(tuned.release)
         for _ in 0..<3 {
-            v = try view(tuned.release)
             #expect(v.status == 200 && v.audit == "kept")
+            v = try view(tuned.release)
         }
         #expect(!v.body.contains("id=\"yank-banner\""))
         // Another release is audited on its own.
         #expect(try view(base.release).audit == "computed")
-        #expect(try view(base.release).audit == "kept")
+        #expect(try settled(base.release).audit == "kept")
         // A yank of the parent changes what the child's audit read (its lineage): both are audited again.
         let yank = try cli.runCommand(["yank", base.release, "--reason", "bad data"])
         #expect(yank.status == 0, "\(yank.stderr)")
@@ -439,11 +450,11 @@ struct StatusPageTests {
         #expect(v.audit == "computed" && v.body.contains("id=\"yank-banner\""))
         v = try view(tuned.release)
         #expect(v.audit == "computed")
-        #expect(try view(tuned.release).audit == "kept")
+        #expect(try settled(tuned.release).audit == "kept")
         // A yank of the release itself.
         #expect(try cli.runCommand(["yank", tuned.release, "--reason", "superseded"]).status == 0)
         v = try view(tuned.release)
         #expect(v.audit == "computed" && v.body.contains("id=\"yank-banner\"") && v.body.contains("superseded"))
-        #expect(try view(tuned.release).audit == "kept")
+        #expect(try settled(tuned.release).audit == "kept")
     }
 }
