@@ -21,6 +21,8 @@ public final class Catalog: @unchecked Sendable {
     public let markPath: String?
     /// Publisher logs already replayed (`log(_:)`).
     let replayed = ReplayedLogs()
+    /// The item ids in memory for reconciliation (`itemIndex()`).
+    let itemIndexCache = ItemIndexCache()
 
     static let schema = """
         -- Version 1.

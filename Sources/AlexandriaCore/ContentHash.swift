@@ -64,6 +64,9 @@ public struct ContentHash: Hashable, Sendable, Comparable, CustomStringConvertib
         return out
     }
 
+    /// The digest as the 256-bit big-endian integer its bytes spell, in four 64-bit words, most significant first.
+    public var words: (UInt64, UInt64, UInt64, UInt64) { (w0, w1, w2, w3) }
+
     /// Writes the 32 digest bytes at `pointer`.
     public func write(to pointer: UnsafeMutableRawPointer) {
         pointer.storeBytes(of: w0.bigEndian, toByteOffset: 0, as: UInt64.self)

@@ -11,6 +11,9 @@ import AlexandriaWire
 public protocol GossipCatalog: AnyObject {
     /// Every item id held, ascending, no duplicates (the set reconciliation compares).
     func itemIDs() throws -> [ContentHash]
+    /// The same set as an index that fingerprints any range without hashing its ids, kept up to date as items
+    /// arrive and go (what every anti-entropy round reads: it must not cost a pass over the whole set).
+    func itemIndex() throws -> ItemIndex
     /// The held items among `ids`, in dependency order (kind, then arrival).
     func items(_ ids: [ContentHash]) throws -> [CatalogItem]
     /// Verifies and stores an item. Throws for an item that is malformed or badly signed (the sender is at fault);
@@ -105,6 +108,12 @@ public struct GossipCore {
     /// Ids this node already pushed or was pushed (so an item is pushed once); cleared past `maxHandled`.
     var handled: Set<ContentHash> = []
     var lastSeq: Int
+    /// Ids asked for and not yet received: whom, when, and who else reported holding them (a node back from
+    /// offline reconciles with every peer at once; each id is asked of one peer, not of all).
+    var wants: [ContentHash: Want] = [:]
+    /// When each link last delivered items: a peer still working through a long WANT (its answers queue behind one
+    /// another) is not timed out while it delivers.
+    var lastDelivery: [String: Double] = [:]
     public internal(set) var counters = GossipCounters()
     var recentItems: [String] = []
     /// Keys whose traffic is dropped (the test partition switch).
@@ -127,6 +136,13 @@ public struct GossipCore {
     public static let validReward = 0.1
     /// Reconciliation rounds answered in one exchange.
     public static let maxReconcileRounds: UInt32 = 40
+    /// Seconds an id asked of one peer (WANT) is not asked of another while that peer delivers nothing; past it, or
+    /// when that link goes, the id is asked of the next peer that reported holding it.
+    public static let wantSeconds = 5.0
+    /// Ids remembered as asked for (beyond it, ids are asked for without remembering).
+    public static let maxWants = 300_000
+    /// Other peers remembered per asked id, to ask on a timeout.
+    public static let maxWantAlternates = 3
 
     public init(
         catalog: any GossipCatalog, selfKey: [UInt8], bootstrap: [PeerAddress], settings: GossipSettings,
@@ -170,9 +186,9 @@ public struct GossipCore {
         case .poll: pollLocal(now: now, into: &out)
         case .antiEntropy:
             let all = sortedLinks
-            if !all.isEmpty, let ids = try? catalog.itemIDs() {
+            if !all.isEmpty, let index = try? catalog.itemIndex() {
                 let link = all[Int.random(in: 0..<all.count, using: &random)]
-                send(.reconcile(round: 0, ranges: Reconciler.open(ids)), to: link.keyHex, now: now, into: &out)
+                send(.reconcile(round: 0, ranges: Reconciler.open(index)), to: link.keyHex, now: now, into: &out)
             }
         case .peerExchange:
             let all = sortedLinks
@@ -207,7 +223,8 @@ public struct GossipCore {
         // this node knows few (rotation makes new links all the time; the periodic exchange is enough after that).
         if table.count < 4 * settings.outboundTarget { send(.peersQuery, to: hex, now: now, into: &out) }
         send(
-            .reconcile(round: 0, ranges: Reconciler.open((try? catalog.itemIDs()) ?? [])), to: hex, now: now, into: &out
+            .reconcile(round: 0, ranges: Reconciler.open((try? catalog.itemIndex()) ?? ItemIndex())), to: hex, now: now,
+            into: &out
         )
         return (true, out)
     }
@@ -215,7 +232,10 @@ public struct GossipCore {
     /// A connection ended (either side closed it, or it failed).
     public mutating func disconnected(id: LinkID, key: [UInt8]) {
         let hex = Hex.encode(key)
-        if links[hex]?.id == id { links.removeValue(forKey: hex) }
+        if links[hex]?.id == id {
+            links.removeValue(forKey: hex)
+            lastDelivery.removeValue(forKey: hex)
+        }
     }
 
     /// A dial the core asked for failed before a handshake.
@@ -267,20 +287,14 @@ public struct GossipCore {
         case .reconcile(let round, let ranges):
             counters.reconcileRounds += 1
             let step: Reconciler.Step
-            do { step = try Reconciler.step(try catalog.itemIDs(), message: ranges) } catch let e as GossipError {
+            do { step = try Reconciler.step(try catalog.itemIndex(), message: ranges) } catch let e as GossipError {
                 fault(hex, "bad RECONCILE: \(e)", now: now, into: &out)
                 return out
             } catch { return out }
             if !step.theyLack.isEmpty, let items = try? catalog.items(step.theyLack) {
                 sendItems(items, path: [], to: hex, now: now, into: &out)
             }
-            if !step.weLack.isEmpty {
-                let wanted = step.weLack.filter { pending[$0] == nil }
-                for part in stride(from: 0, to: wanted.count, by: GossipLimits.maxWant) {
-                    let ids = Array(wanted[part..<min(wanted.count, part + GossipLimits.maxWant)])
-                    send(.want(ids), to: hex, now: now, into: &out)
-                }
-            }
+            if !step.weLack.isEmpty { want(step.weLack, from: hex, now: now, into: &out) }
             if let reply = step.reply, round < Self.maxReconcileRounds {
                 send(.reconcile(round: round &+ 1, ranges: reply), to: hex, now: now, into: &out)
             }
@@ -339,13 +353,16 @@ public struct GossipCore {
     /// slot every `rotateSeconds` when all are full, so the overlay keeps mixing and a healed partition reconnects.
     mutating func maintain(now: Double, into out: inout [GossipAction]) {
         var outboundLinks = sortedLinks.filter(\.outbound)
-        if outboundLinks.count >= settings.outboundTarget, now - lastRotation >= settings.rotateSeconds {
+        if !outboundLinks.isEmpty, outboundLinks.count >= settings.outboundTarget,
+            now - lastRotation >= settings.rotateSeconds
+        {
             let victim = outboundLinks.remove(at: Int.random(in: 0..<outboundLinks.count, using: &random))
             lastRotation = now
             links.removeValue(forKey: victim.keyHex)
             out.append(.close(victim.id))
         }
         keepAlive(now: now, into: &out)
+        retryWants(now: now, into: &out)
         guard !stopping, outboundLinks.count < settings.outboundTarget else { return }
         let slots = settings.outboundTarget - outboundLinks.count
         var dials: [PeerAddress] = []
@@ -380,9 +397,65 @@ public struct GossipCore {
     /// sent nothing on for half of that gets an anti-entropy round (one RECONCILE frame), so quiet links stay open.
     mutating func keepAlive(now: Double, into out: inout [GossipAction]) {
         let quiet = sortedLinks.filter { now - $0.lastSent >= settings.idleTimeoutSeconds / 2 }
-        guard !quiet.isEmpty, let ids = try? catalog.itemIDs() else { return }
-        let open = Reconciler.open(ids)
+        guard !quiet.isEmpty, let index = try? catalog.itemIndex() else { return }
+        let open = Reconciler.open(index)
         for link in quiet { send(.reconcile(round: 0, ranges: open), to: link.keyHex, now: now, into: &out) }
+    }
+
+    struct Want {
+        var peer: String
+        var at: Double
+        var others: [String] = []
+    }
+
+    /// Asks `hex` for the ids a reconciliation found missing, except those pending and those already asked of another
+    /// live link less than `wantSeconds` ago (that link is remembered as a holder to ask on a timeout).
+    mutating func want(_ ids: [ContentHash], from hex: String, now: Double, into out: inout [GossipAction]) {
+        var ask: [ContentHash] = []
+        for id in ids where pending[id] == nil {
+            if var w = wants[id], links[w.peer] != nil, now - w.at < Self.wantSeconds {
+                if w.peer != hex && w.others.count < Self.maxWantAlternates && !w.others.contains(hex) {
+                    w.others.append(hex)
+                    wants[id] = w
+                }
+                continue
+            }
+            if wants.count < Self.maxWants || wants[id] != nil { wants[id] = Want(peer: hex, at: now) }
+            ask.append(id)
+        }
+        sendWants(ask, to: hex, now: now, into: &out)
+    }
+
+    mutating func sendWants(_ ids: [ContentHash], to hex: String, now: Double, into out: inout [GossipAction]) {
+        for part in stride(from: 0, to: ids.count, by: GossipLimits.maxWant) {
+            send(.want(Array(ids[part..<min(ids.count, part + GossipLimits.maxWant)])), to: hex, now: now, into: &out)
+        }
+    }
+
+    /// Asked ids not received within `wantSeconds`, or whose link went: asked of the next live peer that reported
+    /// holding them, else forgotten (the next reconciliation finds them again).
+    mutating func retryWants(now: Double, into out: inout [GossipAction]) {
+        guard !wants.isEmpty else {
+            lastDelivery.removeAll()
+            return
+        }
+        var again: [String: [ContentHash]] = [:]
+        let due = wants.filter {
+            now - max($0.value.at, lastDelivery[$0.value.peer] ?? 0) >= Self.wantSeconds || links[$0.value.peer] == nil
+        }
+        for (id, w) in due.sorted(by: { $0.key < $1.key }) {
+            if pending[id] != nil || (try? catalog.hasItem(id)) == true {
+                wants.removeValue(forKey: id)
+                continue
+            }
+            guard let next = w.others.first(where: { links[$0] != nil }) else {
+                wants.removeValue(forKey: id)
+                continue
+            }
+            wants[id] = Want(peer: next, at: now, others: w.others.filter { $0 != next && $0 != w.peer })
+            again[next, default: []].append(id)
+        }
+        for (hex, ids) in again.sorted(by: { $0.key < $1.key }) { sendWants(ids, to: hex, now: now, into: &out) }
     }
 
     /// Items someone else added to the catalog since the last look.
@@ -463,13 +536,24 @@ public struct GossipCore {
             newPath = Array(newPath.suffix(GossipLimits.maxPathEntries))
         }
         for target in targets { sendItems(items, path: newPath, to: target.keyHex, now: now, into: &out) }
+        if settings.lazyPushLinks > 0 {
+            let ids = items.map(\.id)
+            for part in stride(from: 0, to: ids.count, by: Reconciler.maxAnnounced) {
+                let announce = Reconciler.announce(Array(ids[part..<min(ids.count, part + Reconciler.maxAnnounced)]))
+                for link in eligible.dropFirst(targets.count).prefix(settings.lazyPushLinks) {
+                    send(.reconcile(round: 0, ranges: announce), to: link.keyHex, now: now, into: &out)
+                }
+            }
+        }
     }
 
     mutating func receive(
         _ items: [CatalogItem], path: [[UInt8]], from hex: String, now: Double, into out: inout [GossipAction]
     ) {
         var fresh: [CatalogItem] = []
+        if !wants.isEmpty { lastDelivery[hex] = now }
         for item in items {
+            wants.removeValue(forKey: item.id)
             if let new = offer(item, from: hex, now: now, into: &out) { fresh += new }
             if links[hex] == nil { return }  // banned on the way
         }

@@ -17,6 +17,9 @@ public struct GossipSettings: Sendable {
     public var inboundCap = 64
     /// Peers a new item is pushed to by each node that sees it first.
     public var fanout = 3
+    /// Other links (not pushed to, not on the path) that a node pushing new items also tells their ids, in one small
+    /// RECONCILE frame, so a peer the push wave missed asks for them at once instead of at its next anti-entropy round.
+    public var lazyPushLinks = 0
     /// Seconds between anti-entropy rounds (one random connected peer each).
     public var antiEntropySeconds = 1.0
     /// Seconds between peer-exchange queries.

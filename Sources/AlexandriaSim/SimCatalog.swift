@@ -60,11 +60,11 @@ public final class SimItemPool {
 /// - a manifest for a release bound to another manifest: the binding is decided by the real `ForkChoice.decide`
 ///   (first-seen policy: the held one stands), the item is held as evidence and a proof derived: `.conflict`.
 ///
-/// The id set is a sorted array shared copy-on-write with a base catalog, plus a small sorted-on-demand tail, so
-/// thousands of nodes holding the same 10⁵ items cost one copy.
+/// The id set is an `ItemIndex` whose blocks are shared copy-on-write with a base catalog, plus a small tail of new
+/// ids merged on demand, so thousands of nodes holding the same 10⁵ items cost one copy of them.
 public final class SimCatalog: GossipCatalog {
     let pool: SimItemPool
-    var sorted: [ContentHash]
+    var index: ItemIndex
     var tail: Set<ContentHash> = []
     var log: [ContentHash] = []
     var publishers: Set<UInt32> = []
@@ -76,45 +76,33 @@ public final class SimCatalog: GossipCatalog {
     var onAdd: ((ContentHash) -> Void)?
     public private(set) var bytes = 0
 
-    /// A catalog holding `base` (sorted ids, all in `pool`), with its publishers and bindings.
-    public init(pool: SimItemPool, base: [ContentHash] = [], publishers: Set<UInt32> = [], bytes: Int = 0) {
+    /// A catalog holding `base` (ids all in `pool`), with its publishers and bindings.
+    public init(pool: SimItemPool, base: ItemIndex = ItemIndex(), publishers: Set<UInt32> = [], bytes: Int = 0) {
         self.pool = pool
-        self.sorted = base
+        self.index = base
         self.publishers = publishers
         self.bytes = bytes
     }
 
-    public var count: Int { sorted.count + tail.count }
+    public var count: Int { index.count + tail.count }
 
-    public func itemIDs() throws -> [ContentHash] {
+    public func itemIndex() throws -> ItemIndex {
         if !tail.isEmpty {
-            var merged: [ContentHash] = []
-            merged.reserveCapacity(sorted.count + tail.count)
-            var i = 0
-            for t in tail.sorted() {
-                while i < sorted.count && sorted[i] < t {
-                    merged.append(sorted[i])
-                    i += 1
-                }
-                merged.append(t)
-            }
-            merged += sorted[i...]
-            sorted = merged
+            index.insert(tail.sorted())
             tail.removeAll(keepingCapacity: true)
         }
-        return sorted
+        return index
     }
 
-    public func hasItem(_ id: ContentHash) throws -> Bool {
-        if tail.contains(id) { return true }
-        var lo = 0
-        var hi = sorted.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if sorted[mid] < id { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < sorted.count && sorted[lo] == id
+    public func itemIDs() throws -> [ContentHash] { try itemIndex().all }
+
+    /// The count and sum of the ids: equal sets give equal summaries (the convergence check, without listing ids).
+    public func summary() -> (count: Int, sum: IDSum) {
+        let index = (try? itemIndex()) ?? ItemIndex()
+        return (index.count, index.sum)
     }
+
+    public func hasItem(_ id: ContentHash) throws -> Bool { tail.contains(id) || index.contains(id) }
 
     public func items(_ ids: [ContentHash]) throws -> [CatalogItem] {
         try ids.filter { try hasItem($0) }.compactMap { pool[$0] }.sorted { $0.kind < $1.kind }

@@ -18,10 +18,15 @@ public struct SimConfig: Sendable {
     /// Seconds between publishes (0: none). Each publish is a release: a log entry, a manifest and a checkpoint.
     public var publishInterval = 1.0
     public var publishers = 20
-    /// Per-message one-way delay: lognormal with this median and sigma, plus serialization on the sender's uplink.
+    /// Per-message one-way delay: lognormal with this median and sigma, plus serialization on the sender's uplink and
+    /// the receiver's downlink, each a queue.
     public var latencyMedian = 0.05
     public var latencySigma = 0.5
-    public var uplinkBytesPerSecond = 12_500_000.0
+    public var uplinkBytesPerSecond = 12_500_000.0 {
+        didSet { downlinkBytesPerSecond = uplinkBytesPerSecond }
+    }
+    /// The same as the uplink unless set after it.
+    public var downlinkBytesPerSecond = 12_500_000.0
     /// Faults during `duration`.
     public var loss = 0.0
     public var duplication = 0.0
@@ -50,6 +55,8 @@ public struct SimConfig: Sendable {
     /// Node 0 was offline while this many of the base releases were published (the last ones): it starts with the
     /// rest, joins at the end of the warm-up, and the run measures how long it takes to hold everything.
     public var catchUpReleases = 0
+    /// Seconds over which the nodes start, at most 10 ms apart (the first node at 0).
+    public var startSpread = 10.0
     /// Each node starts with this many random earlier nodes as bootstrap addresses.
     public var bootstrapPeers = 3
     /// Bootstrap addresses are drawn from the first this-many nodes (0: from every earlier node).
@@ -123,6 +130,10 @@ public final class Simulation {
     var nextRelease: UInt32 = 0
     var publisherKeysSent: Set<UInt32> = []
     var baseIDs: [ContentHash] = []
+    /// When each node's uplink and downlink are next free (simulated seconds).
+    var uplinkFreeAt: [Double] = []
+    var downlinkFreeAt: [Double] = []
+    var baseSummary: (count: Int, sum: IDSum) = (0, .zero)
     var baseBytes = 0
 
     // Measures.
@@ -134,6 +145,7 @@ public final class Simulation {
     var reached: [Int] = []
     var itemMessages: [Int] = []
     var itemBytes: [Int] = []
+    var announceMessages: [Int] = []
     var totalBytes = 0
     var messages = 0
     var dropped = 0
@@ -142,6 +154,9 @@ public final class Simulation {
     var equivocated: [(publisher: UInt32, release: UInt32)] = []
     var convergedAt: Double?
     var catchUpDone: Double?
+    /// Item bytes delivered to the node catching up until it held everything (against what it lacked).
+    var catchUpItemBytes = 0
+    var catchUpNeededBytes = 0
     var faultsEndedAt = 0.0
 
     public init(_ config: SimConfig) {
@@ -176,6 +191,8 @@ public final class Simulation {
         }
         base.sort()
         baseIDs = base
+        let baseIndex = ItemIndex(sorted: base)
+        baseSummary = (baseIndex.count, baseIndex.sum)
         baseBytes = base.reduce(0) { $0 + (pool[$1]?.body.count ?? 0) + 33 }
         let byzantine = config.forgers + config.flooders + config.liars
         for i in 0..<config.nodes {
@@ -190,7 +207,7 @@ public final class Simulation {
                     boot.append(makeAddress(Int.random(in: 0..<pool, using: &random)))
                 }
             }
-            var mine = base
+            var mine = baseIndex
             if i == 0 && config.catchUpReleases > 0 {
                 var missing: Set<ContentHash> = []
                 for r in max(0, config.baseReleases - config.catchUpReleases)..<config.baseReleases {
@@ -198,7 +215,8 @@ public final class Simulation {
                         missing.insert(item.id)
                     }
                 }
-                mine = base.filter { !missing.contains($0) }
+                mine = ItemIndex(sorted: base.filter { !missing.contains($0) })
+                catchUpNeededBytes = missing.reduce(0) { $0 + (pool[$1]?.body.count ?? 0) + 5 }
             }
             let catalog = SimCatalog(pool: pool, base: mine, publishers: publishers, bytes: baseBytes)
             let core = GossipCore(
@@ -218,6 +236,8 @@ public final class Simulation {
             }
             nodes.append(node)
             upSince.append(0)
+            uplinkFreeAt.append(0)
+            downlinkFreeAt.append(0)
             roles.append(node.role)
             hook(i)
         }
@@ -229,7 +249,13 @@ public final class Simulation {
                 queue.push(config.warmup, .restart(0, lost: false))
                 queue.push(config.warmup, .check)
             } else {
-                startTimers(i, at: Double(i) * 0.01)
+                // Nodes start one after another, 10 ms apart, but all within `startSpread`: at 10 ms apart the last
+                // of 10,000 nodes started 100 s in, after a 40 s warm-up and 30 s of publishing, and the nodes not yet
+                // started counted as the delivery tail and as not converged (the 10,000-node figures before this).
+                let at = Double(i) * min(0.01, config.startSpread / Double(config.nodes))
+                upSince[i] = at
+                nodes[i].upSince = at
+                startTimers(i, at: at)
             }
             if nodes[i].role == .forger || nodes[i].role == .flooder { queue.push(config.warmup, .attack(i)) }
         }
@@ -320,6 +346,9 @@ public final class Simulation {
             conns[c] = conn
             guard conn.open[side], nodes[to].alive else { return }
             let from = conn.other(to)
+            if to == 0 && config.catchUpReleases > 0 && catchUpDone == nil, case .items(_, let items) = message {
+                catchUpItemBytes += items.reduce(0) { $0 + $1.body.count + 5 }
+            }
             let actions = nodes[to].core.receive(message, from: c, key: nodes[from].key, now: local(to))
             perform(to, actions)
             check(to)
@@ -377,7 +406,7 @@ public final class Simulation {
             queue.push(now + 1, .check)
         case .check:
             if config.catchUpReleases > 0 && catchUpDone == nil {
-                if nodes[0].catalog.count >= baseIDs.count, (try? nodes[0].catalog.itemIDs()) == baseIDs {
+                if nodes[0].catalog.count >= baseIDs.count, nodes[0].catalog.summary() == baseSummary {
                     catchUpDone = now - config.warmup
                 } else {
                     queue.push(now + 0.25, .check)
@@ -473,6 +502,11 @@ public final class Simulation {
                     itemBytes[k] += item.body.count + 5
                 }
             }
+        } else if case .reconcile(0, let ranges) = message, ranges.count > 1 {
+            // A lazy push (an announcement of ids, `Reconciler.announce`) naming a tracked manifest.
+            for case .ids(let ids) in ranges.map(\.mode) where ids.count == 1 {
+                if let k = tracked[ids[0]] { announceMessages[k] += 1 }
+            }
         }
         guard conn.inFlight[side] < 512 else {
             dropped += 1
@@ -482,7 +516,13 @@ public final class Simulation {
             dropped += 1
             return
         }
-        var arrival = now + latency(bytes: bytes, from: i)
+        // The sender's uplink and the receiver's downlink are queues: a message waits behind those sent before it
+        // (a peer answering a large WANT, a node fetching from several peers at once), then travels.
+        let departs = max(now, uplinkFreeAt[i]) + Double(bytes) / config.uplinkBytesPerSecond
+        uplinkFreeAt[i] = departs
+        var arrival = departs + latency(bytes: 0, from: i)
+        arrival = max(arrival, downlinkFreeAt[to] + Double(bytes) / config.downlinkBytesPerSecond)
+        downlinkFreeAt[to] = arrival
         if !(faultsOn && config.reorder) { arrival = max(arrival, conn.lastArrival[side]) }
         conn.lastArrival[side] = arrival
         conn.inFlight[side] += 1
@@ -561,6 +601,7 @@ public final class Simulation {
         reached.append(0)
         itemMessages.append(0)
         itemBytes.append(0)
+        announceMessages.append(0)
     }
 
     func attack(_ i: Int) {
@@ -612,10 +653,10 @@ public final class Simulation {
     func checkConvergence(final: Bool) {
         let honest = nodes.indices.filter { nodes[$0].role == .honest && nodes[$0].alive }
         guard let first = honest.first else { return }
-        let reference = (try? nodes[first].catalog.itemIDs()) ?? []
+        let reference = nodes[first].catalog.summary()
         var differing = 0
         var sample: [String] = []
-        for i in honest.dropFirst() where ((try? nodes[i].catalog.itemIDs()) ?? []) != reference {
+        for i in honest.dropFirst() where nodes[i].catalog.summary() != reference {
             differing += 1
             if sample.count < 4 {
                 sample.append(
@@ -662,6 +703,7 @@ public final class Simulation {
         let n = Double(config.nodes)
         let counted = Array(itemMessages.indices.dropLast(min(itemMessages.count, 5)))
         let msgs = counted.map { Double(itemMessages[$0]) }.sorted()
+        let announces = counted.map { Double(announceMessages[$0]) }.sorted()
         let bytes = counted.map { Double(itemBytes[$0]) }.sorted()
         let honest = nodes.indices.filter { nodes[$0].role == .honest }
         let catalogBytes = honest.map { nodes[$0].catalog.bytes }.sorted()
@@ -669,10 +711,12 @@ public final class Simulation {
             seed: config.seed, nodes: config.nodes, steps: steps, publishes: publishes,
             deliveryP50: q(0.5), deliveryP99: q(0.99), deliveryMax: sorted.last ?? .nan,
             messagesPerAnnouncement: msgs.isEmpty ? .nan : msgs[msgs.count / 2] / n,
+            announceFramesPerAnnouncement: announces.isEmpty ? .nan : announces[announces.count / 2] / n,
             bytesPerAnnouncement: bytes.isEmpty ? .nan : bytes[bytes.count / 2],
             allBytesPerPublish: publishes == 0 ? .nan : Double(totalBytes) / Double(publishes),
             catalogBytesMedian: catalogBytes.isEmpty ? 0 : catalogBytes[catalogBytes.count / 2],
-            convergedAfter: convergedAt.map { $0 - faultsEndedAt }, catchUp: catchUpDone, maxOutbound: maxOutbound,
+            convergedAfter: convergedAt.map { $0 - faultsEndedAt }, catchUp: catchUpDone,
+            catchUpItemBytes: catchUpItemBytes, catchUpNeededBytes: catchUpNeededBytes, maxOutbound: maxOutbound,
             maxPending: maxPending,
             messages: messages, dropped: dropped, failures: failures)
     }
@@ -689,6 +733,8 @@ public struct SimReport: Sendable {
     public let deliveryMax: Double
     /// Median over announcements of ITEMS messages that carried the manifest, divided by N.
     public let messagesPerAnnouncement: Double
+    /// Median over announcements of lazy-push frames (RECONCILE announcements) naming the manifest, divided by N.
+    public let announceFramesPerAnnouncement: Double
     /// Median over announcements of the manifest's bytes in those messages.
     public let bytesPerAnnouncement: Double
     /// Every gossip byte of the run divided by the publishes (anti-entropy, peer exchange and dials included).
@@ -698,20 +744,30 @@ public struct SimReport: Sendable {
     public let convergedAfter: Double?
     /// Seconds the node that was offline took to hold every item, from when it came back.
     public let catchUp: Double?
+    /// Item bytes the catching-up node received until it held everything, and the bytes of the items it lacked.
+    public let catchUpItemBytes: Int
+    public let catchUpNeededBytes: Int
     public let maxOutbound: Int
     public let maxPending: Int
     public let messages: Int
     public let dropped: Int
     public let failures: [String]
 
+    var catchUpBytes: String {
+        guard catchUpNeededBytes > 0 else { return "" }
+        let ratio = Double(catchUpItemBytes) / Double(catchUpNeededBytes)
+        return
+            "; item bytes received \(catchUpItemBytes) for \(catchUpNeededBytes) lacked (\(String(format: "%.2f", ratio))x)"
+    }
+
     public var summary: String {
         func f(_ x: Double) -> String { x.isNaN ? "-" : String(format: "%.3f", x) }
         return """
             seed \(seed) nodes \(nodes) steps \(steps) publishes \(publishes)
             delivery p50 \(f(deliveryP50)) s p99 \(f(deliveryP99)) s max \(f(deliveryMax)) s
-            messages/announcement \(f(messagesPerAnnouncement)) n; manifest bytes/announcement \(f(bytesPerAnnouncement)); all bytes/publish \(f(allBytesPerPublish))
+            messages/announcement \(f(messagesPerAnnouncement)) n (+ \(f(announceFramesPerAnnouncement)) n id announcements); manifest bytes/announcement \(f(bytesPerAnnouncement)); all bytes/publish \(f(allBytesPerPublish))
             catalog bytes/node (median) \(catalogBytesMedian); converged \(convergedAfter.map { f($0) + " s after faults stopped" } ?? "NEVER")
-            catch-up \(catchUp.map { f($0) + " s" } ?? "-")
+            catch-up \(catchUp.map { f($0) + " s" } ?? "-")\(catchUpBytes)
             max outbound \(maxOutbound) max pending \(maxPending) messages \(messages) dropped \(dropped)
             failures \(failures.count)\(failures.prefix(5).map { "\n  " + $0 }.joined())
             """

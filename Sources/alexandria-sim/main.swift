@@ -3,7 +3,8 @@ import Foundation
 
 // alexandria-sim: runs a whole network of gossip cores in one process on simulated time (AlexandriaSim).
 //   alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity|scale|catchup] [--duration S] [--settle S]
-//                  [--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S]
+//                  [--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S] [--fanout F]
+//                  [--anti-entropy S]
 // Prints the report; exits 1 if an invariant failed, printing the seed that replays it.
 var config = SimConfig()
 var scenario = "faults"
@@ -15,7 +16,8 @@ func value(_ name: String) -> String? {
 if args.contains("--help") {
     print(
         "usage: alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity|scale|catchup] [--duration S] [--settle S] "
-            + "[--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S] [--warmup S]")
+            + "[--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S] [--warmup S] [--fanout F] "
+            + "[--anti-entropy S]")
     exit(0)
 }
 if let s = value("--scenario") { scenario = s }
@@ -39,6 +41,9 @@ if let s = value("--publish-interval"), let v = Double(s) { config.publishInterv
 if let s = value("--churn"), let v = Double(s) { config.churnPerHour = v }
 if let s = value("--latency"), let v = Double(s) { config.latencyMedian = v }
 if let s = value("--catch-up-releases"), let v = Int(s) { config.catchUpReleases = v }
+if let s = value("--fanout"), let v = Int(s) { config.gossip.fanout = v }
+if let s = value("--lazy"), let v = Int(s) { config.gossip.lazyPushLinks = v }
+if let s = value("--anti-entropy"), let v = Double(s) { config.gossip.antiEntropySeconds = v }
 let started = Date()
 let report = Simulation(config).run()
 let seconds = Date().timeIntervalSince(started)

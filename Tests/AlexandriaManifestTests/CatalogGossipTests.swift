@@ -139,6 +139,35 @@ struct CatalogGossipTests {
         #expect(throws: GossipError.self) { try c.catalog.accept(future) }
     }
 
+    /// The in-memory index reconciliation reads follows the items table: this connection's inserts and deletes (a
+    /// replaced statement) and another connection's commit (a CLI process on the same home).
+    @Test func itemIndexFollowsTheItemsTable() throws {
+        let c = try TempCatalog()
+        #expect(try c.catalog.itemIndex().isEmpty)
+        try c.publish(key, version: "1.0")
+        #expect(try c.catalog.itemIndex().all == c.catalog.itemIDs())
+        let node = Curve25519.Signing.PrivateKey()
+        let m = ContentHash.of([1])
+        let old = try AvailabilityStatement(
+            nodeKey: Array(node.publicKey.rawRepresentation), manifest: m, timestampMillis: 1000, holds: true
+        ).signed(with: node)
+        let new = try AvailabilityStatement(
+            nodeKey: Array(node.publicKey.rawRepresentation), manifest: m, timestampMillis: 2000, holds: false
+        ).signed(with: node)
+        _ = try c.catalog.accept(old)
+        #expect(try c.catalog.itemIndex().contains(old.id))
+        _ = try c.catalog.accept(new)  // deletes the old statement's row
+        let index = try c.catalog.itemIndex()
+        #expect(!index.contains(old.id) && index.contains(new.id))
+        #expect(index.all == (try c.catalog.itemIDs()))
+        // Another connection (as a CLI process would) publishes: the daemon's index sees it.
+        let other = try Catalog(path: c.dir + "/catalog.sqlite")
+        _ = try other.accept(
+            CatalogItem(kind: .publisherKey, body: Array(PublisherKey.generate().publicKey.derRepresentation)))
+        #expect(try c.catalog.itemIndex().all == other.itemIDs())
+        #expect(try c.catalog.itemIndex().count == c.catalog.itemIDs().count)
+    }
+
     /// Two homes with the same key publish different weights as tiny@1.0 (a partitioned publisher). Each keeps the
     /// binding it holds whatever untrusted or backdated cosignatures say; a trust policy's quorum settles both.
     @Test func aConflictIsSettledByHeldBindingsOrATrustedQuorumNeverByTime() throws {

@@ -229,6 +229,70 @@ struct GossipCoreTests {
         #expect(again.contains { if case .dial(let a) = $0 { a == boot } else { false } })
     }
 
+    /// A node that reconciles with several peers at once (back from offline) asks each missing id of one peer; the
+    /// others that reported it are asked only when the first does not deliver within `wantSeconds` or its link goes.
+    @Test func aMissingIDIsAskedOfOnePeerThenOfAnotherOnTimeoutOrWhenItsLinkGoes() throws {
+        var settings = GossipSettings()
+        settings.outboundTarget = 0
+        let net = try CoreNet(1, settings: settings)
+        var core = net.cores[0]
+        let t = net.now
+        let a = [UInt8](repeating: 2, count: 32)
+        let b = [UInt8](repeating: 3, count: 32)
+        _ = core.connected(id: 1, key: a, outbound: false, address: PeerAddress(host: "10.0.0.2", port: 7000), now: t)
+        _ = core.connected(id: 2, key: b, outbound: false, address: PeerAddress(host: "10.0.0.3", port: 7000), now: t)
+        let ids = (0..<10).map { ContentHash.of([UInt8($0)]) }.sorted()
+        let list: [Reconciler.Range] = [.init(upper: .infinity, mode: .ids(ids))]
+        func wants(_ actions: [GossipAction]) -> [LinkID: [ContentHash]] {
+            var out: [LinkID: [ContentHash]] = [:]
+            for case .send(.want(let w), let id) in actions { out[id, default: []] += w }
+            return out
+        }
+        #expect(wants(core.receive(.reconcile(round: 0, ranges: list), from: 1, key: a, now: t + 1)) == [1: ids])
+        #expect(wants(core.receive(.reconcile(round: 0, ranges: list), from: 2, key: b, now: t + 1.5)).isEmpty)
+        #expect(wants(core.receive(.reconcile(round: 0, ranges: list), from: 1, key: a, now: t + 2)).isEmpty)
+        #expect(wants(core.fire(.maintain, now: t + 3)).isEmpty)
+        // Past the window: asked of B, which reported them too.
+        #expect(wants(core.fire(.maintain, now: t + 1 + GossipCore.wantSeconds)) == [2: ids])
+        // B's link goes and nobody else is known to hold them: forgotten, so the next reconciliation asks again.
+        core.disconnected(id: 2, key: b)
+        #expect(wants(core.fire(.maintain, now: t + 7)).isEmpty)
+        #expect(wants(core.receive(.reconcile(round: 0, ranges: list), from: 1, key: a, now: t + 8)) == [1: ids])
+        // A's link goes before it answers: asked at once of the other holder, not after the window.
+        _ = core.connected(
+            id: 3, key: b, outbound: false, address: PeerAddress(host: "10.0.0.3", port: 7000), now: t + 8)
+        #expect(wants(core.receive(.reconcile(round: 0, ranges: list), from: 3, key: b, now: t + 8.5)).isEmpty)
+        core.disconnected(id: 1, key: a)
+        #expect(wants(core.fire(.maintain, now: t + 9)) == [3: ids])
+    }
+
+    /// With `lazyPushLinks`, a node pushing new items also names their ids to that many other links (one RECONCILE
+    /// frame each, no item bytes); a peer the push missed asks for them, one that holds them answers nothing.
+    @Test func aLazyPushNamesNewIDsToLinksThePushSkipped() throws {
+        var settings = GossipSettings()
+        settings.fanout = 1
+        settings.lazyPushLinks = 1
+        let net = try CoreNet(4, settings: settings)
+        net.connect(0, 1)
+        net.connect(0, 2)
+        net.connect(0, 3)
+        net.drain()
+        try publishReal(PublisherKey.generate(), version: "1.0", into: net.catalogs[0])
+        let actions = net.cores[0].fire(.poll, now: net.now)
+        var items = Set<LinkID>()
+        var announced = Set<LinkID>()
+        for case .send(let m, let link) in actions {
+            if case .items = m { items.insert(link) }
+            if case .reconcile = m { announced.insert(link) }
+        }
+        #expect(items.count == 1 && announced.count == 1 && items.isDisjoint(with: announced))
+        net.run(0, actions)
+        net.drain()
+        // The announced peer pulled the release; the third learns it by anti-entropy later.
+        let holders = (1...3).filter { (try? net.ids($0).count) == 4 }
+        #expect(holders.count >= 2)
+    }
+
     @Test func theSameSeedMakesTheSameChoices() throws {
         func choices(seed: UInt64) throws -> [LinkID] {
             let net = try CoreNet(1)

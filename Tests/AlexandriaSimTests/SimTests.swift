@@ -32,6 +32,22 @@ struct SimTests {
         #expect(a.deliveryP99 == b.deliveryP99 && a.convergedAfter == b.convergedAfter)
     }
 
+    /// A node back from offline reconciles with several peers at once; it pulls each missing item from one of them
+    /// (the peers answer its id lists with theirs, and it asks each id of one peer), so the item bytes it receives are
+    /// about what it lacked, not that once per peer.
+    @Test func aNodeBackFromOfflinePullsEachItemOnce() {
+        var config = SimScenarios.catchUp(seed: 1, releases: 2000)
+        config.nodes = 10
+        config.warmup = 10
+        config.duration = 40
+        let report = Simulation(config).run()
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        #expect(report.catchUp != nil, "did not catch up")
+        #expect(
+            Double(report.catchUpItemBytes) <= 1.5 * Double(report.catchUpNeededBytes),
+            "\(report.catchUpItemBytes) item bytes received for \(report.catchUpNeededBytes) lacked")
+    }
+
     @Test func aCleanNetworkDeliversWithinTheFanoutBudget() {
         var config = SimConfig()
         config.nodes = 30

@@ -66,14 +66,14 @@ def demand_body(key, ts_ms, counts):
 # --- Reconciliation --------------------------------------------------------------------------------------------
 BRANCHING = 16
 ID_LIST_THRESHOLD = 32
+PULL_THRESHOLD = 0
+MAX_IDS_PER_RANGE = 64
 INF = None  # the bound after every id
 
 
 def fingerprint(ids):
-    h = hashlib.sha256(b"alexandria/reconcile/v1" + struct.pack(">Q", len(ids)))
-    for i in ids:
-        h.update(i)
-    return h.digest()[:16]
+    total = sum(int.from_bytes(i, "big") for i in ids) % (1 << 256)
+    return sha256(b"alexandria/reconcile/v2" + struct.pack(">Q", len(ids)) + total.to_bytes(32, "big"))[:16]
 
 
 def below(bound, i):
@@ -109,9 +109,19 @@ def step(mine, message):
         else:  # ids
             theirs = set(value)
             ours = set(part)
-            we_lack += [i for i in value if i not in ours]
-            they_lack += [i for i in part if i not in theirs]
-            out.append((upper, "skip", None))
+            lacking = [i for i in value if i not in ours]
+            extra = [i for i in part if i not in theirs]
+            if not lacking and len(extra) > PULL_THRESHOLD:
+                # They are behind and we lack nothing: our ids in parts of at most MAX_IDS_PER_RANGE, to pull.
+                s = 0
+                while s < len(part):
+                    e = min(s + MAX_IDS_PER_RANGE, len(part))
+                    out.append((upper if e == len(part) else part[e], "ids", list(part[s:e])))
+                    s = e
+            else:
+                we_lack += lacking
+                they_lack += extra
+                out.append((upper, "skip", None))
         lo = hi
     merged = []
     for r in out:
@@ -208,7 +218,10 @@ def main():
         reconcile_case("empty against 500", [], [shared]),
         reconcile_case("disjoint 100 and 200", [["p", 100]], [["q", 200]]),
     ]
-    fps = [{"ids": [i.hex() for i in ids("fp", n)], "fingerprint": fingerprint(ids("fp", n)).hex()} for n in (0, 1, 3)]
+    fps = [{"ids": [i.hex() for i in ids("fp", n)], "fingerprint": fingerprint(ids("fp", n)).hex()} for n in (0, 1, 3, 40)]
+    # Ids whose sum wraps past 2^256 (the sum is taken modulo 2^256).
+    high = [bytes([0xFF] * 31 + [n]) for n in (1, 2, 3)]
+    fps.append({"ids": [i.hex() for i in high], "fingerprint": fingerprint(high).hex()})
     out = {
         "witnessSeedLabel": "witness",
         "witnessPublicKey": raw_public(witness).hex(),
