@@ -44,8 +44,15 @@ final class AuditCache: Sendable {
         case busy(retryAfterSeconds: Double)
     }
 
+    /// An audit is kept per manifest and resolution: a name that resolved through `latest` carries notes that a view
+    /// of the same manifest by id does not, so alternating the two must not make each view audit again.
+    struct Key: Hashable, Sendable {
+        let manifest: ContentHash
+        let notes: [String]
+    }
+
     struct State: Sendable {
-        var entries: [ContentHash: Entry] = [:]
+        var entries: [Key: Entry] = [:]
         var budget: WorkBudget
         var tick: UInt64 = 0
         var computed = 0
@@ -77,7 +84,7 @@ final class AuditCache: Sendable {
     /// a release whose lineage reaches other publishers (or parents not found here) therefore runs once more with
     /// the inputs of those taken first.
     func report(for resolved: Resolved, registry: Registry) throws -> Outcome {
-        let id = resolved.manifest.id
+        let id = Key(manifest: resolved.manifest.id, notes: resolved.notes)
         let previous = state.withLock { $0.entries[id] }
         var scope = previous.map { ($0.publishers, $0.unfound) } ?? ([resolved.manifest.manifest.publisher], [])
         var inputs = try Self.inputs(resolved, publishers: scope.0, unfound: scope.1, registry: registry)

@@ -27,18 +27,20 @@ struct AuditCacheTests {
         let catalog = try Catalog(path: dir + "/catalog.sqlite")
         let registry = Registry(store: store, catalog: catalog)
         let key = PublisherKey.generate()
+        var manifests: [String] = []
         for version in ["1.0", "2.0"] {
             let folder = dir + "/m" + version
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             try Data("weights \(version)".utf8).write(to: URL(fileURLWithPath: folder + "/model.bin"))
-            _ = try registry.publish(directory: folder, name: "tiny", version: version, key: key)
+            manifests.append(
+                try registry.publish(directory: folder, name: "tiny", version: version, key: key).manifestID)
         }
         let clock = Clock()
         // Any audit takes more CPU than this burst: one audit spends the budget, which refills at 1% of a core.
         let audits = AuditCache(share: 0.01, burstSeconds: 1e-9, capacity: 8, clock: { clock.value })
         let routes = PageRoutes(store: store, catalog: catalog, aliases: [:], node: nil, audits: audits)
-        func view(_ version: String) async throws -> GatewayResponse {
-            let uri = "/ui/\(key.id.description)/tiny/\(version)"
+        func view(_ version: String, uri given: String? = nil) async throws -> GatewayResponse {
+            let uri = given ?? "/ui/\(key.id.description)/tiny/\(version)"
             return try #require(
                 try await routes.respond(
                     to: GatewayRequest(method: .GET, uri: uri, target: RequestTarget(uri)!, headers: [:])))
@@ -53,6 +55,9 @@ struct AuditCacheTests {
             let again = try await view("1.0")
             #expect(again.status == .ok && audit(again) == "audit;desc=kept")
         }
+        // The same manifest by its id resolves with the same (no) notes: the same kept audit.
+        let byID = try await view("", uri: "/ui/manifest/" + manifests[0].dropFirst("sha256:".count))
+        #expect(byID.status == .ok && audit(byID) == "audit;desc=kept")
         // Another release needs a new audit: refused, with when to come back.
         let refused = try await view("2.0")
         #expect(refused.status == .serviceUnavailable && audit(refused) == "audit;desc=busy")
