@@ -264,11 +264,10 @@ public final class Fetcher: @unchecked Sendable {
                 throw PeerError.connect(to: name, error)
             }
             try await channel.executeThenClose { inbound, outbound in
-                let deadline = handshakeDeadline(channel.channel)
                 try await PeerSession.handshake(
-                    identity: identity, initiator: true, listenPort: 0, inbound: inbound, outbound: outbound
+                    identity: identity, initiator: true, listenPort: 0, channel: channel.channel,
+                    timeoutSeconds: handshakeTimeoutSeconds, inbound: inbound, outbound: outbound
                 ) { session in
-                    deadline.cancel()
                     try await self.exchange(&session, channel: channel.channel, name: name, job: job)
                 }
             }
@@ -277,14 +276,6 @@ public final class Fetcher: @unchecked Sendable {
             await job.plan.release(peer: name, reason: PeerError.reason(name, error))
         }
         await job.plan.giveUpWaiting()
-    }
-
-    /// Closes a connection whose handshake has not finished in time (a peer that accepts TCP and then says nothing
-    /// would otherwise hold the fetch forever). Cancel it once the handshake is done.
-    func handshakeDeadline(_ channel: Channel) -> Scheduled<Void> {
-        channel.eventLoop.scheduleTask(in: .milliseconds(Int64(handshakeTimeoutSeconds * 1000))) {
-            channel.close(promise: nil)
-        }
     }
 
     func exchange(_ session: inout PeerSession, channel: Channel, name: String, job: Job) async throws {
@@ -534,11 +525,10 @@ extension Fetcher {
                     throw PeerError.connect(to: peer.description, error)
                 }
                 let bundle: ManifestBundle? = try await channel.executeThenClose { inbound, outbound in
-                    let deadline = handshakeDeadline(channel.channel)
                     return try await PeerSession.handshake(
-                        identity: identity, initiator: true, listenPort: 0, inbound: inbound, outbound: outbound
+                        identity: identity, initiator: true, listenPort: 0, channel: channel.channel,
+                        timeoutSeconds: handshakeTimeoutSeconds, inbound: inbound, outbound: outbound
                     ) { session in
-                        deadline.cancel()
                         try await session.send(query)
                         switch try await session.next() {
                         case .manifest(let envelope, let key, let entries, let checkpoint)?:

@@ -1,0 +1,189 @@
+import AlexandriaCore
+import AlexandriaPeer
+import Testing
+
+/// The mirror's decisions with no store, no catalog, no socket: facts in, actions out.
+@Suite("Mirror core")
+struct MirrorCoreTests {
+    static let keys = Array("01234567").map { String(repeating: String($0), count: 64) }
+
+    /// The first release from `n` on that `core` is not the designated keeper of.
+    static func notKept(by core: MirrorCore, from n: UInt8, _ make: (UInt8) -> MirrorRelease) -> MirrorRelease {
+        var n = n
+        while core.isKeeper(make(n)) { n += 1 }
+        return make(n)
+    }
+
+    static func release(
+        _ n: UInt8, size: UInt64 = 100, held: Bool = false, holders: Set<String> = [], must: Bool = false,
+        demand: Int = 0, chunks: [UInt8]? = nil, stated: MirrorRelease.Statement? = nil, witnessable: Bool = false
+    ) -> MirrorRelease {
+        let ids = (chunks ?? [n]).map { ContentHash.of([0xC0, $0]) }
+        let per = size / UInt64(ids.count)
+        let stored = held ? Dictionary(uniqueKeysWithValues: ids.map { ($0, per) }) : [:]
+        return MirrorRelease(
+            id: ContentHash.of([n]), holderKeys: holders, size: size, stored: stored, pending: held ? 0 : size,
+            files: ids, held: held, must: must, demand: demand, stated: stated, witnessable: witnessable)
+    }
+
+    static func core(
+        _ key: Int = 0, mode: MirrorPolicy.Mode = .all, budget: UInt64 = 1000, factor: Int = 2
+    ) -> MirrorCore {
+        var policy = MirrorPolicy()
+        policy.mode = mode
+        policy.budgetBytes = budget
+        policy.replicationFactor = factor
+        policy.holderTTLSeconds = 600
+        return MirrorCore(policy: policy, selfHex: keys[key])
+    }
+
+    @Test func heldReleasesAreStatedThenRestatedAtHalfTheirLifetime() {
+        var core = Self.core()
+        let fresh = Self.release(1, held: true)
+        let r1 = core.round([fresh], live: [], now: 1000).actions
+        #expect(r1 == [.state(fresh.id, holds: true)])
+        let recent = Self.release(1, held: true, stated: .init(holds: true, at: 800))
+        let r2 = core.round([recent], live: [], now: 1000).actions
+        #expect(r2 == [])
+        let old = Self.release(1, held: true, stated: .init(holds: true, at: 699))
+        let r3 = core.round([old], live: [], now: 1000).actions
+        #expect(r3 == [.state(old.id, holds: true)])
+        let retracted = Self.release(1, held: true, stated: .init(holds: false, at: 999))
+        let r4 = core.round([retracted], live: [], now: 1000).actions
+        #expect(r4 == [.state(retracted.id, holds: true)])
+    }
+
+    @Test func onlyHeldReleasesAreWitnessed() {
+        var core = Self.core(mode: .pinned)
+        let held = Self.release(1, held: true, stated: .init(holds: true, at: 0), witnessable: true)
+        let missing = Self.release(2, witnessable: true)
+        let r5 = core.round([held, missing], live: [], now: 10).actions
+        #expect(r5 == [.cosign(held.id)])
+    }
+
+    @Test func thePlanKeepsMustsThenUnderReplicatedThenTheMostDemandedWithinTheBudget() {
+        let core = Self.core(budget: 300, factor: 2)
+        let pinned = Self.release(1, size: 250, must: true)
+        let scarce = Self.release(2, size: 100, holders: [Self.keys[1]])
+        let popular = Self.release(3, size: 100, holders: Set(Self.keys[1...3]), demand: 50)
+        let plain = Self.release(4, size: 100, holders: Set(Self.keys[1...3]), demand: 1)
+        // The pin takes 250 whatever the budget says; 50 are left, so nothing else fits.
+        #expect(core.plan([pinned, scarce, popular, plain]) == [pinned.id])
+        // Without the pin: the under-replicated one first, then the most demanded, then the budget is spent.
+        #expect(core.plan([scarce, popular, plain]) == [scarce.id, popular.id, plain.id])
+        let tight = Self.core(budget: 200, factor: 2)
+        #expect(tight.plan([plain, popular, scarce]) == [scarce.id, popular.id])
+    }
+
+    @Test func chunksSharedByReleasesAreCountedOnce() {
+        let core = Self.core(budget: 150)
+        let a = Self.release(1, size: 100, held: true, chunks: [7, 8])
+        let b = Self.release(2, size: 100, held: true, chunks: [7, 8])
+        #expect(core.plan([a, b]) == [a.id, b.id])
+        #expect(MirrorCore.usage([a, b]).stored == 100)
+        #expect(MirrorCore.usage([a, b]).logical == 200)
+    }
+
+    @Test func inFactorModeExactlyTheMissingHoldersPullByRendezvousRank() {
+        let live = Set(Self.keys[0..<6])
+        for n in UInt8(1)...UInt8(20) {
+            let r = Self.release(n, holders: [Self.keys[6]])
+            let pulling = (0..<6).filter { Self.core($0, mode: .factor, budget: 1 << 20, factor: 3).plan([r], live: live) == [r.id] }
+            #expect(pulling.count == 2, "release \(n): \(pulling)")
+        }
+        // Fully replicated: nobody pulls.
+        let full = Self.release(99, holders: Set(Self.keys[5..<8]))
+        #expect((0..<5).allSatisfy { Self.core($0, mode: .factor, factor: 3).plan([full], live: live).isEmpty })
+    }
+
+    @Test func onePullAtATimeAndAFailedOneWaitsBeforeItIsTriedAgain() {
+        var core = Self.core()
+        let a = Self.release(1)
+        let b = Self.release(2)
+        let r6 = core.round([a, b], live: [], now: 0).actions
+        #expect(r6 == [.pull(a.id)])
+        let r7 = core.round([a, b], live: [], now: 1).actions
+        #expect(r7 == [])
+        core.pullFinished(a.id, ok: false, now: 2)
+        // a failed: b goes next, and a only after the retry delay.
+        let r8 = core.round([a, b], live: [], now: 3).actions
+        #expect(r8 == [.pull(b.id)])
+        core.pullFinished(b.id, ok: true, now: 4)
+        let r9 = core.round([a], live: [], now: 5).actions
+        #expect(r9 == [])
+        let r10 = core.round([a], live: [], now: 2 + MirrorCore.retrySeconds + 1).actions
+        #expect(r10 == [.pull(a.id)])
+        #expect(core.lastPull == 4)
+    }
+
+    @Test func evictionRunsOnlyOverBudgetAndNeverDropsTheLastKnownCopy() {
+        // Mode pinned: nothing but the pin is planned, so every held release is a candidate for eviction.
+        var core = Self.core(mode: .pinned, budget: 250, factor: 2)
+        let stated = MirrorRelease.Statement(holds: true, at: 0)
+        let pin = Self.release(1, size: 100, held: true, must: true, stated: stated)
+        let alone = Self.release(2, size: 100, held: true, stated: stated)
+        let others = Set(Self.keys[1...3])
+        let wide = Self.notKept(by: core, from: 3) {
+            Self.release($0, size: 100, held: true, holders: others, demand: 9, stated: stated)
+        }
+        let narrow = Self.notKept(by: core, from: 100) {
+            Self.release($0, size: 100, held: true, holders: others, demand: 1, stated: stated)
+        }
+        let actions = core.round([pin, alone, wide, narrow], live: [], now: 10).actions
+        let removed = actions.compactMap { if case .remove(let id, _) = $0 { return id } else { return nil } }
+        // 400 held, budget 250: two go. Never the pin, never the one nobody else holds.
+        #expect(!removed.contains(pin.id) && !removed.contains(alone.id))
+        #expect(removed == [narrow.id, wide.id])
+        #expect(actions.contains(.state(narrow.id, holds: false)) && actions.last == .collectGarbage)
+        // Within budget: nothing goes.
+        var roomy = Self.core(mode: .pinned, budget: 400)
+        let r11 = roomy.round([pin, alone, wide, narrow], live: [], now: 10).actions
+        #expect(r11.isEmpty)
+    }
+
+    @Test func holdersThatSeeEachOtherNeverAllEvict() {
+        // Three holders, each over budget, each seeing the two others: exactly one is the keeper.
+        for n in UInt8(1)...UInt8(20) {
+            var evicting = 0
+            for me in 0..<3 {
+                var core = Self.core(me, mode: .pinned, budget: 0, factor: 3)
+                let others = Set(Self.keys[0..<3]).subtracting([Self.keys[me]])
+                let r = Self.release(n, held: true, holders: others, stated: .init(holds: true, at: 0))
+                if core.round([r], live: [], now: 1).actions.contains(where: {
+                    if case .remove = $0 { return true } else { return false }
+                }) {
+                    evicting += 1
+                }
+            }
+            #expect(evicting == 2, "release \(n)")
+        }
+    }
+
+    @Test func filesAKeptReleaseNamesSurviveTheEvictionOfAnother() {
+        var core = Self.core(mode: .all, budget: 150, factor: 1)
+        let stated = MirrorRelease.Statement(holds: true, at: 0)
+        let kept = Self.release(1, size: 100, held: true, demand: 10, chunks: [5, 6], stated: stated)
+        let victim = Self.notKept(by: core, from: 2) {
+            Self.release(
+                $0, size: 200, held: true, holders: [Self.keys[1], Self.keys[2]], chunks: [6, 7], stated: stated)
+        }
+        let actions = core.round([kept, victim], live: [], now: 1).actions
+        #expect(actions.first == .remove(victim.id, files: [ContentHash.of([0xC0, 7])]))
+    }
+
+    @Test func demandIsReportedWhenItChangesOrBeforeItAgesOut() {
+        var core = Self.core()
+        let r12 = core.demandReportDue([], now: 0)
+        #expect(!r12)
+        let r13 = core.demandReportDue(["a:1"], now: 0)
+        #expect(r13)
+        let r14 = core.demandReportDue(["a:2"], now: 30)
+        #expect(!r14)
+        let r15 = core.demandReportDue(["a:2"], now: 60)
+        #expect(r15)
+        let r16 = core.demandReportDue(["a:2"], now: 200)
+        #expect(!r16)
+        let r17 = core.demandReportDue(["a:2"], now: 660)
+        #expect(r17)
+    }
+}
