@@ -26,6 +26,10 @@ public struct MirrorPolicy: Sendable {
     public var replicationFactor = 3
     /// Seconds between replication rounds.
     public var intervalSeconds = 2.0
+    /// Seconds a release may stay under-replicated before one more mirror in rendezvous order pulls it (and one more
+    /// every such period after): the mirrors ranked first may be down, full, or refusing it. Long enough for the
+    /// chosen ones to finish a large pull and state it.
+    public var placementPatienceSeconds = 300.0
     /// A holder's availability statement older than this no longer counts; holders restate at half of it.
     public var holderTTLSeconds = 600.0
     /// Seconds between this node's demand reports, and the window they count.

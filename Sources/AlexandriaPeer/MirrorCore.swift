@@ -100,6 +100,11 @@ public struct MirrorCore: Sendable {
     public private(set) var pulling: ContentHash?
     /// When this mirror last finished a pull that brought a release in (compression on idle waits for a quiet mirror).
     public private(set) var lastPull: Double?
+    /// When each release not held here was first seen with fewer than `replicationFactor` holders (placement
+    /// escalation).
+    var underReplicatedSince: [ContentHash: Double] = [:]
+    /// Keys of holders that served bad bytes here, and when (see `servedBadBytes`).
+    public private(set) var distrusted: [String: Double] = [:]
     var lastDemandReport = -Double.infinity
     var lastDemandSummary: [String] = []
 
@@ -116,10 +121,27 @@ public struct MirrorCore: Sendable {
     /// One replication round over what the node knows: plan, state and witness what is held (and retract what no
     /// longer is), pull one missing planned release, evict while over budget.
     public mutating func round(_ all: [MirrorRelease], live: Set<String>, now: Double) -> MirrorRound {
-        let keep = plan(all, live: live)
+        // A holder that served bytes which failed verification here is no holder, for a holder TTL.
+        distrusted = distrusted.filter { now - $0.value < policy.holderTTLSeconds }
+        let all =
+            distrusted.isEmpty
+            ? all
+            : all.map {
+                var c = $0
+                c.holderKeys.subtract(distrusted.keys)
+                return c
+            }
+        // Placement escalation: a release under-replicated for longer than the patience gets one more puller in
+        // rendezvous order per patience period (the ones ranked first may be down, full, or refusing).
+        let r = policy.replicationFactor
+        var under: [ContentHash: Double] = [:]
+        for c in all where !c.held && c.otherHolders < r { under[c.id] = underReplicatedSince[c.id] ?? now }
+        underReplicatedSince = under
+        let keep = plan(all, live: live, now: now)
+        let (retired, evictions) = evict(all, keep: keep)
         var actions: [MirrorAction] = []
         let restate = policy.holderTTLSeconds / 2
-        for c in all {
+        for c in all where !retired.contains(c.id) {
             if c.held {
                 // State what is held; restate before the statement ages out.
                 if let s = c.stated, s.holds, now - s.at <= restate {
@@ -127,6 +149,11 @@ public struct MirrorCore: Sendable {
                     actions.append(.state(c.id, holds: true))
                 }
                 if c.witnessable { actions.append(.cosign(c.id)) }
+            } else if c.stated?.holds == true {
+                // Stated as held but no longer held (a scrub dropped a damaged chunk, a kept release's eviction took
+                // a shared file, or the store was lost and anti-entropy brought the old statement back): say so, or
+                // others count this node as a holder until the statement ages out, and may evict their copies.
+                actions.append(.state(c.id, holds: false))
             }
         }
         if pulling == nil,
@@ -138,10 +165,15 @@ public struct MirrorCore: Sendable {
             pulling = next.id
             actions.append(.pull(next.id))
         }
-        actions += evict(all, keep: keep)
+        actions += evictions
         let usage = Self.usage(all)
         return MirrorRound(plan: keep, usedStored: usage.stored, usedLogical: usage.logical, actions: actions)
     }
+
+    /// A peer sent this node bytes that did not match their hash (the fetch refused them): its availability
+    /// statements are not counted for `holderTTLSeconds`, so its claims neither stop a re-replication nor allow an
+    /// eviction (`alexandria-sim --scenario mirror`, with a node that serves flipped bytes).
+    public mutating func servedBadBytes(_ key: String, now: Double) { distrusted[key] = now }
 
     /// The pull `round` asked for ended; `ok` if every file of the release is in the store, verified.
     public mutating func pullFinished(_ id: ContentHash, ok: Bool, now: Double) {
@@ -172,12 +204,15 @@ public struct MirrorCore: Sendable {
     /// What to keep: must-keeps, then under-replicated releases, then (mode `all`) the rest, most demanded first,
     /// newest first among equals (`all` is in catalog order, oldest first), while the budget lasts. The budget counts
     /// stored bytes (each chunk once), and logical bytes for what is not stored yet.
-    public func plan(_ all: [MirrorRelease], live: Set<String> = []) -> Set<ContentHash> {
+    public func plan(_ all: [MirrorRelease], live: Set<String> = [], now: Double = 0) -> Set<ContentHash> {
         var keep: Set<ContentHash> = []
         var total: UInt64 = 0
         var counted = Set<ContentHash>()
         let r = policy.replicationFactor
-        func tier(_ c: MirrorRelease) -> Int { c.must ? 0 : (c.otherHolders + (c.held ? 1 : 0) <= r ? 1 : 2) }
+        // Under-replicated: fewer than R holders besides this node, whether it holds the release or not (counting
+        // this node's copy only when held made a release at exactly R others rank as under-replicated while not held
+        // and as surplus once pulled: a mirror over budget evicted it and pulled it again, round after round).
+        func tier(_ c: MirrorRelease) -> Int { c.must ? 0 : (c.otherHolders < r ? 1 : 2) }
         let ordered = all.enumerated().sorted { a, b in
             let ka = tier(a.element)
             let kb = tier(b.element)
@@ -190,7 +225,8 @@ public struct MirrorCore: Sendable {
             let wanted: Bool
             switch policy.mode {
             case .all: wanted = true
-            case .factor: wanted = c.must || (underReplicated && (c.held || chosen(c, live: live)))
+            case .factor:
+                wanted = c.must || (underReplicated && (c.held || chosen(c, live: live, extra: escalation(c.id, now))))
             case .pinned: wanted = c.must
             }
             guard wanted else { continue }
@@ -205,37 +241,46 @@ public struct MirrorCore: Sendable {
         return keep
     }
 
-    /// What to drop, only while over budget: never a must-keep, never one the plan keeps, never one no other live
-    /// holder has, never one this node is the designated keeper of; those with at least R other holders first, least
-    /// demanded first. A victim's files that a kept release also names stay.
-    func evict(_ all: [MirrorRelease], keep: Set<ContentHash>) -> [MirrorAction] {
+    /// What to drop, only while over budget, in two steps: never a must-keep, never one the plan keeps, least demanded
+    /// first. A victim is first *retired*: this node retracts its availability statement (it keeps the bytes and
+    /// still serves them), so others see one holder fewer and re-replicate; it is removed once at least R other live
+    /// holders state they hold it, unless this node, still stating it holds it, is its designated keeper. A victim's
+    /// files that a kept release also names stay. Returns the releases retired this round (not to be restated) and
+    /// the actions.
+    ///
+    /// R other holders, not one: a statement is a claim, and the holder behind it may have lost its disk since, or hold
+    /// a chunk that flipped and that no scrub has found yet; with a single other holder, evicting on its word lost the
+    /// last intact copy (`alexandria-sim --scenario mirror --seed 2`). And retiring first, because a node that needs R
+    /// others but is itself counted among the R would otherwise wait for ever, over budget (seed 1).
+    func evict(_ all: [MirrorRelease], keep: Set<ContentHash>) -> (retired: Set<ContentHash>, actions: [MirrorAction]) {
         var used = Self.usage(all).stored
-        guard used > policy.budgetBytes else { return [] }
+        guard used > policy.budgetBytes else { return ([], []) }
         // How many held releases use each stored chunk: evicting one frees the chunks no other held release uses.
         var users: [ContentHash: Int] = [:]
         for c in all where c.held { for id in c.stored.keys { users[id, default: 0] += 1 } }
         let r = policy.replicationFactor
-        let victims = all.filter {
-            $0.held && !$0.must && !keep.contains($0.id) && $0.otherHolders > 0 && !isKeeper($0)
-        }
-        .sorted { a, b in
-            let ra = a.otherHolders >= r
-            let rb = b.otherHolders >= r
-            if ra != rb { return ra }
-            return a.demand < b.demand
-        }
+        let victims = all.filter { $0.held && !$0.must && !keep.contains($0.id) }.sorted { $0.demand < $1.demand }
         let keptFiles = Set(all.filter { keep.contains($0.id) }.flatMap(\.files))
         var out: [MirrorAction] = []
+        var retired: Set<ContentHash> = []
         for v in victims where used > policy.budgetBytes {
-            out.append(.remove(v.id, files: v.files.filter { !keptFiles.contains($0) }))
+            let stating = v.stated?.holds == true
+            if v.otherHolders >= r && !(stating && isKeeper(v)) {
+                out.append(.remove(v.id, files: v.files.filter { !keptFiles.contains($0) }))
+                out.append(.state(v.id, holds: false))
+            } else if stating && v.otherHolders < r {
+                out.append(.state(v.id, holds: false))
+            } else if v.otherHolders >= r || stating {
+                continue  // the keeper: it stays, over budget, rather than risk the last copy
+            }
+            retired.insert(v.id)
             for (id, bytes) in v.stored.sorted(by: { $0.key < $1.key }) {
                 users[id, default: 1] -= 1
                 if users[id] == 0 { used -= min(used, bytes) }
             }
-            out.append(.state(v.id, holds: false))
         }
-        if !out.isEmpty { out.append(.collectGarbage) }
-        return out
+        if out.contains(where: { if case .remove = $0 { true } else { false } }) { out.append(.collectGarbage) }
+        return (retired, out)
     }
 
     /// The stored bytes of a release, each chunk counted once (`counted` carries the chunks already counted), plus
@@ -258,6 +303,13 @@ public struct MirrorCore: Sendable {
         return (stored, logical)
     }
 
+    /// Pullers added to a release's rendezvous placement: one per `placementPatienceSeconds` it has stayed
+    /// under-replicated.
+    func escalation(_ id: ContentHash, _ now: Double) -> Int {
+        guard let since = underReplicatedSince[id], policy.placementPatienceSeconds > 0 else { return 0 }
+        return max(0, Int((now - since) / policy.placementPatienceSeconds))
+    }
+
     /// A node's place for a release in rendezvous order: `SHA-256(manifest id || node key hex)`, lowest first.
     public static func rank(_ manifest: ContentHash, _ nodeKeyHex: String) -> ContentHash {
         ContentHash.of(manifest.bytes + Array(nodeKeyHex.utf8))
@@ -265,8 +317,8 @@ public struct MirrorCore: Sendable {
 
     /// Rendezvous placement: of the live nodes that do not hold the release, the ones ranked first by
     /// `SHA-256(manifest id || node key hex)` make up the missing holders, so mirrors do not all pull at once.
-    public func chosen(_ c: MirrorRelease, live: Set<String>) -> Bool {
-        let missing = policy.replicationFactor - c.otherHolders
+    public func chosen(_ c: MirrorRelease, live: Set<String>, extra: Int = 0) -> Bool {
+        let missing = policy.replicationFactor - c.otherHolders + extra
         guard missing > 0 else { return false }
         let ranked = live.subtracting(c.holderKeys).union([selfHex]).sorted {
             Self.rank(c.id, $0) < Self.rank(c.id, $1)

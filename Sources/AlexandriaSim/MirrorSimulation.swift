@@ -36,6 +36,7 @@ public struct MirrorSimConfig: Sendable {
         p.budgetBytes = 400_000_000
         p.intervalSeconds = 2
         p.holderTTLSeconds = 600
+        p.placementPatienceSeconds = 20
         return p
     }()
     public var smallMirrors = 3
@@ -392,6 +393,7 @@ public final class MirrorSimulation {
             // The hash does not match: refused, and the peer is not asked again in this pull.
             rejected += 1
             nodes[i].pull!.bad.insert(s)
+            nodes[i].core.servedBadBytes(nodes[s].key, now: now)
             request(i, chunk: chunk)
         case .none:
             request(i, chunk: chunk)

@@ -7,6 +7,11 @@ import Testing
 struct MirrorCoreTests {
     static let keys = Array("01234567").map { String(repeating: String($0), count: 64) }
 
+    /// The releases `actions` remove from the store.
+    static func removals(_ actions: [MirrorAction]) -> [ContentHash] {
+        actions.compactMap { if case .remove(let id, _) = $0 { id } else { nil } }
+    }
+
     /// The first release from `n` on that `core` is not the designated keeper of.
     static func notKept(by core: MirrorCore, from n: UInt8, _ make: (UInt8) -> MirrorRelease) -> MirrorRelease {
         var n = n
@@ -130,11 +135,12 @@ struct MirrorCoreTests {
             Self.release($0, size: 100, held: true, holders: others, demand: 1, stated: stated)
         }
         let actions = core.round([pin, alone, wide, narrow], live: [], now: 10).actions
-        let removed = actions.compactMap { if case .remove(let id, _) = $0 { return id } else { return nil } }
-        // 400 held, budget 250: two go. Never the pin, never the one nobody else holds.
-        #expect(!removed.contains(pin.id) && !removed.contains(alone.id))
-        #expect(removed == [narrow.id, wide.id])
-        #expect(actions.contains(.state(narrow.id, holds: false)) && actions.last == .collectGarbage)
+        let removed = Self.removals(actions)
+        // 400 held, budget 250. The one nobody else holds is retired first (least demanded): its statement is
+        // retracted, its bytes stay. Then the least demanded with R others goes, and the budget holds.
+        #expect(removed == [narrow.id])
+        #expect(actions.contains(.state(alone.id, holds: false)) && actions.contains(.state(narrow.id, holds: false)))
+        #expect(actions.last == .collectGarbage)
         // Within budget: nothing goes.
         var roomy = Self.core(mode: .pinned, budget: 400)
         let r11 = roomy.round([pin, alone, wide, narrow], live: [], now: 10).actions
@@ -142,11 +148,11 @@ struct MirrorCoreTests {
     }
 
     @Test func holdersThatSeeEachOtherNeverAllEvict() {
-        // Three holders, each over budget, each seeing the two others: exactly one is the keeper.
+        // Three holders, each over budget, each seeing the two others (R = 2 of them): exactly one is the keeper.
         for n in UInt8(1)...UInt8(20) {
             var evicting = 0
             for me in 0..<3 {
-                var core = Self.core(me, mode: .pinned, budget: 0, factor: 3)
+                var core = Self.core(me, mode: .pinned, budget: 0, factor: 2)
                 let others = Set(Self.keys[0..<3]).subtracting([Self.keys[me]])
                 let r = Self.release(n, held: true, holders: others, stated: .init(holds: true, at: 0))
                 if core.round([r], live: [], now: 1).actions.contains(where: {
@@ -185,5 +191,78 @@ struct MirrorCoreTests {
         #expect(!r16)
         let r17 = core.demandReportDue(["a:2"], now: 660)
         #expect(r17)
+    }
+
+
+    @Test func aReleaseNoLongerHeldIsRetracted() {
+        // Held once and stated; then a scrub dropped a damaged chunk, or the store was lost and anti-entropy brought
+        // the old statement back: the node says it no longer holds it, or others count it as a holder.
+        var core = Self.core(mode: .pinned)
+        let lost = Self.release(1, held: false, stated: .init(holds: true, at: 900))
+        let first = core.round([lost], live: [], now: 1000).actions
+        #expect(first == [.state(lost.id, holds: false)])
+        let retracted = Self.release(1, held: false, stated: .init(holds: false, at: 990))
+        let second = core.round([retracted], live: [], now: 1000).actions
+        #expect(second.isEmpty)
+    }
+
+    @Test func aReleaseAtTheFactorIsNotUnderReplicatedWhetherHeldOrNot() {
+        // Three others hold it and R is 3: surplus here either way (it used to rank as under-replicated while not
+        // held, so a full mirror evicted it and pulled it again every round).
+        let core = Self.core(mode: .all, budget: 100, factor: 3)
+        let others = Set(Self.keys[1...3])
+        let scarce = Self.release(1, size: 100, holders: [Self.keys[1]], demand: 0)
+        let surplus = Self.release(2, size: 100, holders: others, demand: 99)
+        #expect(core.plan([surplus, scarce]) == [scarce.id])
+        let held = Self.release(2, size: 100, held: true, holders: others, demand: 99)
+        #expect(core.plan([held, scarce]) == [scarce.id])
+    }
+
+    @Test func anUnderReplicatedReleaseGetsOneMorePullerPerPatiencePeriod() {
+        var policy = MirrorPolicy()
+        policy.mode = .factor
+        policy.replicationFactor = 2
+        policy.placementPatienceSeconds = 30
+        let live = Set(Self.keys[0..<6])
+        let r = Self.release(1, holders: [Self.keys[6]])
+        // Which of the six would pull at each stage.
+        func pullers(after seconds: Double) -> Int {
+            (0..<6).filter { k in
+                var core = MirrorCore(policy: policy, selfHex: Self.keys[k])
+                _ = core.round([r], live: live, now: 0)
+                _ = core.round([r], live: live, now: seconds)
+                return core.pulling == r.id
+            }.count
+        }
+        #expect(pullers(after: 0) == 1)
+        #expect(pullers(after: 31) == 2)
+        #expect(pullers(after: 61) == 3)
+    }
+
+    @Test func evictionNeedsRTrustedOtherHolders() {
+        let stated = MirrorRelease.Statement(holds: true, at: 0)
+        var core = Self.core(mode: .pinned, budget: 0, factor: 2)
+        // One other holder is not enough: its claim may be a lost disk or a flipped chunk.
+        let one = Self.notKept(by: core, from: 1) {
+            Self.release($0, held: true, holders: [Self.keys[1]], stated: stated)
+        }
+        let kept = core.round([one], live: [], now: 1).actions
+        // Retired: the statement is retracted so others re-replicate; the bytes stay until R others hold it.
+        #expect(kept == [.state(one.id, holds: false)])
+        let waiting = Self.notKept(by: core, from: 1) {
+            Self.release($0, held: true, holders: [Self.keys[1]], stated: .init(holds: false, at: 1))
+        }
+        let still = core.round([waiting], live: [], now: 2).actions
+        #expect(still.isEmpty)
+        let two = Self.notKept(by: core, from: 1) {
+            Self.release($0, held: true, holders: [Self.keys[1], Self.keys[2]], stated: stated)
+        }
+        let evicted = core.round([two], live: [], now: 1).actions
+        #expect(evicted.contains(.state(two.id, holds: false)))
+        // A holder that served bad bytes here does not count.
+        var wary = Self.core(mode: .pinned, budget: 0, factor: 2)
+        wary.servedBadBytes(Self.keys[2], now: 0)
+        let refused = wary.round([two], live: [], now: 1).actions
+        #expect(Self.removals(refused).isEmpty)
     }
 }
