@@ -260,7 +260,8 @@ public actor Mirror {
     func pull(_ signed: SignedManifest) async -> Bool {
         let peers = await peers(for: signed.id)
         guard !peers.isEmpty else { return false }
-        logger.info("replicating", metadata: ["release": "\(signed.manifest.release)", "peers.count": "\(peers.count)"])
+        logger.info(
+            "replicating", metadata: ["release": "\(signed.manifest.release)", "peers.count": "\(peers.count)"])
         let fetcher = Fetcher(store: store, identity: identity, logger: logger)
         do {
             try await ReleaseFetch(fetcher: fetcher).pullIntoStore(

@@ -320,15 +320,16 @@ public struct MirrorCore: Sendable {
     public func chosen(_ c: MirrorRelease, live: Set<String>, extra: Int = 0) -> Bool {
         let missing = policy.replicationFactor - c.otherHolders + extra
         guard missing > 0 else { return false }
-        let ranked = live.subtracting(c.holderKeys).union([selfHex]).sorted {
-            Self.rank(c.id, $0) < Self.rank(c.id, $1)
-        }
-        return ranked.prefix(missing).contains(selfHex)
+        // Each rank hashed once (a sort comparing hashes computed in the comparator hashes 2 n log n times).
+        let mine = Self.rank(c.id, selfHex)
+        let ahead = live.subtracting(c.holderKeys).subtracting([selfHex]).count { Self.rank(c.id, $0) < mine }
+        return ahead < missing
     }
 
     /// Of a release's holders (this node included), the one ranked first by `SHA-256(manifest id || node key hex)`
     /// never evicts it: holders that all see each other as "another holder" cannot all drop it at once.
     public func isKeeper(_ c: MirrorRelease) -> Bool {
-        c.holderKeys.union([selfHex]).min { Self.rank(c.id, $0) < Self.rank(c.id, $1) } == selfHex
+        let mine = Self.rank(c.id, selfHex)
+        return !c.holderKeys.contains { $0 != selfHex && Self.rank(c.id, $0) < mine }
     }
 }

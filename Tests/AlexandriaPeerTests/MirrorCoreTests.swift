@@ -93,7 +93,9 @@ struct MirrorCoreTests {
         let live = Set(Self.keys[0..<6])
         for n in UInt8(1)...UInt8(20) {
             let r = Self.release(n, holders: [Self.keys[6]])
-            let pulling = (0..<6).filter { Self.core($0, mode: .factor, budget: 1 << 20, factor: 3).plan([r], live: live) == [r.id] }
+            let pulling = (0..<6).filter {
+                Self.core($0, mode: .factor, budget: 1 << 20, factor: 3).plan([r], live: live) == [r.id]
+            }
             #expect(pulling.count == 2, "release \(n): \(pulling)")
         }
         // Fully replicated: nobody pulls.
@@ -192,7 +194,6 @@ struct MirrorCoreTests {
         let r17 = core.demandReportDue(["a:2"], now: 660)
         #expect(r17)
     }
-
 
     @Test func aReleaseNoLongerHeldIsRetracted() {
         // Held once and stated; then a scrub dropped a damaged chunk, or the store was lost and anti-entropy brought

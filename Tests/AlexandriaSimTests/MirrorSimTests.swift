@@ -6,28 +6,33 @@ import Testing
 /// `alexandria-sim --scenario mirror --seed N` replays it.
 @Suite("Simulated mirrors")
 struct MirrorSimTests {
-    @Test(arguments: [1, 2, 3, 4] as [UInt64])
-    func mirrorsKeepEveryReleaseThroughCorruptionAndCrashes(seed: UInt64) {
+    /// The mirror scenario, shorter so a debug build runs it in a few seconds (the script runs the full length).
+    static func small(_ seed: UInt64) -> MirrorSimConfig {
         var config = MirrorSimConfig()
         config.seed = seed
-        let report = MirrorSimulation(config).run()
+        config.duration = 80
+        config.settle = 100
+        return config
+    }
+
+    @Test(arguments: [1, 2, 3, 4] as [UInt64])
+    func mirrorsKeepEveryReleaseThroughCorruptionAndCrashes(seed: UInt64) {
+        let report = MirrorSimulation(Self.small(seed)).run()
         #expect(report.failures.isEmpty, "seed \(seed): \(report.failures.joined(separator: "; "))")
         // The faults happened: otherwise the run proves nothing.
         #expect(report.corruptions > 0 && report.crashes > 0 && report.evictions > 0 && report.transfers > 0)
     }
 
     @Test func aMirrorRunReplaysExactlyFromItsSeed() {
-        var config = MirrorSimConfig()
-        config.seed = 9
+        let config = Self.small(9)
         let a = MirrorSimulation(config).run()
         let b = MirrorSimulation(config).run()
         #expect(a.steps == b.steps && a.transfers == b.transfers && a.evictions == b.evictions)
-        #expect(a.failures == b.failures && a.rejected == b.rejected)
+        #expect(a.failures == b.failures && a.rejected == b.rejected && a.byzantineShortfalls == b.byzantineShortfalls)
     }
 
     @Test func badBytesAreRefusedAndNeverServedByAnHonestNode() {
-        var config = MirrorSimConfig()
-        config.seed = 5
+        var config = Self.small(5)
         config.corruptServers = 2
         config.corruptionPerHour = 600
         let report = MirrorSimulation(config).run()
