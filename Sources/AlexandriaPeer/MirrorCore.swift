@@ -138,7 +138,7 @@ public struct MirrorCore: Sendable {
         for c in all where !c.held && c.otherHolders < r { under[c.id] = underReplicatedSince[c.id] ?? now }
         underReplicatedSince = under
         let keep = plan(all, live: live, now: now)
-        let (retired, evictions) = evict(all, keep: keep)
+        let (retired, evictions) = evict(all, keep: keep, live: live)
         var actions: [MirrorAction] = []
         let restate = policy.holderTTLSeconds / 2
         for c in all where !retired.contains(c.id) {
@@ -244,7 +244,8 @@ public struct MirrorCore: Sendable {
     /// What to drop, only while over budget, in two steps: never a must-keep, never one the plan keeps, least demanded
     /// first. A victim is first *retired*: this node retracts its availability statement (it keeps the bytes and
     /// still serves them), so others see one holder fewer and re-replicate; it is removed once at least R other live
-    /// holders state they hold it, unless this node, still stating it holds it, is its designated keeper. A victim's
+    /// holders state they hold it (or every other live node, in a network of R nodes or fewer), unless this node,
+    /// still stating it holds it, is its designated keeper. A victim's
     /// files that a kept release also names stay. Returns the releases retired this round (not to be restated) and
     /// the actions.
     ///
@@ -252,13 +253,17 @@ public struct MirrorCore: Sendable {
     /// a chunk that flipped and that no scrub has found yet; with a single other holder, evicting on its word lost the
     /// last intact copy (`alexandria-sim --scenario mirror --seed 2`). And retiring first, because a node that needs R
     /// others but is itself counted among the R would otherwise wait for ever, over budget (seed 1).
-    func evict(_ all: [MirrorRelease], keep: Set<ContentHash>) -> (retired: Set<ContentHash>, actions: [MirrorAction]) {
+    func evict(
+        _ all: [MirrorRelease], keep: Set<ContentHash>, live: Set<String>
+    ) -> (retired: Set<ContentHash>, actions: [MirrorAction]) {
         var used = Self.usage(all).stored
         guard used > policy.budgetBytes else { return ([], []) }
         // How many held releases use each stored chunk: evicting one frees the chunks no other held release uses.
         var users: [ContentHash: Int] = [:]
         for c in all where c.held { for id in c.stored.keys { users[id, default: 0] += 1 } }
-        let r = policy.replicationFactor
+        // R other holders, or every other live node when the network is smaller than that (else a mirror in a
+        // three-node network with R = 3 could never evict anything); at least one.
+        let r = max(1, min(policy.replicationFactor, live.subtracting([selfHex]).count))
         let victims = all.filter { $0.held && !$0.must && !keep.contains($0.id) }.sorted { $0.demand < $1.demand }
         let keptFiles = Set(all.filter { keep.contains($0.id) }.flatMap(\.files))
         var out: [MirrorAction] = []

@@ -247,23 +247,31 @@ struct MirrorCoreTests {
         let one = Self.notKept(by: core, from: 1) {
             Self.release($0, held: true, holders: [Self.keys[1]], stated: stated)
         }
-        let kept = core.round([one], live: [], now: 1).actions
+        let live = Set(Self.keys[0..<5])
+        let kept = core.round([one], live: live, now: 1).actions
         // Retired: the statement is retracted so others re-replicate; the bytes stay until R others hold it.
         #expect(kept == [.state(one.id, holds: false)])
         let waiting = Self.notKept(by: core, from: 1) {
             Self.release($0, held: true, holders: [Self.keys[1]], stated: .init(holds: false, at: 1))
         }
-        let still = core.round([waiting], live: [], now: 2).actions
+        let still = core.round([waiting], live: live, now: 2).actions
         #expect(still.isEmpty)
         let two = Self.notKept(by: core, from: 1) {
             Self.release($0, held: true, holders: [Self.keys[1], Self.keys[2]], stated: stated)
         }
-        let evicted = core.round([two], live: [], now: 1).actions
+        let evicted = core.round([two], live: live, now: 1).actions
         #expect(evicted.contains(.state(two.id, holds: false)))
         // A holder that served bad bytes here does not count.
         var wary = Self.core(mode: .pinned, budget: 0, factor: 2)
         wary.servedBadBytes(Self.keys[2], now: 0)
-        let refused = wary.round([two], live: [], now: 1).actions
+        let refused = wary.round([two], live: live, now: 1).actions
+        // In a network of two nodes, the other one holding it is every other node there is: enough.
+        var small = Self.core(mode: .pinned, budget: 0, factor: 2)
+        let pair = Self.notKept(by: small, from: 1) {
+            Self.release($0, held: true, holders: [Self.keys[1]], stated: stated)
+        }
+        let smallActions = small.round([pair], live: Set(Self.keys[0...1]), now: 1).actions
+        #expect(Self.removals(smallActions) == [pair.id])
         #expect(Self.removals(refused).isEmpty)
     }
 }
