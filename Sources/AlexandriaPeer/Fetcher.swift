@@ -71,6 +71,9 @@ public final class Fetcher: @unchecked Sendable {
     /// Called with each chunk received from a peer once it is verified, and the peer's address: lets a scrub log
     /// which peer repaired a damaged chunk.
     public var onChunkReceived: (@Sendable (ContentHash, String) -> Void)?
+    /// Called with a peer's address when it sent bytes that do not match the chunk asked for (refused): lets the
+    /// mirror stop counting that peer as a holder (`MirrorCore.servedBadBytes`).
+    public var onBadChunk: (@Sendable (String) -> Void)?
 
     public init(store: ContentStore, identity: NodeIdentity, logger: Logger) {
         self.store = store
@@ -403,6 +406,7 @@ public final class Fetcher: @unchecked Sendable {
                         bytes.withUnsafeBytes({ cursor.verify(id, $0) })
                     else {
                         NodeMetrics.chunk(verified: false, source: .peer)
+                        onBadChunk?(name)
                         await plan.penalize(name)
                         throw WireError(.protocolViolation, "the peer sent bytes that do not match chunk \(id)")
                     }

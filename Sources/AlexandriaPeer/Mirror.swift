@@ -6,6 +6,7 @@ import AlexandriaStore
 import AlexandriaWire
 import Foundation
 import Logging
+import Synchronization
 
 /// What a mirror keeps (config `[mirror]`).
 public struct MirrorPolicy: Sendable {
@@ -214,7 +215,16 @@ public actor Mirror {
                 if !own.isEmpty { await gossip.publishOwn(own) }
                 own = []
                 var ok = false
-                if let signed = manifests[id] { ok = await pull(signed) }
+                if let signed = manifests[id] {
+                    let (pulled, bad) = await pull(signed)
+                    ok = pulled
+                    // Peers whose bytes failed verification: no holders, for a holder TTL.
+                    if !bad.isEmpty {
+                        for (key, address) in await gossip.addresses() where bad.contains(address.description) {
+                            core.servedBadBytes(key, now: self.now)
+                        }
+                    }
+                }
                 pending = nil
                 core.pullFinished(id, ok: ok, now: self.now)
             case .remove(let id, let files):
@@ -256,23 +266,26 @@ public actor Mirror {
         await gossip.fetchPeers(holding: id, catalog: catalog, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))
     }
 
-    /// Fetches every file of the release into the store; true if it is all there, verified.
-    func pull(_ signed: SignedManifest) async -> Bool {
+    /// Fetches every file of the release into the store; true if it is all there, verified. Also returns the
+    /// addresses of peers that sent bytes which failed verification.
+    func pull(_ signed: SignedManifest) async -> (ok: Bool, badPeers: Set<String>) {
         let peers = await peers(for: signed.id)
-        guard !peers.isEmpty else { return false }
+        guard !peers.isEmpty else { return (false, []) }
+        let bad = Mutex<Set<String>>([])
         logger.info(
             "replicating", metadata: ["release": "\(signed.manifest.release)", "peers.count": "\(peers.count)"])
         let fetcher = Fetcher(store: store, identity: identity, logger: logger)
+        fetcher.onBadChunk = { peer in bad.withLock { _ = $0.insert(peer) } }
         do {
             try await ReleaseFetch(fetcher: fetcher).pullIntoStore(
                 signed.manifest, peers: peers, scratchDirectory: policy.scratchDirectory)
         } catch {
             logger.info(
                 "replication pull failed", metadata: ["release": "\(signed.manifest.release)", "error": "\(error)"])
-            return false
+            return (false, bad.withLock { $0 })
         }
         try? catalog.countDemand(signed.id)
-        return true
+        return (true, bad.withLock { $0 })
     }
 
     func reportDemand() async throws {
