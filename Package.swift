@@ -137,12 +137,13 @@ let package = Package(
             ]
         ),
         // A node's home directory: layout, config.toml (TOMLKit: toml++), node identity key, and the one mapping
-        // from config.toml to the node's settings (defaults from the settings types themselves).
+        // from config.toml to the node's settings, the gateway's included (defaults from the settings types
+        // themselves).
         .target(
             name: "AlexandriaHome",
             dependencies: [
                 "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaStoreS3",
-                "AlexandriaPeer",
+                "AlexandriaPeer", "AlexandriaGateway",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -232,7 +233,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AlexandriaHomeTests",
-            dependencies: ["AlexandriaHome"]
+            dependencies: ["AlexandriaHome", "AlexandriaGateway"]
         ),
         // Runs the real `alexandria` binary as separate processes.
         .testTarget(

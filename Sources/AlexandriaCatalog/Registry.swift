@@ -310,6 +310,13 @@ public struct Registry: Sendable {
                 throw ManifestError(.notFound, "\(publisher.short)/\(release) is not known here")
             }
             let (contenders, decision) = try catalog.settlement(publisher: publisher, release: release)
+            // The publisher's log entry binds the name before its manifest arrives (gossip sends log entries first, and
+            // a fresh node may hold the one without the other): that is a manifest not here yet, not a contest.
+            guard !contenders.isEmpty else {
+                throw ManifestError(
+                    .notFound,
+                    "\(publisher.short)/\(release) is published, but its manifest has not reached this node yet")
+            }
             guard let bound = decision.winner, let signed = try catalog.manifestOrEvidence(id: bound) else {
                 throw CatalogError(
                     Self.contestedMessage(

@@ -61,7 +61,7 @@ public final class Gateway: Service, @unchecked Sendable {
     private let ready: AsyncStream<Int>.Continuation
     public let readiness: AsyncStream<Int>
     private let active = ActiveCount()
-    let pullThrough: PullThrough?
+    public let pullThrough: PullThrough?
     let readers: SegmentReaders
 
     /// `pullThrough`: how files this node does not hold are fetched from peers while they stream; nil to answer

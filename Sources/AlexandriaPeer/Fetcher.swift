@@ -71,6 +71,9 @@ public final class Fetcher: @unchecked Sendable {
     /// Called with each chunk received from a peer once it is verified, and the peer's address: lets a scrub log
     /// which peer repaired a damaged chunk.
     public var onChunkReceived: (@Sendable (ContentHash, String) -> Void)?
+    /// Called with a peer's address when it sent bytes that do not match the chunk asked for (refused): lets the
+    /// mirror stop counting that peer as a holder (`MirrorCore.servedBadBytes`).
+    public var onBadChunk: (@Sendable (String) -> Void)?
 
     public init(store: ContentStore, identity: NodeIdentity, logger: Logger) {
         self.store = store
@@ -264,11 +267,10 @@ public final class Fetcher: @unchecked Sendable {
                 throw PeerError.connect(to: name, error)
             }
             try await channel.executeThenClose { inbound, outbound in
-                let deadline = handshakeDeadline(channel.channel)
                 try await PeerSession.handshake(
-                    identity: identity, initiator: true, listenPort: 0, inbound: inbound, outbound: outbound
+                    identity: identity, initiator: true, listenPort: 0, channel: channel.channel,
+                    timeoutSeconds: handshakeTimeoutSeconds, inbound: inbound, outbound: outbound
                 ) { session in
-                    deadline.cancel()
                     try await self.exchange(&session, channel: channel.channel, name: name, job: job)
                 }
             }
@@ -277,14 +279,6 @@ public final class Fetcher: @unchecked Sendable {
             await job.plan.release(peer: name, reason: PeerError.reason(name, error))
         }
         await job.plan.giveUpWaiting()
-    }
-
-    /// Closes a connection whose handshake has not finished in time (a peer that accepts TCP and then says nothing
-    /// would otherwise hold the fetch forever). Cancel it once the handshake is done.
-    func handshakeDeadline(_ channel: Channel) -> Scheduled<Void> {
-        channel.eventLoop.scheduleTask(in: .milliseconds(Int64(handshakeTimeoutSeconds * 1000))) {
-            channel.close(promise: nil)
-        }
     }
 
     func exchange(_ session: inout PeerSession, channel: Channel, name: String, job: Job) async throws {
@@ -412,6 +406,7 @@ public final class Fetcher: @unchecked Sendable {
                         bytes.withUnsafeBytes({ cursor.verify(id, $0) })
                     else {
                         NodeMetrics.chunk(verified: false, source: .peer)
+                        onBadChunk?(name)
                         await plan.penalize(name)
                         throw WireError(.protocolViolation, "the peer sent bytes that do not match chunk \(id)")
                     }
@@ -534,11 +529,10 @@ extension Fetcher {
                     throw PeerError.connect(to: peer.description, error)
                 }
                 let bundle: ManifestBundle? = try await channel.executeThenClose { inbound, outbound in
-                    let deadline = handshakeDeadline(channel.channel)
                     return try await PeerSession.handshake(
-                        identity: identity, initiator: true, listenPort: 0, inbound: inbound, outbound: outbound
+                        identity: identity, initiator: true, listenPort: 0, channel: channel.channel,
+                        timeoutSeconds: handshakeTimeoutSeconds, inbound: inbound, outbound: outbound
                     ) { session in
-                        deadline.cancel()
                         try await session.send(query)
                         switch try await session.next() {
                         case .manifest(let envelope, let key, let entries, let checkpoint)?:

@@ -6,6 +6,7 @@ import AlexandriaStore
 import AlexandriaWire
 import Foundation
 import Logging
+import Synchronization
 
 /// What a mirror keeps (config `[mirror]`).
 public struct MirrorPolicy: Sendable {
@@ -26,6 +27,10 @@ public struct MirrorPolicy: Sendable {
     public var replicationFactor = 3
     /// Seconds between replication rounds.
     public var intervalSeconds = 2.0
+    /// Seconds a release may stay under-replicated before one more mirror in rendezvous order pulls it (and one more
+    /// every such period after): the mirrors ranked first may be down, full, or refusing it. Long enough for the
+    /// chosen ones to finish a large pull and state it.
+    public var placementPatienceSeconds = 300.0
     /// A holder's availability statement older than this no longer counts; holders restate at half of it.
     public var holderTTLSeconds = 600.0
     /// Seconds between this node's demand reports, and the window they count.
@@ -46,9 +51,10 @@ public struct MirrorPolicy: Sendable {
     public init() {}
 }
 
-/// The replication half of a node: decides which releases to keep (policy, budget, demand, holders), pulls their
-/// chunks from holders, witnesses what it holds (cosignature of the publisher's checkpoint), states what it holds
-/// (availability), reports demand, and evicts to stay within budget. One round at a time; no I/O outside `tick`.
+/// The replication half of a node: the driver of `MirrorCore`, which makes every decision (what to keep, pull, evict,
+/// state and witness). Each round it reads the facts from the catalog and the store (`candidates`), hands them to the
+/// core with the live nodes and the time, and carries out the actions: signed statements and cosignatures go out
+/// through gossip, pulls are verified fetches into the store, evictions remove files. One round at a time.
 public actor Mirror {
     let store: ContentStore
     let catalog: Catalog
@@ -56,15 +62,12 @@ public actor Mirror {
     let gossip: GossipNode
     let policy: MirrorPolicy
     let logger: Logger
-    var lastDemandReport = Date.distantPast
-    var lastDemandCounts: [String] = []
-    var lastFetchFailure: [ContentHash: Date] = [:]
-    /// When this mirror last pulled a release, and when compression on idle may run next.
-    var lastPull: Date?
+    var core: MirrorCore
+    /// When compression on idle may run next.
     var nextIdleCompression = Date.distantPast
     /// Manifests already verified from the catalog, by id.
     var verified: [ContentHash: SignedManifest] = [:]
-    /// The clock the scrub schedule is decided by.
+    /// The clock every decision is made by.
     let clock: @Sendable () -> Date
     var scrubSchedule: ScrubSchedule
     /// Releases planned but not held yet, for the replication-lag metrics.
@@ -83,6 +86,7 @@ public actor Mirror {
         self.gossip = gossip
         self.policy = policy
         self.logger = logger
+        core = MirrorCore(policy: policy, selfHex: Hex.encode(identity.publicKey))
     }
 
     public func run() async {
@@ -96,32 +100,18 @@ public actor Mirror {
         }
     }
 
-    struct Candidate {
-        let id: ContentHash
-        /// Live holders other than this node, by key (hex).
-        let holderKeys: Set<String>
-        let manifest: SignedManifest
-        /// The release's logical size: the sum of its files' sizes.
-        let size: UInt64
-        /// What its chunks the store holds take in the packs (`ContentStore.storedBytes`): budgets count these, each
-        /// chunk once however many releases share it.
-        let stored: [ContentHash: UInt64]
-        /// The logical bytes still to fetch (chunks or whole files the store lacks): an upper bound on what they will
-        /// take once stored.
-        let pending: UInt64
-        let held: Bool
-        let must: Bool
-        let otherHolders: Int
-        let demand: Int
-    }
+    var now: Double { clock().timeIntervalSince1970 }
 
-    func candidates() throws -> [Candidate] {
+    /// The facts of every release the node knows, in catalog order (oldest first), and their verified manifests.
+    func candidates() throws -> (releases: [MirrorRelease], manifests: [ContentHash: SignedManifest]) {
         let pins = try catalog.pins()
         let demand = try catalog.networkDemand()
         let local = Dictionary(
             try catalog.localDemand(minutes: policy.demandWindowMinutes).map { ($0.manifest, $0.fetches) },
             uniquingKeysWith: +)
-        var out: [Candidate] = []
+        let mine = try catalog.statements(of: identity.publicKey)
+        var out: [MirrorRelease] = []
+        var manifests: [ContentHash: SignedManifest] = [:]
         var equivocating: [PublisherID: Bool] = [:]
         for (id, publisher, _) in try catalog.allManifests() {
             // Stored manifests never change, so each is verified (its publisher's log replayed) once, not every round.
@@ -138,22 +128,25 @@ public actor Mirror {
             {
                 continue
             }
-            let size = signed.manifest.files.reduce(UInt64(0)) { $0 + $1.size }
+            manifests[id] = signed
             let (stored, pending) = try storedBytes(signed.manifest)
             let held = try holdsAll(signed.manifest)
             let must =
                 pins.contains(id)
                 || policy.publishers.contains { publisher.description.hasPrefix($0.lowercased()) && $0.count >= 8 }
+            let witnessable = try held && witnessable(signed)
             let holders = try catalog.holders(of: id, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))
                 .filter { $0 != identity.publicKey }
             out.append(
-                Candidate(
-                    id: id, holderKeys: Set(holders.map { Hex.encode($0) }), manifest: signed, size: size,
-                    stored: stored, pending: pending, held: held,
-                    must: must, otherHolders: holders.count,
-                    demand: (demand[id] ?? 0) + (local[id] ?? 0)))
+                MirrorRelease(
+                    id: id, holderKeys: Set(holders.map { Hex.encode($0) }),
+                    size: signed.manifest.files.reduce(UInt64(0)) { $0 + $1.size }, stored: stored, pending: pending,
+                    files: signed.manifest.files.map(\.sha256), held: held, must: must,
+                    demand: (demand[id] ?? 0) + (local[id] ?? 0),
+                    stated: mine[id].map { .init(holds: $0.holds, at: Double($0.timestampMillis) / 1000) },
+                    witnessable: witnessable))
         }
-        return out
+        return (out, manifests)
     }
 
     /// What the release's chunks take in the store's packs, by chunk, and the logical bytes the store still lacks.
@@ -172,26 +165,6 @@ public actor Mirror {
         return (stored, pending)
     }
 
-    /// The stored bytes of a set of releases: each chunk counted once (`counted` carries the chunks already counted),
-    /// plus what they still lack.
-    static func cost(_ c: Candidate, counted: inout Set<ContentHash>) -> UInt64 {
-        var total = c.pending
-        for (id, bytes) in c.stored where counted.insert(id).inserted { total += bytes }
-        return total
-    }
-
-    /// What the held releases take in the store (each chunk once), and their logical size.
-    static func usage(_ all: [Candidate]) -> (stored: UInt64, logical: UInt64) {
-        var counted = Set<ContentHash>()
-        var stored: UInt64 = 0
-        var logical: UInt64 = 0
-        for c in all where c.held {
-            stored += cost(c, counted: &counted)
-            logical += c.size
-        }
-        return (stored, logical)
-    }
-
     /// Whether the store holds every chunk of every file, each file's chunk list matching the manifest.
     func holdsAll(_ manifest: Manifest) throws -> Bool {
         for file in manifest.files {
@@ -204,103 +177,82 @@ public actor Mirror {
         return true
     }
 
-    /// What to keep: must-keeps, then under-replicated releases, then (mode `all`) the rest, most demanded first,
-    /// newest first among equals, while the budget lasts. The budget counts stored bytes (after compression, each
-    /// chunk once), and logical bytes for what is not stored yet.
-    func plan(_ all: [Candidate], live: Set<String> = []) -> Set<ContentHash> {
-        var keep: Set<ContentHash> = []
-        var total: UInt64 = 0
-        var counted = Set<ContentHash>()
-        let r = policy.replicationFactor
-        let ordered = all.enumerated().sorted { a, b in
-            let ka = (a.element.must ? 0 : (a.element.otherHolders + (a.element.held ? 1 : 0) <= r ? 1 : 2))
-            let kb = (b.element.must ? 0 : (b.element.otherHolders + (b.element.held ? 1 : 0) <= r ? 1 : 2))
-            if ka != kb { return ka < kb }
-            if a.element.demand != b.element.demand { return a.element.demand > b.element.demand }
-            return a.offset > b.offset
-        }.map(\.element)
-        for c in ordered {
-            let underReplicated = c.otherHolders < r || (c.held && c.otherHolders < r)
-            let wanted: Bool
-            switch policy.mode {
-            case .all: wanted = true
-            case .factor: wanted = c.must || (underReplicated && (c.held || chosen(c, live: live)))
-            case .pinned: wanted = c.must
-            }
-            guard wanted else { continue }
-            var tentative = counted
-            let cost = Self.cost(c, counted: &tentative)
-            if c.must || total + cost <= policy.budgetBytes {
-                keep.insert(c.id)
-                total += cost
-                counted = tentative
-            }
-        }
-        return keep
+    /// Whether the publisher's newest checkpoint covers the release and this node has not cosigned it yet.
+    func witnessable(_ signed: SignedManifest) throws -> Bool {
+        guard let checkpoint = try newestCheckpoint(covering: signed) else { return false }
+        let existing = try catalog.cosignatures(origin: checkpoint.origin, size: checkpoint.size, root: checkpoint.root)
+        return !existing.contains { $0.witness == identity.publicKey }
     }
 
-    /// A node's place for a release in rendezvous order: `SHA-256(manifest id || node key hex)`, lowest first.
-    func rank(_ manifest: ContentHash, _ nodeKeyHex: String) -> ContentHash {
-        ContentHash.of(manifest.bytes + Array(nodeKeyHex.utf8))
-    }
-
-    /// Rendezvous placement: of the live nodes that do not hold the release, the ones ranked first by
-    /// `SHA-256(manifest id || node key)` make up the missing holders, so mirrors do not all pull at once.
-    func chosen(_ c: Candidate, live: Set<String>) -> Bool {
-        let missing = policy.replicationFactor - c.otherHolders
-        guard missing > 0 else { return false }
-        let me = Hex.encode(identity.publicKey)
-        let ranked = live.subtracting(c.holderKeys).union([me]).sorted { rank(c.id, $0) < rank(c.id, $1) }
-        return ranked.prefix(missing).contains(me)
-    }
-
-    func tick() async throws {
-        let all = try candidates()
-        let keep = plan(all, live: await gossip.liveNodes(within: policy.holderTTLSeconds))
-        recordMetrics(all, keep: keep, now: Date().timeIntervalSince1970)
-        let mine = try catalog.statements(of: identity.publicKey)
-        let now = Int(Date().timeIntervalSince1970 * 1000)
-        var own: [CatalogItem] = []
-        // State and witness what is held; restate before the statement ages out.
-        for c in all where c.held {
-            let stated = mine[c.id]
-            if stated == nil || stated!.holds == false
-                || now - stated!.timestampMillis > Int(policy.holderTTLSeconds * 1000 / 2)
-            {
-                own.append(
-                    try AvailabilityStatement(
-                        nodeKey: identity.publicKey, manifest: c.id, timestampMillis: UInt64(now), holds: true
-                    ).signed(with: identity.key))
-            }
-            if let cosignature = try cosignIfNeeded(c.manifest) { own.append(cosignature) }
-        }
-        if !own.isEmpty { await gossip.publishOwn(own) }
-        // Pull one missing release per round (its files in turn), from its holders and connected peers.
-        if let next = all.first(where: {
-            keep.contains($0.id) && !$0.held
-                && (lastFetchFailure[$0.id].map { Date().timeIntervalSince($0) > 10 } ?? true)
-        }) {
-            await pull(next)
-        }
-        try await evict(all, keep: keep)
-        try await reportDemand()
-        let usage = Self.usage(all)
-        await gossip.setMirrorState([
-            "mode": policy.mode.rawValue, "budget": "\(policy.budgetBytes)",
-            "used": "\(usage.stored)", "usedLogical": "\(usage.logical)",
-            "releasesKnown": "\(all.count)", "releasesHeld": "\(all.filter(\.held).count)",
-            "releasesPlanned": "\(keep.count)",
-        ])
-    }
-
-    /// Cosigns the publisher's newest checkpoint that covers the release, once, and only if it is consistent with
-    /// what this node cosigned before (`Catalog.cosign`); a refusal is logged, never signed.
-    func cosignIfNeeded(_ signed: SignedManifest) throws -> CatalogItem? {
+    func newestCheckpoint(covering signed: SignedManifest) throws -> Checkpoint? {
         guard let (checkpoint, _) = try catalog.checkpoints(signed.manifest.publisher).last,
             checkpoint.size > signed.manifest.logIndex
         else { return nil }
-        let existing = try catalog.cosignatures(origin: checkpoint.origin, size: checkpoint.size, root: checkpoint.root)
-        if existing.contains(where: { $0.witness == identity.publicKey }) { return nil }
+        return checkpoint
+    }
+
+    func tick() async throws {
+        let (all, manifests) = try candidates()
+        let now = self.now
+        let live = await gossip.liveNodes(within: policy.holderTTLSeconds)
+        let round = core.round(all, live: live, now: now)
+        recordMetrics(all, keep: round.plan, now: now)
+        // A round that fails before its pull ran still ends the pull, or the core would wait for it forever.
+        var pending = round.actions.compactMap { if case .pull(let id) = $0 { id } else { nil } }.first
+        defer { if let pending { core.pullFinished(pending, ok: false, now: self.now) } }
+        var own: [CatalogItem] = []
+        for action in round.actions {
+            switch action {
+            case .state(let id, let holds):
+                own.append(
+                    try AvailabilityStatement(
+                        nodeKey: identity.publicKey, manifest: id, timestampMillis: UInt64(now * 1000), holds: holds
+                    ).signed(with: identity.key))
+            case .cosign(let id):
+                if let signed = manifests[id], let cosignature = try cosign(signed) { own.append(cosignature) }
+            case .pull(let id):
+                // What is held is stated before the pull, which can take long.
+                if !own.isEmpty { await gossip.publishOwn(own) }
+                own = []
+                var ok = false
+                if let signed = manifests[id] {
+                    let (pulled, bad) = await pull(signed)
+                    ok = pulled
+                    // Peers whose bytes failed verification: no holders, for a holder TTL.
+                    if !bad.isEmpty {
+                        for (key, address) in await gossip.addresses() where bad.contains(address.description) {
+                            core.servedBadBytes(key, now: self.now)
+                        }
+                    }
+                }
+                pending = nil
+                core.pullFinished(id, ok: ok, now: self.now)
+            case .remove(let id, let files):
+                for file in files { _ = try store.remove(file) }
+                logger.info(
+                    "evicted to stay within budget",
+                    metadata: [
+                        "release": "\(manifests[id].map { "\($0.manifest.release)" } ?? id.description)",
+                        "holders.other": "\(all.first { $0.id == id }?.otherHolders ?? 0)",
+                    ])
+            case .collectGarbage:
+                _ = try store.collectGarbage(compress: false)
+            }
+        }
+        if !own.isEmpty { await gossip.publishOwn(own) }
+        try await reportDemand()
+        await gossip.setMirrorState([
+            "mode": policy.mode.rawValue, "budget": "\(policy.budgetBytes)",
+            "used": "\(round.usedStored)", "usedLogical": "\(round.usedLogical)",
+            "releasesKnown": "\(all.count)", "releasesHeld": "\(all.filter(\.held).count)",
+            "releasesPlanned": "\(round.plan.count)",
+        ])
+    }
+
+    /// Cosigns the publisher's newest checkpoint that covers the release, only if it is consistent with what this node
+    /// cosigned before (`Catalog.cosign`); a refusal is logged, never signed.
+    func cosign(_ signed: SignedManifest) throws -> CatalogItem? {
+        guard let checkpoint = try newestCheckpoint(covering: signed) else { return nil }
         do {
             return try catalog.cosign(checkpoint, publisher: signed.manifest.publisher, key: identity.key)
         } catch let error as CatalogError {
@@ -314,88 +266,33 @@ public actor Mirror {
         await gossip.fetchPeers(holding: id, catalog: catalog, maxAgeMillis: Int(policy.holderTTLSeconds * 1000))
     }
 
-    func pull(_ c: Candidate) async {
-        let peers = await peers(for: c.id)
-        guard !peers.isEmpty else { return }
-        lastPull = clock()
+    /// Fetches every file of the release into the store; true if it is all there, verified. Also returns the
+    /// addresses of peers that sent bytes which failed verification.
+    func pull(_ signed: SignedManifest) async -> (ok: Bool, badPeers: Set<String>) {
+        let peers = await peers(for: signed.id)
+        guard !peers.isEmpty else { return (false, []) }
+        let bad = Mutex<Set<String>>([])
         logger.info(
-            "replicating", metadata: ["release": "\(c.manifest.manifest.release)", "peers.count": "\(peers.count)"])
+            "replicating", metadata: ["release": "\(signed.manifest.release)", "peers.count": "\(peers.count)"])
         let fetcher = Fetcher(store: store, identity: identity, logger: logger)
+        fetcher.onBadChunk = { peer in bad.withLock { _ = $0.insert(peer) } }
         do {
             try await ReleaseFetch(fetcher: fetcher).pullIntoStore(
-                c.manifest.manifest, peers: peers, scratchDirectory: policy.scratchDirectory)
+                signed.manifest, peers: peers, scratchDirectory: policy.scratchDirectory)
         } catch {
-            lastFetchFailure[c.id] = Date()
             logger.info(
-                "replication pull failed", metadata: ["release": "\(c.manifest.manifest.release)", "error": "\(error)"])
-            return
+                "replication pull failed", metadata: ["release": "\(signed.manifest.release)", "error": "\(error)"])
+            return (false, bad.withLock { $0 })
         }
-        try? catalog.countDemand(c.id)
-    }
-
-    /// Removes releases the plan no longer keeps, only while over budget: never a pinned one, never one no other
-    /// live holder has, never one this node is the designated keeper of, those with at least R other holders first,
-    /// least demanded first.
-    func evict(_ all: [Candidate], keep: Set<ContentHash>) async throws {
-        var used = Self.usage(all).stored
-        guard used > policy.budgetBytes else { return }
-        // How many held releases use each stored chunk: evicting one frees the chunks no other held release uses.
-        var users: [ContentHash: Int] = [:]
-        for c in all where c.held { for id in c.stored.keys { users[id, default: 0] += 1 } }
-        let r = policy.replicationFactor
-        let victims = all.filter {
-            $0.held && !$0.must && !keep.contains($0.id) && $0.otherHolders > 0 && !isKeeper($0)
-        }
-        .sorted { a, b in
-            let ra = a.otherHolders >= r
-            let rb = b.otherHolders >= r
-            if ra != rb { return ra }
-            return a.demand < b.demand
-        }
-        let keptFiles = Set(all.filter { keep.contains($0.id) }.flatMap { $0.manifest.manifest.files.map(\.sha256) })
-        var removed: [CatalogItem] = []
-        for v in victims where used > policy.budgetBytes {
-            for file in v.manifest.manifest.files where !keptFiles.contains(file.sha256) {
-                _ = try store.remove(file.sha256)
-            }
-            for (id, bytes) in v.stored {
-                users[id, default: 1] -= 1
-                if users[id] == 0 { used -= min(used, bytes) }
-            }
-            logger.info(
-                "evicted to stay within budget",
-                metadata: ["release": "\(v.manifest.manifest.release)", "holders.other": "\(v.otherHolders)"])
-            removed.append(
-                try AvailabilityStatement(
-                    nodeKey: identity.publicKey, manifest: v.id,
-                    timestampMillis: UInt64(Date().timeIntervalSince1970 * 1000), holds: false
-                ).signed(with: identity.key))
-        }
-        if !removed.isEmpty {
-            _ = try store.collectGarbage(compress: false)
-            await gossip.publishOwn(removed)
-        }
-    }
-
-    /// Of a release's holders (this node included), the one ranked first by `SHA-256(manifest id || node key hex)`
-    /// never evicts it: holders that all see each other as "another holder" cannot all drop it at once.
-    func isKeeper(_ c: Candidate) -> Bool {
-        let me = Hex.encode(identity.publicKey)
-        let first = c.holderKeys.union([me]).min { rank(c.id, $0) < rank(c.id, $1) }
-        return first == me
+        try? catalog.countDemand(signed.id)
+        return (true, bad.withLock { $0 })
     }
 
     func reportDemand() async throws {
-        let since = Date().timeIntervalSince(lastDemandReport)
-        guard since >= policy.demandReportSeconds else { return }
         let counts = try catalog.localDemand(minutes: policy.demandWindowMinutes)
-        let summary = counts.map { "\($0.manifest.hex):\($0.fetches)" }
-        // A report only when the counts changed, or to keep an unchanged one from ageing out.
-        guard !counts.isEmpty, summary != lastDemandCounts || since >= 10 * policy.demandReportSeconds else { return }
-        lastDemandReport = Date()
-        lastDemandCounts = summary
+        guard core.demandReportDue(counts.map { "\($0.manifest.hex):\($0.fetches)" }, now: now) else { return }
         let report = DemandReport(
-            nodeKey: identity.publicKey, timestampMillis: UInt64(Date().timeIntervalSince1970 * 1000),
+            nodeKey: identity.publicKey, timestampMillis: UInt64(now * 1000),
             counts: counts.map { ($0.manifest, UInt32(clamping: $0.fetches)) })
         await gossip.publishOwn([try report.signed(with: identity.key)])
     }
@@ -409,7 +306,7 @@ extension Mirror {
         let share = policy.idleCompressionShare
         let now = clock()
         guard share > 0, now >= nextIdleCompression,
-            lastPull.map({ now.timeIntervalSince($0) >= policy.idleAfterSeconds }) ?? true
+            core.lastPull.map({ now.timeIntervalSince1970 - $0 >= policy.idleAfterSeconds }) ?? true
         else { return }
         let store = self.store
         let started = Date()

@@ -131,17 +131,13 @@ public final class PeerServer: Service, @unchecked Sendable {
     func serve(_ connection: NIOAsyncChannel<WireMessage, WireMessage>) async {
         let remote = connection.channel.remoteAddress?.description ?? "?"
         do {
-            // A peer that has not authenticated within the handshake timeout is cut off.
+            // A peer that has not authenticated within the handshake timeout is cut off (the machine's timer).
             let channel = connection.channel
-            let deadline = channel.eventLoop.scheduleTask(in: .seconds(WireLimits.handshakeTimeoutSeconds)) {
-                channel.close(promise: nil)
-            }
             try await connection.executeThenClose { inbound, outbound in
                 try await PeerSession.handshake(
                     identity: self.identity, initiator: false, listenPort: UInt16(self.boundPort ?? 0),
-                    inbound: inbound, outbound: outbound
+                    channel: channel, inbound: inbound, outbound: outbound
                 ) { session in
-                    deadline.cancel()
                     let host = channel.remoteAddress?.ipAddress
                     let listen =
                         session.peerListenPort == 0
@@ -213,15 +209,11 @@ public final class PeerServer: Service, @unchecked Sendable {
                     PeerSession.pipeline(channel, idleTimeout: idleTimeout)
                 }
             let raw = channel.channel
-            let deadline = raw.eventLoop.scheduleTask(in: .seconds(WireLimits.handshakeTimeoutSeconds)) {
-                raw.close(promise: nil)
-            }
             try await channel.executeThenClose { inbound, outbound in
                 try await PeerSession.handshake(
-                    identity: identity, initiator: true, listenPort: UInt16(listenPort), inbound: inbound,
-                    outbound: outbound
+                    identity: identity, initiator: true, listenPort: UInt16(listenPort), channel: raw,
+                    inbound: inbound, outbound: outbound
                 ) { session in
-                    deadline.cancel()
                     try await self.run(
                         &session, channel: raw, initiatedBySelf: true, listen: address, remote: address.description)
                 }

@@ -33,18 +33,24 @@ public struct PeerSession {
     }
 
     /// Runs the handshake on a fresh connection and then `body` with the session. Throws if the peer does not prove
-    /// its key. The decisions are `HandshakeMachine`'s; this only carries its actions to the channel. Its timer is
-    /// the caller's: a close scheduled on the channel with the same timeout ends the inbound stream, which the
-    /// machine sees as `closed()`.
+    /// its key in time. The decisions are `HandshakeMachine`'s, its timer included; this only carries its actions to
+    /// the channel: `armTimer` schedules a close of `channel` at the deadline, which ends the inbound stream, and the
+    /// machine then judges by the clock whether its time was up (`timerFired`) or the peer went away (`closed`).
     package static func handshake<T>(
-        identity: NodeIdentity, initiator: Bool, listenPort: UInt16,
+        identity: NodeIdentity, initiator: Bool, listenPort: UInt16, channel: Channel,
+        timeoutSeconds: Double = Double(WireLimits.handshakeTimeoutSeconds),
         inbound: NIOAsyncChannelInboundStream<WireMessage>, outbound: NIOAsyncChannelOutboundWriter<WireMessage>,
         body: (inout PeerSession) async throws -> T
     ) async throws -> T {
+        /// The machine's clock: seconds on the monotonic clock.
+        func now() -> Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
         var iterator = inbound.makeAsyncIterator()
         var machine = HandshakeMachine(
-            identity: identity, initiator: initiator, listenPort: listenPort, nonce: Handshake.freshNonce())
-        var actions = machine.start(now: 0)
+            identity: identity, initiator: initiator, listenPort: listenPort, nonce: Handshake.freshNonce(),
+            timeoutSeconds: timeoutSeconds)
+        var timer: Scheduled<Void>?
+        defer { timer?.cancel() }
+        var actions = machine.start(now: now())
         while true {
             for action in actions {
                 switch action {
@@ -54,20 +60,34 @@ public struct PeerSession {
                     } else {
                         try await outbound.write(message)
                     }
-                case .armTimer:
-                    break
+                case .armTimer(let deadline):
+                    timer?.cancel()
+                    let delay = TimeAmount.nanoseconds(Int64(max(0, deadline - now()) * 1e9))
+                    timer = channel.eventLoop.scheduleTask(in: delay) { channel.close(promise: nil) }
                 case .fail(let error):
                     throw error
                 case .established(let peerKey, let port):
+                    timer?.cancel()
+                    timer = nil
                     var session = PeerSession(
                         peerKey: peerKey, peerListenPort: port, inbound: iterator, outbound: outbound)
                     return try await body(&session)
                 }
             }
-            if let message = try await iterator.next() {
+            let next: WireMessage?
+            do {
+                next = try await iterator.next()
+            } catch {
+                let expired = machine.timerFired(now: now())
+                guard !expired.isEmpty else { throw error }
+                actions = expired
+                continue
+            }
+            if let message = next {
                 actions = machine.received(message)
             } else {
-                actions = machine.closed()
+                let expired = machine.timerFired(now: now())
+                actions = expired.isEmpty ? machine.closed() : expired
             }
         }
     }

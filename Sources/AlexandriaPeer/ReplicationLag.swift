@@ -18,7 +18,7 @@ struct ReplicationLag {
 
 extension Mirror {
     /// Sets the replication gauges (`alexandria_replication_*`) and the budget gauge for this round's plan.
-    func recordMetrics(_ all: [Candidate], keep: Set<ContentHash>, now: Double) {
+    func recordMetrics(_ all: [MirrorRelease], keep: Set<ContentHash>, now: Double) {
         let missing = Set(all.filter { keep.contains($0.id) && !$0.held }.map(\.id))
         let (pending, lag) = replicationLag.update(missing: missing, now: now)
         NodeMetrics.set(.replicationPending, Double(pending))

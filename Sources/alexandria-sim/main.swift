@@ -2,9 +2,9 @@ import AlexandriaSim
 import Foundation
 
 // alexandria-sim: runs a whole network of gossip cores in one process on simulated time (AlexandriaSim).
-//   alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity|scale|catchup] [--duration S] [--settle S]
-//                  [--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S] [--fanout F]
-//                  [--anti-entropy S]
+//   alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity|scale|catchup|mirror] [--duration S]
+//                  [--settle S] [--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S]
+//                  [--fanout F] [--anti-entropy S]
 // Prints the report; exits 1 if an invariant failed, printing the seed that replays it.
 var config = SimConfig()
 var scenario = "faults"
@@ -15,12 +15,30 @@ func value(_ name: String) -> String? {
 }
 if args.contains("--help") {
     print(
-        "usage: alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity|scale|catchup] [--duration S] [--settle S] "
-            + "[--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S] [--warmup S] [--fanout F] "
-            + "[--anti-entropy S]")
+        "usage: alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity|scale|catchup|mirror] "
+            + "[--duration S] [--settle S] [--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S] "
+            + "[--warmup S] [--fanout F] [--anti-entropy S]")
     exit(0)
 }
 if let s = value("--scenario") { scenario = s }
+if scenario == "mirror" {
+    // The mirror scenario (MirrorSimulation): replication, eviction, corruption and crashes with lost stores.
+    var mirror = MirrorSimConfig()
+    if let s = value("--seed"), let v = UInt64(s) { mirror.seed = v }
+    if let s = value("--nodes"), let v = Int(s) { mirror.nodes = v }
+    if let s = value("--duration"), let v = Double(s) { mirror.duration = v }
+    if let s = value("--settle"), let v = Double(s) { mirror.settle = v }
+    let started = Date()
+    let report = MirrorSimulation(mirror).run()
+    let seconds = Date().timeIntervalSince(started)
+    print(report.summary)
+    print(String(format: "wall %.2f s; %.0f steps/s", seconds, Double(report.steps) / max(seconds, 1e-9)))
+    if !report.failures.isEmpty {
+        print("FAILED: replay with: alexandria-sim --scenario mirror --seed \(mirror.seed) --nodes \(mirror.nodes)")
+        exit(1)
+    }
+    exit(0)
+}
 switch scenario {
 case "faults": config = SimScenarios.faults(seed: 1)
 case "fidelity": config = SimScenarios.fidelity(seed: 1)

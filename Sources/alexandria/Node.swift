@@ -100,6 +100,8 @@ struct Node: AsyncParsableCommand {
             {
                 gateway.routes.insert(
                     MetricsRoutes.node(registry: metrics, store: store, catalog: catalog, gossip: gossip), at: 0)
+                // Pull-through fetches stop after the gateway does (reverse order), cancelled with their group.
+                if let pullThrough = gateway.pullThrough { services.append(pullThrough) }
                 services.append(gateway)
             }
             let group = ServiceGroup(
@@ -150,18 +152,7 @@ struct Node: AsyncParsableCommand {
             guard let address = PeerAddress(parsing: text) else {
                 throw CommandFailure(message: "--http takes HOST:PORT, not \(text)", exitCode: 2)
             }
-            var settings = GatewaySettings()
-            settings.host = address.host
-            settings.port = address.port
-            if let n = config.gatewayHeaderTimeout { settings.headerTimeoutSeconds = Int64(n) }
-            if let n = config.gatewayIdleTimeout { settings.idleTimeoutSeconds = Int64(n) }
-            if let n = config.gatewayMaxConnections { settings.maxConnections = n }
-            for (name, id) in config.gatewayAliases {
-                guard let publisher = PublisherID(hex: id) else {
-                    throw CommandFailure(message: "[gateway.aliases] \(name) is not a publisher id", exitCode: 2)
-                }
-                settings.aliases[name] = publisher
-            }
+            let settings = try config.gatewaySettings(host: address.host, port: address.port)
             // Files the node does not hold are pulled through from the holders gossip names, then kept.
             let maxAge = Int(policy.holderTTLSeconds * 1000)
             let pullThrough = PullThrough(

@@ -1,3 +1,4 @@
+import AlexandriaGateway
 import AlexandriaHome
 import AlexandriaStore
 import Foundation
@@ -30,6 +31,11 @@ import Testing
         #expect(config.gatewayMaxConnections == 10)
         #expect(config.gatewayAliases == ["Qwen": id])
         #expect(try HomeConfig(toml: TOMLSubset(parsing: HomeConfig.defaultText)).gatewayListen == nil)
+        // The mapping to the gateway's settings: what the table names, and the gateway's own defaults for the rest.
+        let settings = try config.gatewaySettings(host: "127.0.0.1", port: 8080)
+        #expect(settings.host == "127.0.0.1" && settings.port == 8080 && settings.maxConnections == 10)
+        #expect(settings.headerTimeoutSeconds == GatewaySettings().headerTimeoutSeconds)
+        #expect(settings.aliases["Qwen"]?.description == id)
     }
 
     @Test(arguments: [

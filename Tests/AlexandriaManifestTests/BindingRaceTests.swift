@@ -1,6 +1,7 @@
 import AlexandriaCatalog
 import AlexandriaCore
 import AlexandriaManifest
+import AlexandriaStore
 import Dispatch
 import Foundation
 import Testing
@@ -61,5 +62,35 @@ final class OutcomeBox: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return stored
+    }
+}
+
+/// The log entry that binds a name arrives before the manifest it names (gossip sends log entries first): between
+/// the two, the name is not found yet, never "contested" with no contender (seen once in the interop run).
+@Suite("A binding without its manifest yet")
+struct BindingBeforeManifestTests {
+    @Test func aNameWhoseManifestHasNotArrivedIsNotFoundRatherThanContested() throws {
+        let c = try TempCatalog()
+        defer { try? FileManager.default.removeItem(atPath: c.dir) }
+        try ContentStore.initialize(at: c.dir + "/store")
+        let registry = Registry(store: try ContentStore(directory: c.dir + "/store"), catalog: c.catalog)
+        let key = PublisherKey.generate()
+        try c.catalog.register(publisherKey: key.publicKey)
+        let manifest = try SignedManifest(manifest: try sampleManifest(key: key), key: key)
+        let entry = try SignedLogEntry.sign(
+            try LogEntry(publisher: key.id, index: 0, kind: .publish, release: "tiny@1.0", manifest: manifest.id),
+            key: key)
+        _ = try c.catalog.addLogEntry(entry.envelope)
+        let reference = try Reference(parsing: "\(key.id)/tiny@1.0")
+        do {
+            _ = try registry.resolve(reference)
+            Issue.record("resolved a release whose manifest is not here")
+        } catch let error as ManifestError {
+            #expect(error.code == .notFound)
+            #expect("\(error)".contains("has not reached this node"), "\(error)")
+        }
+        // Once the manifest arrives, the name resolves to it.
+        _ = try c.catalog.addManifest(manifest.envelope)
+        #expect(try registry.resolve(reference).manifest.id == manifest.id)
     }
 }

@@ -21,7 +21,8 @@ func asGossipPeer<T: Sendable>(
         .connect(host: "127.0.0.1", port: port) { PeerSession.pipeline($0) }
     return try await channel.executeThenClose { inbound, outbound in
         try await PeerSession.handshake(
-            identity: me, initiator: true, listenPort: 40_999, inbound: inbound, outbound: outbound, body: body)
+            identity: me, initiator: true, listenPort: 40_999, channel: channel.channel, inbound: inbound,
+            outbound: outbound, body: body)
     }
 }
 
@@ -82,7 +83,8 @@ struct GossipPeerTests {
             .connect(host: "127.0.0.1", port: port) { PeerSession.pipeline($0) }
         let refused = try await channel.executeThenClose { inbound, outbound in
             try await PeerSession.handshake(
-                identity: me, initiator: true, listenPort: 0, inbound: inbound, outbound: outbound
+                identity: me, initiator: true, listenPort: 0, channel: channel.channel, inbound: inbound,
+                outbound: outbound
             ) { session -> Bool in
                 try await session.send(.peersQuery)
                 while let m = try? await session.next() {

@@ -314,7 +314,8 @@ struct HostilePeerTests {
             .connect(host: "127.0.0.1", port: port) { PeerSession.pipeline($0) }
         let gotOverloaded = try await channel.executeThenClose { inbound, outbound in
             try await PeerSession.handshake(
-                identity: me, initiator: true, listenPort: 0, inbound: inbound, outbound: outbound
+                identity: me, initiator: true, listenPort: 0, channel: channel.channel, inbound: inbound,
+                outbound: outbound
             ) { session -> Bool in
                 for i in 0..<20_000 { try? await session.send(.ping(UInt64(i))) }
                 while let message = try? await session.next() {
