@@ -17,6 +17,9 @@ public struct HomeConfig: Sendable {
     /// `[store] backend = "s3"` with `endpoint`, `bucket`, `prefix`, `region` and `credentials_file`: sealed packs
     /// live in that bucket (Protocol/store-s3.md). Nil (`backend = "local"`, the default) keeps them on local disk.
     public var s3: S3StoreSettings?
+    /// `[store] pack_target`: the size at which a pack is sealed and a new one started; nil for the backend's default
+    /// (1 GiB on local disk, `S3StoreSettings.defaultPackTargetBytes` on s3, where a full pack starts uploading).
+    public var packTargetBytes: Int?
     /// `[node] listen`: where `node run` accepts peers.
     public var listen = "127.0.0.1:7420"
     /// `[node] peers`: bootstrap peers, `host:port`.
@@ -147,7 +150,7 @@ public struct HomeConfig: Sendable {
             "": [],
             "store": [
                 "budget", "durability", "lock_timeout", "chunk_average", "backend", "endpoint", "bucket", "prefix",
-                "region", "credentials_file",
+                "region", "credentials_file", "pack_target",
             ],
             "node": ["listen", "peers", "outbound", "inbound", "clients", "clients_per_address"],
             "gossip": ["fanout", "anti_entropy", "peer_exchange"],
@@ -199,6 +202,15 @@ public struct HomeConfig: Sendable {
             }
             chunker = parameters
         default: throw HomeError("[store] chunk_average must be a size such as \"256 KiB\"")
+        }
+        switch toml["store", "pack_target"] {
+        case nil: break
+        case .string(let text)?:
+            guard let bytes = ByteSize.parse(text), (1 << 20...16 << 30).contains(bytes) else {
+                throw HomeError("[store] pack_target must be a size from 1 MiB to 16 GiB, not \"\(text)\"")
+            }
+            packTargetBytes = Int(bytes)
+        default: throw HomeError("[store] pack_target must be a size such as \"64 MiB\"")
         }
         switch toml["node", "listen"] {
         case nil: break
@@ -409,6 +421,8 @@ public struct HomeConfig: Sendable {
         options.durability = durability
         options.lockTimeoutSeconds = Double(lockTimeoutSeconds)
         options.chunker = chunker
+        options.packTargetBytes =
+            packTargetBytes ?? (s3 == nil ? StoreLimits.packTargetBytes : S3StoreSettings.defaultPackTargetBytes)
         options.busyTimeoutMilliseconds = Int32(min(lockTimeoutSeconds * 1000, Int(Int32.max)))
         return options
     }

@@ -103,7 +103,7 @@ final class IngestSession: @unchecked Sendable {
         _ = try total.step()
         packsBytesAtStart = UInt64(total.int(0))
         total.reset()
-        let (pack, size, isNew) = try Self.activePack(db: db)
+        let (pack, size, isNew) = try Self.activePack(db: db, target: store.options.packTargetBytes)
         appender = try PackAppender(
             pack: pack, path: store.packs.path(pack), committedSize: size, durable: store.options.durability == .fsync)
         touched.append((pack, size, isNew))
@@ -124,13 +124,13 @@ final class IngestSession: @unchecked Sendable {
     }
 
     /// The pack to append to: the newest unsealed one, or a new one.
-    static func activePack(db: SQLiteConnection) throws(StoreError) -> (Int, Int, Bool) {
+    static func activePack(db: SQLiteConnection, target: Int) throws(StoreError) -> (Int, Int, Bool) {
         let stmt = try db.statement(
             "SELECT id, committed_size FROM packs WHERE sealed = 0 ORDER BY id DESC LIMIT 1")
         if try stmt.step() {
             let result = (stmt.int(0), stmt.int(1), false)
             stmt.reset()
-            if result.1 < StoreLimits.packTargetBytes { return result }
+            if result.1 < target { return result }
         }
         let maxStmt = try db.statement("SELECT coalesce(max(id), 0) FROM packs")
         _ = try maxStmt.step()
@@ -367,7 +367,7 @@ final class IngestSession: @unchecked Sendable {
                 "the store budget of \(budget) bytes would be exceeded (\(packsBytesAtStart + pendingBytes) used); "
                     + "nothing was recorded for this file. Raise the budget in config.toml or run `alexandria gc`")
         }
-        if appender.end >= StoreLimits.packTargetBytes { try rollOver() }
+        if appender.end >= store.options.packTargetBytes { try rollOver() }
         let header = PackRecordHeader(
             kind: .chunk, codec: .raw, rawLength: UInt32(bytes.count), storedLength: UInt32(bytes.count), sequence: 0,
             id: id)
@@ -386,16 +386,35 @@ final class IngestSession: @unchecked Sendable {
 
     private func rollOver() throws(StoreError) {
         try appender.flush()
+        let full = FilledPack(pack: appender.pack, path: store.packs.path(appender.pack), size: appender.end)
         // Past every pack the index or the disk knows (GC may have made packs after the active one).
         let maxStmt = try db.statement("SELECT coalesce(max(id), 0) FROM packs")
         _ = try maxStmt.step()
         let indexed = maxStmt.int(0)
         maxStmt.reset()
         let next = max(touched.map(\.pack).max() ?? 0, indexed, store.packs.listOnDisk().last ?? 0) + 1
+        try listEmptyPack(next)
         appender = try PackAppender(
             pack: next, path: store.packs.path(next), committedSize: 0,
             durable: store.options.durability == .fsync)
         touched.append((next, 0, true))
+        store.options.packFilled?(full)
+    }
+
+    /// Lists a new pack in the index, empty and unsealed, before any record goes into it: a write killed after this
+    /// leaves records past a listed pack's committed size (an unfinished write the next writer indexes), never a
+    /// pack the index has not heard of (which `verify` must report as an index that lost packs). A pack listed
+    /// empty whose file a failed write removed is nothing (a missing pack of size 0 holds no record).
+    private func listEmptyPack(_ pack: Int) throws(StoreError) {
+        let wasReading = inReadTransaction
+        endReadTransaction()
+        try db.statement(
+            "INSERT OR IGNORE INTO packs (id, committed_size, live_bytes, sealed) VALUES (?, 0, 0, 0)"
+        ).bind(.int(pack)).run()
+        if wasReading {
+            try db.execute("BEGIN DEFERRED")
+            inReadTransaction = true
+        }
     }
 
     /// Writes the recipe record, makes the packs durable as configured, and commits every row in one transaction.
@@ -489,7 +508,7 @@ final class IngestSession: @unchecked Sendable {
             let live = extraLive[t.pack] ?? 0
             packRow.reset()
             packRow.bind(
-                .int(t.pack), .int(end), .int(live), .int(isLast && end < StoreLimits.packTargetBytes ? 0 : 1),
+                .int(t.pack), .int(end), .int(live), .int(isLast && end < store.options.packTargetBytes ? 0 : 1),
                 .int(live))
             try packRow.run()
         }
@@ -499,7 +518,7 @@ final class IngestSession: @unchecked Sendable {
 
     /// Appends any record to the active pack, rolling over to a new pack when it is full.
     func appendRecord(_ header: PackRecordHeader, payload: UnsafeRawBufferPointer) throws(StoreError) -> Int {
-        if appender.end >= StoreLimits.packTargetBytes { try rollOver() }
+        if appender.end >= store.options.packTargetBytes { try rollOver() }
         pendingBytes += UInt64(header.recordSize)
         return try appender.append(header, payload: payload)
     }

@@ -36,6 +36,13 @@ public struct StoreOptions: Sendable {
     public var catchUpAtOpen = true
     /// Where sealed packs moved off the local disk are read from (`RemotePacks`); nil keeps the store local only.
     public var remotePacks: (any RemotePacks)?
+    /// A writer starts a new pack once the one it appends to passes this size (`[store] pack_target`). Local stores
+    /// keep 1 GiB; an object-store home uses a smaller measured default (Protocol/store-s3.md, "Pack size").
+    public var packTargetBytes = StoreLimits.packTargetBytes
+    /// Called on the writing thread when a writer leaves a pack full (it will append no more to it) while its write
+    /// goes on: lets an object-store home upload the pack while the rest is ingested. The pack is not committed yet
+    /// (the write may still fail and remove it). May block, which holds the writer back (backpressure).
+    public var packFilled: (@Sendable (FilledPack) -> Void)?
 
     public init() {}
 }

@@ -46,7 +46,7 @@ final class PackRewriter {
     ) throws(StoreError)
         -> (Int, Int)
     {
-        if appender.end >= StoreLimits.packTargetBytes {
+        if appender.end >= store.options.packTargetBytes {
             try appender.flush()
             nextPack += 1
             appender = try PackAppender(
