@@ -38,8 +38,9 @@ public struct ReadAheadPolicy: Sendable, Equatable {
 
     /// The windows to fetch ahead of `current` (a window a reader went on into), at most `budget` of them, given
     /// `windows` (sorted, not overlapping, including `current`).
-    public func aheadWindows(of current: Range<Int>, objectSize: Int, windows: [Range<Int>], budget: Int) -> [Range<Int>]
-    {
+    public func aheadWindows(
+        of current: Range<Int>, objectSize: Int, windows: [Range<Int>], budget: Int
+    ) -> [Range<Int>] {
         var out: [Range<Int>] = []
         var last = current
         var all = windows

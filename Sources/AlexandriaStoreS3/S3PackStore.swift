@@ -95,7 +95,7 @@ public final class S3PackStore: Sendable {
                 object = done
             } else {
                 do { object = try await objects.upload(file: pending.path) } catch {
-                // Another process of this home (the node, or a command) moved it meanwhile: done, not a failure.
+                    // Another process of this home (the node, or a command) moved it meanwhile: done, not a failure.
                     if try !store.pendingUploads().contains(pending) { continue }
                     throw error
                 }
