@@ -58,7 +58,9 @@ with open(sys.argv[1], "a") as out:
 fi
 mark() { wc -l < "$engine_log"; }
 # Requests naming bucket $2 logged since mark $1 (S3 paths only).
-requests_since() { tail -n +"$(( $1 + 1 ))" "$engine_log" | grep -F "proxy-server" | grep -F " /$2" | grep -vc " /v1/" || true; }
+requests_since() {
+    tail -n +"$(( $1 + 1 ))" "$engine_log" | grep -aF "proxy-server" | grep -aF " /$2" | grep -avc " /v1/" || true
+}
 
 echo "load before: $(load); binary $bin; $size MiB; pack targets: $targets; $repeat round(s)"
 bucket=alx-store-fig-$RANDOM
@@ -66,11 +68,13 @@ aws s3 mb "s3://$bucket" >/dev/null
 head -c $((size << 20)) /dev/urandom > "$work/file.bin"
 address=$(sha256sum "$work/file.bin" | cut -d' ' -f1)
 
-# The same add to a local home: what ingest alone costs (the s3 add is this plus the upload).
-"$bin" init --home "$work/local" >/dev/null
-t0=$(now); "$bin" add --home "$work/local" "$work/file.bin" >/dev/null; t1=$(now)
-echo "ingest   alexandria add, local home: $(rate "$t0" "$t1" "$size")"
-rm -rf "$work/local"
+# The same add to a local home: what ingest alone costs (the s3 add is this plus the upload). SKIP_INGEST=1 skips it.
+if [ "${SKIP_INGEST:-0}" != 1 ]; then
+    "$bin" init --home "$work/local" >/dev/null
+    t0=$(now); "$bin" add --home "$work/local" "$work/file.bin" >/dev/null; t1=$(now)
+    echo "ingest   alexandria add, local home: $(rate "$t0" "$t1" "$size")"
+    rm -rf "$work/local"
+fi
 
 s3_home() {  # HOME PREFIX PACK_TARGET
     "$bin" init --home "$1" >/dev/null
