@@ -18,7 +18,7 @@ public struct S3StoreSettings: Sendable, Equatable {
     public var credentialsFile: String?
 
     /// The pack target of an s3 home when `[store] pack_target` is not set: the size at which a pack is sealed and
-    /// its upload starts while the rest of a write is ingested (the request arithmetic in Protocol/store-s3.md, "Pack size").
+    /// its upload starts while the rest of a write is ingested (why: Protocol/store-s3.md, "Pack size").
     public static let defaultPackTargetBytes = 64 << 20
 
     public init(endpoint: String, bucket: String, prefix: String = "", region: String = "us-east-1") {
