@@ -230,7 +230,10 @@ public struct Home: Sendable {
         }
         var options = try config().storeOptions
         options.catchUpAtOpen = catchingUp
-        options.remotePacks = try objectStore()?.remotePacks
+        if let s3 = try objectStore() {
+            options.remotePacks = s3.remotePacks
+            options.packFilled = s3.packFilled
+        }
         return try ContentStore(directory: storePath, options: options)
     }
 

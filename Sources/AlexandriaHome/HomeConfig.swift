@@ -14,12 +14,13 @@ public struct HomeConfig: Sendable {
     /// `[store] chunk_average`: the chunker's average size, a power of two from 4 KiB to 4 MiB. Files are cut with
     /// the chunker in force when they are added; chunks only deduplicate against files cut the same way.
     public var chunker: ChunkerParameters = .v1
-    /// `[store] pack_size`: a pack is sealed once it passes this size (1 MiB to 16 GiB). Compression on idle takes only
-    /// sealed packs.
-    public var packTargetBytes = StoreLimits.packTargetBytes
     /// `[store] backend = "s3"` with `endpoint`, `bucket`, `prefix`, `region` and `credentials_file`: sealed packs
     /// live in that bucket (Protocol/store-s3.md). Nil (`backend = "local"`, the default) keeps them on local disk.
     public var s3: S3StoreSettings?
+    /// `[store] pack_target`: the size at which a pack is sealed and a new one started (1 MiB to 16 GiB; compression on
+    /// idle takes only sealed packs); nil for the backend's default
+    /// (1 GiB on local disk, `S3StoreSettings.defaultPackTargetBytes` on s3, where a full pack starts uploading).
+    public var packTargetBytes: Int?
     /// `[node] listen`: where `node run` accepts peers.
     public var listen = "127.0.0.1:7420"
     /// `[node] peers`: bootstrap peers, `host:port`.
@@ -149,8 +150,8 @@ public struct HomeConfig: Sendable {
         let known: [String: Set<String>] = [
             "": [],
             "store": [
-                "budget", "durability", "lock_timeout", "chunk_average", "pack_size", "backend", "endpoint", "bucket",
-                "prefix", "region", "credentials_file",
+                "budget", "durability", "lock_timeout", "chunk_average", "backend", "endpoint", "bucket", "prefix",
+                "region", "credentials_file", "pack_target",
             ],
             "node": ["listen", "peers", "outbound", "inbound", "clients", "clients_per_address"],
             "gossip": ["fanout", "anti_entropy", "peer_exchange"],
@@ -203,13 +204,14 @@ public struct HomeConfig: Sendable {
             chunker = parameters
         default: throw HomeError("[store] chunk_average must be a size such as \"256 KiB\"")
         }
-        switch toml["store", "pack_size"] {
+        switch toml["store", "pack_target"] {
         case nil: break
         case .string(let text)?:
-            guard let bytes = ByteSize.parse(text), let n = Int(exactly: bytes), StoreLimits.packTargetRange.contains(n)
-            else { throw HomeError("[store] pack_size must be a size from 1 MiB to 16 GiB, not \"\(text)\"") }
+            guard let bytes = ByteSize.parse(text), let n = Int(exactly: bytes), StoreLimits.packTargetRange.contains(n) else {
+                throw HomeError("[store] pack_target must be a size from 1 MiB to 16 GiB, not \"\(text)\"")
+            }
             packTargetBytes = n
-        default: throw HomeError("[store] pack_size must be a size such as \"1 GiB\"")
+        default: throw HomeError("[store] pack_target must be a size such as \"64 MiB\"")
         }
         switch toml["node", "listen"] {
         case nil: break
@@ -420,7 +422,8 @@ public struct HomeConfig: Sendable {
         options.durability = durability
         options.lockTimeoutSeconds = Double(lockTimeoutSeconds)
         options.chunker = chunker
-        options.packTargetBytes = packTargetBytes
+        options.packTargetBytes =
+            packTargetBytes ?? (s3 == nil ? StoreLimits.packTargetBytes : S3StoreSettings.defaultPackTargetBytes)
         options.busyTimeoutMilliseconds = Int32(min(lockTimeoutSeconds * 1000, Int(Int32.max)))
         return options
     }

@@ -131,7 +131,7 @@ final class IngestSession: @unchecked Sendable {
             let result = (stmt.int(0), stmt.int(1), false)
             stmt.reset()
             if result.1 < target { return result }
-            // Full under this target (a smaller `pack_size` than the one it was written under): sealed from now on,
+            // Full under this target (a smaller `pack_target` than the one it was written under): sealed from now on,
             // so compression on idle may take it.
             let seal = try db.statement("UPDATE packs SET sealed = 1 WHERE id = ?")
             seal.bind(.int(result.0))
@@ -391,16 +391,35 @@ final class IngestSession: @unchecked Sendable {
 
     private func rollOver() throws(StoreError) {
         try appender.flush()
+        let full = FilledPack(pack: appender.pack, path: store.packs.path(appender.pack), size: appender.end)
         // Past every pack the index or the disk knows (GC may have made packs after the active one).
         let maxStmt = try db.statement("SELECT coalesce(max(id), 0) FROM packs")
         _ = try maxStmt.step()
         let indexed = maxStmt.int(0)
         maxStmt.reset()
         let next = max(touched.map(\.pack).max() ?? 0, indexed, store.packs.listOnDisk().last ?? 0) + 1
+        try listEmptyPack(next)
         appender = try PackAppender(
             pack: next, path: store.packs.path(next), committedSize: 0,
             durable: store.options.durability == .fsync)
         touched.append((next, 0, true))
+        store.options.packFilled?(full)
+    }
+
+    /// Lists a new pack in the index, empty and unsealed, before any record goes into it: a write killed after this
+    /// leaves records past a listed pack's committed size (an unfinished write the next writer indexes), never a
+    /// pack the index has not heard of (which `verify` must report as an index that lost packs). A pack listed
+    /// empty whose file a failed write removed is nothing (a missing pack of size 0 holds no record).
+    private func listEmptyPack(_ pack: Int) throws(StoreError) {
+        let wasReading = inReadTransaction
+        endReadTransaction()
+        try db.statement(
+            "INSERT OR IGNORE INTO packs (id, committed_size, live_bytes, sealed) VALUES (?, 0, 0, 0)"
+        ).bind(.int(pack)).run()
+        if wasReading {
+            try db.execute("BEGIN DEFERRED")
+            inReadTransaction = true
+        }
     }
 
     /// Writes the recipe record, makes the packs durable as configured, and commits every row in one transaction.

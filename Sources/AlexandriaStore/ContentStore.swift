@@ -27,9 +27,6 @@ public struct StoreOptions: Sendable {
     /// How long SQLite waits on a lock held by another process.
     public var busyTimeoutMilliseconds: Int32 = 10_000
     public var chunker: ChunkerParameters = .v1
-    /// A pack is sealed and a new one started once it passes this size (`[store] pack_size`). Only sealed packs are
-    /// compressed on idle (`compressOneIdlePack`), so a small mirror with smaller packs gets compressed sooner.
-    public var packTargetBytes = StoreLimits.packTargetBytes
     /// The read size of the ingest pipeline.
     public var segmentBytes = 8 << 20
     /// Segments in flight in the ingest pipeline: bounds its memory at about this many times `segmentBytes`.
@@ -39,6 +36,14 @@ public struct StoreOptions: Sendable {
     public var catchUpAtOpen = true
     /// Where sealed packs moved off the local disk are read from (`RemotePacks`); nil keeps the store local only.
     public var remotePacks: (any RemotePacks)?
+    /// A writer starts a new pack once the one it appends to passes this size (`[store] pack_target`). Local stores
+    /// keep 1 GiB; an object-store home uses a smaller default (Protocol/store-s3.md, "Pack size"). Only sealed packs
+    /// are compressed on idle (`compressOneIdlePack`), so a smaller target gets a small mirror compressed sooner.
+    public var packTargetBytes = StoreLimits.packTargetBytes
+    /// Called on the writing thread when a writer leaves a pack full (it will append no more to it) while its write
+    /// goes on: lets an object-store home upload the pack while the rest is ingested. The pack is not committed yet
+    /// (the write may still fail and remove it). May block, which holds the writer back (backpressure).
+    public var packFilled: (@Sendable (FilledPack) -> Void)?
 
     public init() {}
 }

@@ -12,12 +12,24 @@ import AlexandriaCore
 /// upload completed, so the index never names an object that is not there. The local copy is removed after that
 /// commit. A pack with no row is local, as always: the local path is unchanged.
 public protocol RemotePacks: Sendable {
-    /// Bytes `range` of the pack object named `object` (the SHA-256 of the whole object). May block; must not need
-    /// the caller's thread to make progress. Throws when the bytes cannot be had (the engine is down, the object
-    /// is gone); the store reports that as an I/O failure, never as damage.
-    func read(object: ContentHash, range: Range<Int>) throws -> [UInt8]
+    /// Copies bytes `range` of the pack object named `object` (the SHA-256 of the whole object, `objectSize` bytes
+    /// long) into `buffer` (at least `range.count` bytes), and returns how many it copied (fewer only past the end
+    /// of the object). An implementation may fetch more than asked (a run of adjacent records) and keep it for the
+    /// next reads. May block; must not need the caller's thread to make progress. Throws when the bytes cannot be
+    /// had (the engine is down, the object is gone); the store reports that as an I/O failure, never as damage.
+    func read(
+        object: ContentHash, objectSize: Int, range: Range<Int>, into buffer: UnsafeMutableRawBufferPointer
+    ) throws -> Int
     /// Downloads the whole pack object to `path` and checks that it hashes to `object` (for a rebuild).
     func download(object: ContentHash, to path: String) throws
+}
+
+/// A pack a writer filled and left (`StoreOptions.packFilled`): its first `size` bytes will not change, though the
+/// write that filled it may still fail and remove it.
+public struct FilledPack: Sendable, Hashable {
+    public let pack: Int
+    public let path: String
+    public let size: Int
 }
 
 /// A sealed local pack that has not been moved to the object store yet.
@@ -51,14 +63,16 @@ extension ContentStore {
         return out
     }
 
-    /// The object holding pack `pack`, or nil when the pack is local.
-    func remoteObject(of pack: Int) throws(StoreError) -> ContentHash? {
-        try withReader { (db) throws(StoreError) -> ContentHash? in
-            guard let stmt = try? db.statement("SELECT object FROM remote_packs WHERE id = ?") else { return nil }
+    /// The object holding pack `pack` and its size, or nil when the pack is local.
+    func remoteObject(of pack: Int) throws(StoreError) -> (object: ContentHash, size: Int)? {
+        try withReader { (db) throws(StoreError) -> (object: ContentHash, size: Int)? in
+            guard let stmt = try? db.statement("SELECT object, size FROM remote_packs WHERE id = ?") else {
+                return nil
+            }
             stmt.bind(.int(pack))
             defer { stmt.reset() }
-            guard try stmt.step() else { return nil }
-            return ContentHash(bytes: stmt.blob(0))
+            guard try stmt.step(), let object = ContentHash(bytes: stmt.blob(0)) else { return nil }
+            return (object, stmt.int(1))
         }
     }
 
@@ -72,17 +86,16 @@ extension ContentStore {
             // A pack that is not on disk may be remote; a local one is read as always.
             let fd: Int32
             do throws(StoreError) { fd = try packs.readDescriptor(pack) } catch {
-                guard error.code == .unreadablePath, let object = try remoteObject(of: pack) else { throw error }
-                let bytes: [UInt8]
-                do { bytes = try remote.read(object: object, range: offset..<offset + buffer.count) } catch {
+                guard error.code == .unreadablePath, let row = try remoteObject(of: pack) else { throw error }
+                let (object, size) = (row.object, row.size)
+                let end = min(size, offset + buffer.count)
+                guard offset < end else { return 0 }
+                do {
+                    return try remote.read(object: object, objectSize: size, range: offset..<end, into: buffer)
+                } catch {
                     throw StoreError(
                         .io, "cannot read pack \(pack) (object \(object.hex)) from the object store: \(error)")
                 }
-                guard bytes.count <= buffer.count else {
-                    throw StoreError(.io, "the object store sent too many bytes for pack \(pack)")
-                }
-                bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                return bytes.count
             }
             return try POSIX.pread(fd, buffer, at: offset, path: path)
         }
@@ -104,6 +117,29 @@ extension ContentStore {
                     WHERE NOT EXISTS (SELECT 1 FROM packs WHERE sealed = 0)
                     """)
             }
+        }
+    }
+
+    /// Makes sure an unsealed pack is listed for the next records, without sealing the one being filled (see
+    /// `sealOpenPacks` for why the listing matters).
+    public func listOpenPack() throws(StoreError) {
+        try asWriter { (db) throws(StoreError) in
+            try db.execute(
+                """
+                INSERT INTO packs (id, committed_size, live_bytes, sealed)
+                SELECT top + 1, 0, 0, 0 FROM (SELECT coalesce(max(id), 0) AS top FROM packs)
+                WHERE NOT EXISTS (SELECT 1 FROM packs WHERE sealed = 0)
+                """)
+        }
+    }
+
+    /// The bytes held by unsealed packs (records waiting for their pack to fill or to be sealed).
+    public func openPackBytes() throws(StoreError) -> Int {
+        try withReader { (db) throws(StoreError) -> Int in
+            let stmt = try db.statement("SELECT coalesce(sum(committed_size), 0) FROM packs WHERE sealed = 0")
+            defer { stmt.reset() }
+            _ = try stmt.step()
+            return stmt.int(0)
         }
     }
 

@@ -4,6 +4,7 @@ import AlexandriaStore
 import Dispatch
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// `[store] backend = "s3"`: where a node keeps its sealed packs (Protocol/store-s3.md).
 public struct S3StoreSettings: Sendable, Equatable {
@@ -15,6 +16,10 @@ public struct S3StoreSettings: Sendable, Equatable {
     public var region: String = "us-east-1"
     /// An AWS shared credentials file, used when `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` are not set.
     public var credentialsFile: String?
+
+    /// The pack target of an s3 home when `[store] pack_target` is not set: the size at which a pack is sealed and
+    /// its upload starts while the rest of a write is ingested (why: Protocol/store-s3.md, "Pack size").
+    public static let defaultPackTargetBytes = 64 << 20
 
     public init(endpoint: String, bucket: String, prefix: String = "", region: String = "us-east-1") {
         self.endpoint = endpoint
@@ -32,6 +37,7 @@ public final class S3PackStore: Sendable {
     public let objects: PackObjects
     let bridge: BlockingBridge
     let reader: S3RemotePacks
+    let early: EarlyUploads
 
     /// The S3 client runs on event loops of its own, so a store read that blocks a caller's thread (an event loop
     /// of the gateway, a thread of the cooperative pool) never blocks the request it waits for.
@@ -46,10 +52,18 @@ public final class S3PackStore: Sendable {
             client: client, bucket: settings.bucket, layout: try PackObjectLayout(prefix: settings.prefix))
         bridge = BlockingBridge(threads: 4)
         reader = S3RemotePacks(objects: objects, bridge: bridge)
+        early = EarlyUploads(objects: objects, executor: bridge.executor)
     }
 
     /// What the store reads remote packs through.
     public var remotePacks: any RemotePacks { reader }
+
+    /// What the store calls when a writer fills a pack (`StoreOptions.packFilled`): starts its upload while the
+    /// write goes on. Blocks the writer while one pack is uploading and another waits (memory stays bounded).
+    public var packFilled: @Sendable (FilledPack) -> Void {
+        let early = self.early
+        return { early.start($0) }
+    }
 
     /// Runs an async step to completion from synchronous code (a CLI command).
     public func wait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
@@ -71,14 +85,20 @@ public final class S3PackStore: Sendable {
     @discardableResult
     public func offload(_ store: ContentStore, sealOpen: Bool, lease: LeaseKeeper?) async throws -> Int {
         if sealOpen { try store.sealOpenPacks() }
+        await early.drain()
         var moved = 0
         for pending in try store.pendingUploads() {
             try await lease?.requireHeld()
             let object: PackObject
-            do { object = try await objects.upload(file: pending.path) } catch {
-                // Another process of this home (the node, or a command) moved it meanwhile: done, not a failure.
-                if try !store.pendingUploads().contains(pending) { continue }
-                throw error
+            if let done = early.take(path: pending.path, size: pending.size) {
+                // Uploaded while the write that filled it went on (and confirmed by a HEAD then).
+                object = done
+            } else {
+                do { object = try await objects.upload(file: pending.path) } catch {
+                    // Another process of this home (the node, or a command) moved it meanwhile: done, not a failure.
+                    if try !store.pendingUploads().contains(pending) { continue }
+                    throw error
+                }
             }
             guard object.size == UInt64(pending.size) else {
                 throw ObjectStoreError(.integrity, "pack \(pending.path) changed while it was uploaded")
@@ -151,29 +171,97 @@ public final class S3PackStore: Sendable {
     }
 }
 
-/// Ranged reads of pack objects for the store's synchronous read path, at most `inFlight` at once.
+/// Uploads of packs a writer filled, started while its write goes on, one at a time in the order they filled.
+///
+/// A pack is uploaded before the write that filled it commits, so the write may still fail and remove it: the
+/// object is then one no index row names, which `collect` (gc) deletes, like one left by a crash. The index learns
+/// of an object only in `offload`, after the commit, from `take`; a pack whose early upload failed is uploaded there
+/// again. An upload is remembered by the file's path, size, inode and modification time, so a pack file removed and
+/// written again under the same name is never taken for the one uploaded.
+final class EarlyUploads: Sendable {
+    struct FileKey: Hashable {
+        var path: String
+        var size: Int
+        var inode: UInt64
+        var modified: Int
+    }
+
+    let objects: PackObjects
+    let executor: ThreadPoolTaskExecutor
+    /// One uploading and one waiting at most: a third filled pack holds its writer until the first is done.
+    private let slots = DispatchSemaphore(value: 2)
+    private let chain = Mutex<Task<Void, Never>?>(nil)
+    private let done = Mutex<[FileKey: PackObject]>([:])
+
+    init(objects: PackObjects, executor: ThreadPoolTaskExecutor) {
+        self.objects = objects
+        self.executor = executor
+    }
+
+    static func key(path: String, size: Int) -> FileKey? {
+        var st = stat()
+        guard stat(path, &st) == 0, Int(st.st_size) >= size else { return nil }
+        return FileKey(
+            path: path, size: size, inode: UInt64(st.st_ino),
+            modified: Int(st.st_mtim.tv_sec) * 1_000_000_000 + Int(st.st_mtim.tv_nsec))
+    }
+
+    func start(_ pack: FilledPack) {
+        guard pack.size > 0, let key = Self.key(path: pack.path, size: pack.size) else { return }
+        slots.wait()
+        chain.withLock { previous in
+            let before = previous
+            previous = Task(executorPreference: executor) { [self] in
+                await before?.value
+                defer { slots.signal() }
+                // A failure is not reported here: `offload` uploads the pack again after the commit.
+                guard let object = try? await objects.upload(file: pack.path, range: 0..<UInt64(pack.size)),
+                    Self.key(path: pack.path, size: pack.size) == key
+                else { return }
+                done.withLock { $0[key] = object }
+            }
+        }
+    }
+
+    /// Waits for every upload started so far.
+    func drain() async {
+        await chain.withLock { $0 }?.value
+    }
+
+    /// The object an early upload made of the pack at `path` as it is now (`size` bytes), if one did; forgets it.
+    func take(path: String, size: Int) -> PackObject? {
+        guard let key = Self.key(path: path, size: size) else { return nil }
+        return done.withLock { $0.removeValue(forKey: key) }.flatMap { $0.size == UInt64(size) ? $0 : nil }
+    }
+}
+
+/// Ranged reads of pack objects for the store's synchronous read path: coalesced into windows that cover runs of
+/// adjacent records and read ahead while a reader goes on through a pack (`RangeReadCache`), with at most
+/// `readsInFlight` GETs in flight (the `PackObjects` limiter). Every record read is still checked by the store.
 final class S3RemotePacks: RemotePacks {
     let objects: PackObjects
     let bridge: BlockingBridge
-    let slots: DispatchSemaphore
+    let cache: RangeReadCache
 
-    init(objects: PackObjects, bridge: BlockingBridge) {
+    init(objects: PackObjects, bridge: BlockingBridge, policy: ReadAheadPolicy = ReadAheadPolicy()) {
         self.objects = objects
         self.bridge = bridge
-        slots = DispatchSemaphore(value: max(1, objects.options.readsInFlight))
+        let executor = bridge.executor
+        cache = RangeReadCache(
+            policy: policy,
+            fetch: { object, range in
+                try await objects.read(object, range: UInt64(range.lowerBound)..<UInt64(range.upperBound))
+            },
+            wait: { body in try bridge.wait(body) },
+            // On the bridge's own threads: readers blocked waiting for a window never hold up its fetch.
+            spawn: { body in Task(executorPreference: executor) { await body() } })
     }
 
-    func read(object: ContentHash, range: Range<Int>) throws -> [UInt8] {
-        guard !range.isEmpty else { return [] }
-        slots.wait()
-        defer { slots.signal() }
-        let objects = self.objects
-        let r = UInt64(range.lowerBound)..<UInt64(range.upperBound)
-        let key = objects.layout.key(for: object)
-        let buffer = try bridge.wait {
-            try await objects.client.getObject(bucket: objects.bucket, key: key, range: r, maxBytes: range.count)
-        }
-        return Array(buffer.readableBytesView)
+    func read(
+        object: ContentHash, objectSize: Int, range: Range<Int>, into buffer: UnsafeMutableRawBufferPointer
+    ) throws -> Int {
+        guard !range.isEmpty else { return 0 }
+        return try cache.read(object: object, objectSize: objectSize, range: range, into: buffer)
     }
 
     /// A pack object that does not hash to its name is still downloaded (as it is): the rebuild checks every record

@@ -38,7 +38,15 @@ struct Fetch: AsyncParsableCommand {
     func run() async throws {
         Self.reuseChunkBuffers()
         let home = options.resolved
+        try ObjectStorage.checkWriter(home)
         let registry = try openRegistry(home)
+        try await fetch(home: home, registry: registry)
+        // On an s3 home what the fetch wrote to packs (recipes; chunks too with --copy) goes to the bucket, as an
+        // add's does. Chunks kept by reference stay in the output file.
+        try ObjectStorage.afterWrite(home, registry.store)
+    }
+
+    func fetch(home: Home, registry: Registry) async throws {
         let config = try home.config()
         var peers: [PeerAddress] = []
         for text in peer + config.peers {

@@ -84,15 +84,21 @@ enum ObjectStorage {
 /// In `node run` on an s3 home: holds the lease (taken before the node starts serving), renews it, and uploads
 /// sealed packs every `interval`; at a graceful stop uploads the rest and releases the lease. Losing the lease to
 /// another node stops the node (it must not write any more).
+///
+/// A pack is sealed when it reaches the pack target (by the writer that fills it, whose upload then starts at
+/// once), and the open pack once it has held records for `sealAfterSeconds`: a mirror that pulls many small files
+/// makes one object a minute at most, not one per file, and nothing stays off the bucket longer than that.
 struct ObjectStorageService: Service {
     let s3: S3PackStore
     let store: ContentStore
     let lease: LeaseKeeper
     let logger: Logger
     var intervalSeconds: UInt64 = 10
+    var sealAfterSeconds: UInt64 = 60
 
     func run() async throws {
         var sinceRenewal: UInt64 = 0
+        var openFor: UInt64 = 0
         let renewEvery = UInt64(LeasePolicy().ttlMilliseconds / 3000)
         while !Task.isShuttingDownGracefully {
             try? await Task.sleep(nanoseconds: 1_000_000_000)
@@ -108,8 +114,11 @@ struct ObjectStorageService: Service {
                 }
             }
             if sinceRenewal % intervalSeconds == 0 {
+                openFor = ((try? store.openPackBytes()) ?? 0) > 0 ? openFor + intervalSeconds : 0
+                let seal = openFor >= sealAfterSeconds
+                if seal { openFor = 0 }
                 do {
-                    let moved = try await s3.offload(store, sealOpen: true, lease: lease)
+                    let moved = try await s3.offload(store, sealOpen: seal, lease: lease)
                     if moved > 0 { logger.info("uploaded \(moved) pack(s) to the bucket") }
                 } catch {
                     logger.warning("pack upload failed (retried later): \(error)")

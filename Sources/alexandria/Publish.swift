@@ -98,7 +98,10 @@ struct Publish: ParsableCommand {
                     + "--peer HOST:PORT adds one), or pass --assume-log-current if this node holds the whole log",
                 exitCode: 2)
         }
+        try ObjectStorage.checkWriter(home)
         let registry = try openRegistry(home)
+        // On an s3 home the release's packs go to the bucket before publish returns, as an add's do.
+        if try home.objectStore() != nil { try registry.store.sealOpenPacks() }
         var lineage: [Manifest.Lineage] = []
         for (parent, r) in zip(derivedFrom, relation) {
             let resolved = try resolve(parent, home: home, registry: registry)
@@ -126,6 +129,7 @@ struct Publish: ParsableCommand {
             bar?.update(done)
         }
         bar?.finish()
+        try ObjectStorage.afterWrite(home, registry.store)
         if assumeLogCurrent { try? keys.markSynced(keyName) }
         if json { return try Output.json(result) }
         if result.alreadyPublished {

@@ -57,11 +57,11 @@ struct IdleCompressionNodeTests {
             unlink(logPath)
         }
         #expect(try cli.run("init").status == 0)
-        // 4 MiB packs (`[store] pack_size`) so that a few MiB make several sealed ones; a mirror round every 100 ms so
+        // 4 MiB packs (`[store] pack_target`) so that a few MiB make several sealed ones; a mirror round every 100 ms so
         // the pacing, not the round, sets the pauses.
         let share = 0.25
         let config = try String(contentsOfFile: cli.home + "/config.toml", encoding: .utf8)
-            .replacingOccurrences(of: "[store]\n", with: "[store]\npack_size = \"4 MiB\"\n")
+            .replacingOccurrences(of: "[store]\n", with: "[store]\npack_target = \"4 MiB\"\n")
             .replacingOccurrences(of: "[mirror]\n", with: "[mirror]\ninterval = \"100ms\"\n")
             .replacingOccurrences(of: "idle_compression = 0.25", with: "idle_compression = \(share)")
         try config.write(toFile: cli.home + "/config.toml", atomically: true, encoding: .utf8)

@@ -108,14 +108,14 @@ import Testing
         #expect(error("[node]\npeers = [\n  \"a:1\",\n]\n").isEmpty)
     }
 
-    /// `[store] pack_size`: a size from 1 MiB to 16 GiB, into the store's options; 1 GiB when left out.
+    /// `[store] pack_target`: a size from 1 MiB to 16 GiB, into the store's options; 1 GiB when left out.
     @Test func packSize() throws {
-        let config = try HomeConfig(toml: TOMLDocument(parsing: "[store]\npack_size = \"8 MiB\"\n"))
+        let config = try HomeConfig(toml: TOMLDocument(parsing: "[store]\npack_target = \"8 MiB\"\n"))
         #expect(config.storeOptions.packTargetBytes == 8 << 20)
         #expect(try HomeConfig(toml: TOMLDocument(parsing: "")).storeOptions.packTargetBytes == 1 << 30)
         for bad in ["\"512 KiB\"", "\"17 GiB\"", "\"big\"", "8"] {
             #expect(throws: (any Error).self) {
-                try HomeConfig(toml: TOMLDocument(parsing: "[store]\npack_size = \(bad)"))
+                try HomeConfig(toml: TOMLDocument(parsing: "[store]\npack_target = \(bad)"))
             }
         }
     }
