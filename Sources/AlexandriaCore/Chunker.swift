@@ -12,24 +12,57 @@ public struct Chunker: Sendable {
 
     public init(parameters: ChunkerParameters = .v1) { self.parameters = parameters }
 
+    /// Where an undecided cut search stopped: the next position to test, and the gear hash of the bytes from
+    /// `minSize` up to it. Only valid for the same chunk start (the same first `position` bytes).
+    public struct ScanState: Sendable, Hashable {
+        public let position: Int
+        public let hash: UInt64
+
+        @usableFromInline init(position: Int, hash: UInt64) {
+            self.position = position
+            self.hash = hash
+        }
+    }
+
     /// Returns the length of the next chunk at the start of `data`, or nil when `data` is shorter than
     /// `maxSize`, more data may follow (`isFinal == false`) and no cut point was found yet.
     ///
     /// With `isFinal == true` the answer is never nil (and 0 only for empty data).
     @inlinable
     public func nextChunkLength(_ data: UnsafeRawBufferPointer, isFinal: Bool) -> Int? {
+        var state: ScanState?
+        return nextChunkLength(data, isFinal: isFinal, resuming: &state)
+    }
+
+    /// `nextChunkLength(_:isFinal:)` for a caller that offers the same chunk start again with more bytes after a
+    /// nil: `state` carries where the search stopped, so the bytes already searched are not searched again. Pass nil
+    /// for a new chunk start; on a nil answer `state` is set (or left nil when the search had not begun), and on an
+    /// answer it is cleared. The cut points are exactly those of a search from the start.
+    @inlinable
+    public func nextChunkLength(_ data: UnsafeRawBufferPointer, isFinal: Bool, resuming state: inout ScanState?) -> Int?
+    {
         let n = data.count
         let minSize = parameters.minSize
         let maxSize = parameters.maxSize
-        if n <= minSize { return isFinal || n == maxSize ? n : nil }
+        if n <= minSize {
+            state = nil
+            return isFinal || n == maxSize ? n : nil
+        }
         let end = Swift.min(n, maxSize)
-        let normal = Swift.min(end, parameters.averageSize)
+        let averageSize = parameters.averageSize
+        let normal = Swift.min(end, averageSize)
         let maskS = parameters.maskSmall
         let maskL = parameters.maskLarge
-        let found: Int? = GearTable.values.withUnsafeBufferPointer { gear -> Int? in
+        var startHash: UInt64 = 0
+        var start = minSize
+        if let resume = state, resume.position >= minSize, resume.position <= end {
+            startHash = resume.hash
+            start = resume.position
+        }
+        let (found, stop) = GearTable.values.withUnsafeBufferPointer { gear -> (Int?, ScanState) in
             let bytes = data.bindMemory(to: UInt8.self)
-            var h: UInt64 = 0
-            var i = minSize
+            var h = startHash
+            var i = start
             // Four positions per step, each computed from the same `h`, so the loop-carried dependency is one
             // shift and one add per four bytes instead of per byte; one combined test covers all four (cuts are
             // rare), and the exact position is found only when it fires. Same cut points as the byte-wise rule.
@@ -59,11 +92,19 @@ public struct Chunker: Sendable {
                 }
                 return nil
             }
-            if let cut = scan(until: normal, mask: maskS) { return cut }
-            return scan(until: end, mask: maskL)
+            if i < normal, let cut = scan(until: normal, mask: maskS) { return (cut, ScanState(position: i, hash: h)) }
+            let cut = scan(until: end, mask: maskL)
+            return (cut, ScanState(position: i, hash: h))
         }
-        if let found { return found }
-        if end == maxSize || isFinal { return end }
+        if let found {
+            state = nil
+            return found
+        }
+        if end == maxSize || isFinal {
+            state = nil
+            return end
+        }
+        state = stop
         return nil
     }
 

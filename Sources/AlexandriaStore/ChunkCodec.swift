@@ -62,31 +62,35 @@ final class ChunkCoder {
         guard n >= 64 else { return (.raw, UnsafeRawBufferPointer(start: nil, count: 0)) }
 
         // Try the odd (exponent) stream first: it is half the data and says whether the chunk is 16-bit floats.
+        // The even stream is split straight to where a byte-grouped payload keeps it raw (after the 5-byte head), so
+        // in the usual case (mantissa bytes stored raw) it is not copied again.
         let evenCount = (n + 1) / 2
         let oddCount = n / 2
-        let even = UnsafeMutableRawBufferPointer(rebasing: scratchA[0..<evenCount])
-        let odd = UnsafeMutableRawBufferPointer(rebasing: scratchA[evenCount..<n])
+        let even = UnsafeMutableRawBufferPointer(rebasing: scratchC[5..<5 + evenCount])
+        let odd = UnsafeMutableRawBufferPointer(rebasing: scratchA[0..<oddCount])
         Self.split(raw, even: even, odd: odd)
         let oddLimit = oddCount * Self.streamKeepNumerator / 8
         let oddOut = UnsafeMutableRawBufferPointer(rebasing: scratchB[0..<scratchB.count / 2])
         if let oddZ = exponentCompressor.compress(UnsafeRawBufferPointer(odd), into: oddOut), oddZ <= oddLimit {
             let evenOut = UnsafeMutableRawBufferPointer(rebasing: scratchB[scratchB.count / 2..<scratchB.count])
             var flags: UInt8 = 0b10
-            var evenStored = UnsafeRawBufferPointer(even)
+            var evenStored = evenCount
             if Self.entropyBitsPerByte(UnsafeRawBufferPointer(even)) < Self.incompressibleBitsPerByte,
                 let evenZ = compressor.compress(UnsafeRawBufferPointer(even), into: evenOut),
                 evenZ <= evenCount * Self.streamKeepNumerator / 8
             {
                 flags |= 0b01
-                evenStored = UnsafeRawBufferPointer(rebasing: evenOut[0..<evenZ])
+                evenStored = evenZ
             }
-            let total = 5 + evenStored.count + oddZ
+            let total = 5 + evenStored + oddZ
             if total < keepBelow {
                 scratchC[0] = flags
-                scratchC.storeBytes(of: UInt32(evenStored.count).bigEndian, toByteOffset: 1, as: UInt32.self)
-                UnsafeMutableRawBufferPointer(rebasing: scratchC[5..<5 + evenStored.count]).copyMemory(
-                    from: evenStored)
-                UnsafeMutableRawBufferPointer(rebasing: scratchC[5 + evenStored.count..<total]).copyMemory(
+                scratchC.storeBytes(of: UInt32(evenStored).bigEndian, toByteOffset: 1, as: UInt32.self)
+                if flags & 0b01 != 0 {  // the compressed even stream replaces the raw one
+                    UnsafeMutableRawBufferPointer(rebasing: scratchC[5..<5 + evenStored]).copyMemory(
+                        from: UnsafeRawBufferPointer(rebasing: evenOut[0..<evenStored]))
+                }
+                UnsafeMutableRawBufferPointer(rebasing: scratchC[5 + evenStored..<total]).copyMemory(
                     from: UnsafeRawBufferPointer(rebasing: oddOut[0..<oddZ]))
                 return (.byteGrouped, UnsafeRawBufferPointer(rebasing: scratchC[0..<total]))
             }
@@ -171,8 +175,9 @@ final class ChunkCoder {
         }
     }
 
-    /// Splits `raw` into its even-position and odd-position bytes. Eight bytes at a time through 64-bit words on
-    /// little-endian machines (the byte-at-a-time loop cost about 4.5 instructions a byte).
+    /// Splits `raw` into its even-position and odd-position bytes. Sixteen pairs at a time as a vector of 16-bit
+    /// lanes: the even bytes are the lanes truncated to 8 bits, the odd bytes the lanes shifted right by 8 and
+    /// truncated (SSE2 `pand`/`psrlw` and `packuswb` on x86-64), on little-endian machines; the tail byte by byte.
     static func split(
         _ raw: UnsafeRawBufferPointer, even: UnsafeMutableRawBufferPointer,
         odd: UnsafeMutableRawBufferPointer
@@ -183,19 +188,13 @@ final class ChunkCoder {
         let pairs = raw.count / 2
         var i = 0
         #if _endian(little)
-            // Bytes 0, 2, 4, 6 of a little-endian word, packed into its low 32 bits in order.
-            @inline(__always) func gather(_ w: UInt64) -> UInt64 {
-                var x = w & 0x00FF_00FF_00FF_00FF
-                x = (x | (x &>> 8)) & 0x0000_FFFF_0000_FFFF
-                return (x | (x &>> 16)) & 0x0000_0000_FFFF_FFFF
-            }
             if let s = raw.baseAddress, let eb = even.baseAddress, let ob = odd.baseAddress {
-                while i + 8 <= pairs {  // 16 source bytes -> 8 even and 8 odd
-                    let w0 = s.loadUnaligned(fromByteOffset: 2 * i, as: UInt64.self)
-                    let w1 = s.loadUnaligned(fromByteOffset: 2 * i + 8, as: UInt64.self)
-                    eb.storeBytes(of: gather(w0) | gather(w1) &<< 32, toByteOffset: i, as: UInt64.self)
-                    ob.storeBytes(of: gather(w0 &>> 8) | gather(w1 &>> 8) &<< 32, toByteOffset: i, as: UInt64.self)
-                    i += 8
+                while i + 16 <= pairs {  // 32 source bytes -> 16 even and 16 odd
+                    let v = s.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt16>.self)
+                    eb.storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: v), toByteOffset: i, as: SIMD16<UInt8>.self)
+                    ob.storeBytes(
+                        of: SIMD16<UInt8>(truncatingIfNeeded: v &>> 8), toByteOffset: i, as: SIMD16<UInt8>.self)
+                    i += 16
                 }
             }
         #endif
@@ -207,7 +206,8 @@ final class ChunkCoder {
         if raw.count & 1 == 1 { e[pairs] = src[raw.count - 1] }
     }
 
-    /// The inverse of `split`.
+    /// The inverse of `split`: sixteen pairs at a time, each even byte widened to a 16-bit lane and the odd byte
+    /// shifted into its high half, on little-endian machines.
     static func interleave(
         even: UnsafeRawBufferPointer, odd: UnsafeRawBufferPointer,
         into destination: UnsafeMutableRawBufferPointer
@@ -218,20 +218,14 @@ final class ChunkCoder {
         let pairs = destination.count / 2
         var i = 0
         #if _endian(little)
-            // Four bytes into positions 0, 2, 4, 6 of a little-endian word.
-            @inline(__always) func spread(_ v: UInt64) -> UInt64 {
-                var x = v & 0x0000_0000_FFFF_FFFF
-                x = (x | (x &<< 16)) & 0x0000_FFFF_0000_FFFF
-                return (x | (x &<< 8)) & 0x00FF_00FF_00FF_00FF
-            }
             if let db = destination.baseAddress, let eb = even.baseAddress, let ob = odd.baseAddress {
-                while i + 8 <= pairs {
-                    let ev = eb.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                    let ov = ob.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                    db.storeBytes(of: spread(ev) | spread(ov) &<< 8, toByteOffset: 2 * i, as: UInt64.self)
-                    db.storeBytes(
-                        of: spread(ev &>> 32) | spread(ov &>> 32) &<< 8, toByteOffset: 2 * i + 8, as: UInt64.self)
-                    i += 8
+                while i + 16 <= pairs {
+                    let ev = SIMD16<UInt16>(
+                        truncatingIfNeeded: eb.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self))
+                    let ov = SIMD16<UInt16>(
+                        truncatingIfNeeded: ob.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self))
+                    db.storeBytes(of: ev | ov &<< 8, toByteOffset: 2 * i, as: SIMD16<UInt16>.self)
+                    i += 16
                 }
             }
         #endif

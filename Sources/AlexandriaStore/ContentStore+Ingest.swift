@@ -248,6 +248,7 @@ final class IngestSession: @unchecked Sendable {
         var carryStart = 0
         var carryCount = 0
         var segmentIndex = 0
+        var scan: Chunker.ScanState?
 
         func fail(_ error: StoreError) { failure.withLock { if $0 == nil { $0 = error } } }
 
@@ -287,11 +288,12 @@ final class IngestSession: @unchecked Sendable {
             fileOffset += UInt64(got)
             let isFinal = fileOffset == size
 
-            // Cut points, in order, on this thread.
+            // Cut points, in order, on this thread. A chunk left undecided at the end of a segment is carried over
+            // with where its search stopped, so its bytes are not searched twice.
             var position = 0
             while position < segment.count {
                 let rest = UnsafeRawBufferPointer(rebasing: segment.buffer[position..<segment.count])
-                guard let length = chunker.nextChunkLength(rest, isFinal: isFinal) else { break }
+                guard let length = chunker.nextChunkLength(rest, isFinal: isFinal, resuming: &scan) else { break }
                 segment.cuts.append((position, length))
                 position += length
             }

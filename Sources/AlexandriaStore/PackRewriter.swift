@@ -12,7 +12,7 @@ final class PackRewriter {
     let store: ContentStore
     let db: SQLiteConnection
     let compress: Bool
-    /// Chunks read, verified and compressed at once, each on a thread of its own.
+    /// Threads reading, verifying and compressing at once, each a pair of chunks (the two-way hash kernel).
     let parallelism: Int
     private var appender: PackAppender
     private var created: [Int] = []
@@ -20,6 +20,9 @@ final class PackRewriter {
     private(set) var chunksCompressed = 0
     private(set) var bytesOffered: UInt64 = 0
     private(set) var compressSeconds = 0.0
+    /// Chunks read, verified and encoded between two appends: a pair for the two-way hash kernel per thread, and for
+    /// `gc` enough of them (4 threads, 8 chunks) that the two cores rarely wait on one large chunk at the barrier.
+    var windowSlots: Int { 2 * parallelism }
 
     private struct Moved {
         let id: ContentHash
@@ -29,8 +32,9 @@ final class PackRewriter {
         let codec: ChunkCodec
     }
 
-    /// `parallelism`: chunks in flight at once (4 for `gc`, which runs at full speed; 1 for compression on idle,
-    /// whose pacing by wall time keeps it within a share of one core only if it never runs on two).
+    /// `parallelism`: threads in flight at once, each verifying a pair of chunks (4 for `gc`, which runs at full
+    /// speed; 1 for compression on idle, whose pacing by wall time keeps it within a share of one core only if it never
+    /// runs on two).
     init(store: ContentStore, db: SQLiteConnection, compress: Bool, parallelism: Int = 4) throws(StoreError) {
         self.store = store
         self.db = db
@@ -46,8 +50,10 @@ final class PackRewriter {
         created.append(nextPack)
     }
 
+    /// Appends one record, copying `payload`; or, `borrowing`, lending it to the appender until the next
+    /// `appender.flush()` (the window's chunk payloads, written once per window without a copy into the batch).
     private func appendRecord(
-        _ header: PackRecordHeader, _ payload: UnsafeRawBufferPointer
+        _ header: PackRecordHeader, _ payload: UnsafeRawBufferPointer, borrowing: Bool = false
     ) throws(StoreError)
         -> (Int, Int)
     {
@@ -59,7 +65,10 @@ final class PackRewriter {
                 durable: store.options.durability == .fsync)
             created.append(nextPack)
         }
-        return (appender.pack, try appender.append(header, payload: payload))
+        let offset =
+            borrowing
+            ? try appender.appendBorrowing(header, payload: payload) : try appender.append(header, payload: payload)
+        return (appender.pack, offset)
     }
 
     func rewrite(packs: [Int]) throws(StoreError) {
@@ -67,7 +76,7 @@ final class PackRewriter {
         var bad: [ContentHash] = []
         var recipes: [(ContentHash, Int, Int)] = []
         var removals: [(ContentHash, Int, Int)] = []
-        let window = ReadWindow(slots: parallelism, maxChunk: Limits.maxChunkBytes)
+        let window = ReadWindow(slots: windowSlots, maxChunk: Limits.maxChunkBytes)
         for pack in packs {
             let rows = try db.statement(
                 """
@@ -95,14 +104,46 @@ final class PackRewriter {
                 let started = FileLock.now()
                 let compress = self.compress
                 let store = self.store
-                DispatchQueue.concurrentPerform(iterations: batch) { i in
-                    let loc = chunkLocations[base + i]
-                    let slot = window.slots[i]
-                    do throws(StoreError) {
-                        let raw = UnsafeMutableRawBufferPointer(rebasing: slot.buffer[0..<loc.rawLength])
-                        try store.readVerified(loc, into: raw, context: slot.context)
+                // Two chunks per task: both read and decoded, hashed together on one core (the two-way kernel),
+                // then each verified one encoded. A chunk whose hash fails is reported, never encoded or copied.
+                DispatchQueue.concurrentPerform(iterations: (batch + 1) / 2) { pair in
+                    let first = 2 * pair
+                    let items = first + 1 < batch ? [first, first + 1] : [first]
+                    var verified: [Int] = []
+                    var raws: [Int: UnsafeMutableRawBufferPointer] = [:]
+                    for i in items {
+                        let loc = chunkLocations[base + i]
+                        guard loc.rawLength <= window.slots[i].buffer.count else {
+                            let error = ContentStore.corrupt(
+                                loc, path: store.sourcePath(loc), "it claims too many bytes")
+                            results.withLock { $0[i] = .failure(error) }
+                            continue
+                        }
+                        raws[i] = UnsafeMutableRawBufferPointer(rebasing: window.slots[i].buffer[0..<loc.rawLength])
+                        verified.append(i)
+                    }
+                    if verified.count == 2 {
+                        let (a, b) = (verified[0], verified[1])
+                        let (ea, eb) = store.readVerifiedPair(
+                            chunkLocations[base + a], into: raws[a]!, context: window.slots[a].context,
+                            chunkLocations[base + b], into: raws[b]!, context: window.slots[b].context)
+                        if let ea { results.withLock { $0[a] = .failure(ea) } }
+                        if let eb { results.withLock { $0[b] = .failure(eb) } }
+                        verified = [ea == nil ? a : nil, eb == nil ? b : nil].compactMap { $0 }
+                    } else if let a = verified.first {
+                        do throws(StoreError) {
+                            try store.readVerified(
+                                chunkLocations[base + a], into: raws[a]!, context: window.slots[a].context)
+                        } catch {
+                            results.withLock { $0[a] = .failure(error) }
+                            verified = []
+                        }
+                    }
+                    for i in verified {
+                        let loc = chunkLocations[base + i]
+                        let slot = window.slots[i]
                         if compress && loc.codec == .raw {
-                            let (codec, payload) = slot.context.coder.encode(UnsafeRawBufferPointer(raw))
+                            let (codec, payload) = slot.context.coder.encode(UnsafeRawBufferPointer(raws[i]!))
                             results.withLock {
                                 $0[i] = .success((codec, codec == .raw ? loc.rawLength : payload.count))
                             }
@@ -110,8 +151,6 @@ final class PackRewriter {
                         } else {
                             results.withLock { $0[i] = .success((loc.codec, -1)) }
                         }
-                    } catch {
-                        results.withLock { $0[i] = .failure(error) }
                     }
                 }
                 if compress { compressSeconds += FileLock.now() - started }
@@ -143,7 +182,7 @@ final class PackRewriter {
                         let header = PackRecordHeader(
                             kind: .chunk, codec: storedCodec, rawLength: UInt32(loc.rawLength),
                             storedLength: UInt32(payload.count), sequence: 0, id: loc.id)
-                        let (newPack, offset) = try appendRecord(header, payload)
+                        let (newPack, offset) = try appendRecord(header, payload, borrowing: true)
                         moved.append(
                             Moved(
                                 id: loc.id, pack: newPack, offset: offset, storedLength: payload.count,
@@ -151,6 +190,8 @@ final class PackRewriter {
                     }
                     slot.stagedPayload = nil
                 }
+                // The window's buffers and the coders' scratch are lent to the appender only until here.
+                try appender.flush()
                 next += batch
             }
             // Recipes and removals move as they are (same sequence numbers), after their header is checked.

@@ -76,6 +76,35 @@ struct ChunkingTests {
         #expect(streamed == whole)
     }
 
+    /// The same with the search resumed where it stopped (what ingest does across its read segments): the cuts do
+    /// not move, at either average size's mask, whatever the window.
+    @Test(arguments: [1, 7, 4096, 70_000, 1 << 20])
+    func resumedSearchMatchesWholeBuffer(window: Int) {
+        for averageBits in [12, 14] {
+            let chunker = Chunker(parameters: ChunkerParameters(averageBits: averageBits)!)
+            let data = Vectors.counterBytes(seed: 98, length: 600_000)
+            let whole = chunker.chunkLengths(data)
+            var streamed: [Int] = []
+            var start = 0
+            var available = min(window, data.count)
+            var state: Chunker.ScanState?
+            data.withUnsafeBytes { all in
+                while start < data.count {
+                    let isFinal = available == data.count
+                    let view = UnsafeRawBufferPointer(rebasing: all[start..<available])
+                    if let length = chunker.nextChunkLength(view, isFinal: isFinal, resuming: &state) {
+                        #expect(state == nil)
+                        streamed.append(length)
+                        start += length
+                    } else {
+                        available = min(available + window, data.count)
+                    }
+                }
+            }
+            #expect(streamed == whole, "average 2^\(averageBits), window \(window)")
+        }
+    }
+
     @Test func chunkSizesStayWithinBounds() {
         let parameters = ChunkerParameters(averageBits: 14)!
         let data = Vectors.counterBytes(seed: 5, length: 4 << 20)

@@ -2,12 +2,12 @@ import Testing
 
 @testable import AlexandriaStore
 
-/// The word-at-a-time byte split and interleave of byte-grouped chunks against the definition, byte by byte, at every
-/// length around the word loop's edges; and the entropy estimate that decides whether a stream is worth zstd.
+/// The vectorised byte split and interleave of byte-grouped chunks against the definition, byte by byte, at every
+/// length around the vector loop's edges; and the entropy estimate that decides whether a stream is worth zstd.
 @Suite("Byte split of 16-bit floats")
 struct ByteSplitTests {
     @Test func splitAndInterleaveMatchTheDefinition() {
-        for n in Array(0...67) + [4095, 4096, 4097, 100_003] {
+        for n in Array(0...131) + [4095, 4096, 4097, 100_003] {
             let raw = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 8 &+ 7) }
             var even = [UInt8](repeating: 0xAA, count: (n + 1) / 2)
             var odd = [UInt8](repeating: 0xAA, count: n / 2)
