@@ -35,6 +35,8 @@ let package = Package(
         // System libraries from Debian's -dev packages (libzstd-dev, libsqlite3-dev).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // glibc's malloc tuning (mallopt), for the gateway's segment buffers.
+        .systemLibrary(name: "CMalloc"),
 
         // SHA-256 with SHA-NI, one stream or two interleaved on one core (portable C fallback).
         .target(name: "CSHA256x2"),
@@ -126,7 +128,7 @@ let package = Package(
             name: "AlexandriaGateway",
             dependencies: [
                 "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaPeer",
-                "AlexandriaMetrics",
+                "AlexandriaMetrics", "CMalloc",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -224,8 +226,9 @@ let package = Package(
         .testTarget(
             name: "AlexandriaGatewayTests",
             dependencies: [
-                "AlexandriaCore", "AlexandriaGateway", "AlexandriaMetrics",
+                "AlexandriaCore", "AlexandriaGateway", "AlexandriaMetrics", "AlexandriaStore",
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
