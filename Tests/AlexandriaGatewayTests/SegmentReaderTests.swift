@@ -36,12 +36,19 @@ struct SegmentReaderTests {
     /// bf16-like weights: random low bytes, high (sign and exponent) bytes from a handful of values, so the
     /// compressor stores them byte-grouped.
     static func weights(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed | 1
-        return (0..<count).map { i in
-            state ^= state << 13
-            state ^= state >> 7
-            state ^= state << 17
-            return i % 2 == 0 ? UInt8(truncatingIfNeeded: state) : 0x3c + UInt8(truncatingIfNeeded: state % 3)
+        [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+            var state = seed | 1
+            var i = 0
+            while i + 1 < count {
+                state ^= state << 13
+                state ^= state >> 7
+                state ^= state << 17
+                out[i] = UInt8(truncatingIfNeeded: state)
+                out[i + 1] = 0x3c + UInt8(truncatingIfNeeded: (state >> 32) % 3)
+                i += 2
+            }
+            if i < count { out[i] = 0 }
+            initialized = count
         }
     }
 
@@ -60,17 +67,19 @@ struct SegmentReaderTests {
     /// and were marked bad. One reader thread, so the second read is handed the first one's scratch if it fits.
     @Test func aFileWithALargerMaximumChunkReadsAfterADefaultOne() async throws {
         let t = try Store()
-        let small = Self.weights(3 << 20, seed: 5)
-        let large = Self.weights(16 << 20, seed: 6)
+        let small = Self.weights(2 << 20, seed: 5)
+        let large = Self.weights(8 << 20, seed: 6)
         let smallRecipe = try t.add(small, chunker: .v1)
         let largeRecipe = try t.add(large, chunker: try #require(ChunkerParameters(averageBits: 20)))
         try t.store.sealOpenPacks()
         while try t.store.compressOneIdlePack() != nil {}
-        // The case the bug needs: byte-grouped chunks longer than the default chunker's largest.
+        // The case the bug needs: a byte-grouped chunk too long for the decode space of a scratch made for the
+        // default chunker (its largest chunk and an eighth, plus 1 KiB).
         let run = try t.store.locate(largeRecipe, chunks: 0..<largeRecipe.chunks.count)
+        let fitsDefault = ChunkerParameters.v1.maxSize + ChunkerParameters.v1.maxSize / 8 + 1024
         #expect(
-            run.locations.contains { $0.codec == .byteGrouped && $0.rawLength > ChunkerParameters.v1.maxSize },
-            "no byte-grouped chunk over \(ChunkerParameters.v1.maxSize) bytes: the test does not test the bug")
+            run.locations.contains { $0.codec == .byteGrouped && $0.rawLength > fitsDefault },
+            "no byte-grouped chunk over \(fitsDefault) bytes: the test does not test the bug")
 
         let readers = SegmentReaders(store: t.store, threads: 1)
         readers.start()
