@@ -35,8 +35,6 @@ let package = Package(
         // System libraries from Debian's -dev packages (libzstd-dev, libsqlite3-dev).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        // glibc's malloc tuning (mallopt), for the gateway's segment buffers.
-        .systemLibrary(name: "CMalloc"),
 
         // SHA-256 with SHA-NI, one stream or two interleaved on one core (portable C fallback).
         .target(name: "CSHA256x2"),
@@ -128,7 +126,7 @@ let package = Package(
             name: "AlexandriaGateway",
             dependencies: [
                 "AlexandriaCore", "AlexandriaStore", "AlexandriaManifest", "AlexandriaCatalog", "AlexandriaPeer",
-                "AlexandriaMetrics", "CMalloc",
+                "AlexandriaMetrics",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -33,7 +33,7 @@ public struct GatewaySettings: Sendable {
     /// download holds (about two of these per connection, whatever the client's speed).
     public var segmentBytes = 1 << 20
     /// Segments read and verified ahead of the one being sent (besides it), so reading overlaps sending.
-    public var readAheadSegments = 2
+    public var readAheadSegments = 1
     /// The connection's write buffer: writes wait while more than `high` bytes are queued, until below `low`.
     public var writeBufferLowBytes = 1 << 20
     public var writeBufferHighBytes = 2 << 20
@@ -323,15 +323,14 @@ public final class Gateway: Service, @unchecked Sendable {
         error.code == .unreadablePath || error.code == .io
     }
 
-    /// Chunk ranges of at least `bytes` (at least one chunk each), with an even number of chunks where the range
-    /// allows, so every chunk is hashed in a pair on the two-way kernel.
+    /// Chunk ranges of at least `bytes` (at least one chunk each).
     static func segments(of recipe: FileRecipe, chunks indices: Range<Int>, bytes: Int) -> [Range<Int>] {
         var segments: [Range<Int>] = []
         var i = indices.lowerBound
         while i < indices.upperBound {
             var j = i
             var total: UInt64 = 0
-            while j < indices.upperBound && (j == i || total < UInt64(bytes) || (j - i) % 2 == 1) {
+            while j < indices.upperBound && (j == i || total < UInt64(bytes)) {
                 total += UInt64(recipe.chunks[j].length)
                 j += 1
             }
@@ -397,7 +396,7 @@ extension Gateway {
                 var end = next
                 var bytes: UInt64 = 0
                 while end < window.upperBound && held.contains(recipe.chunks[end].id)
-                    && (end == next || bytes < segmentBytes || (end - next) % 2 == 1)
+                    && (end == next || bytes < segmentBytes)
                 {
                     bytes += UInt64(recipe.chunks[end].length)
                     end += 1

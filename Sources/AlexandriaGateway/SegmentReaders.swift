@@ -1,6 +1,5 @@
 import AlexandriaCore
 import AlexandriaStore
-import CMalloc
 import Foundation
 import NIOCore
 import NIOPosix
@@ -20,22 +19,7 @@ final class SegmentReaders: Sendable {
     }
 
     /// Starts the threads (the gateway's `run`); `shutdown` stops them when it returns.
-    func start() {
-        _ = Self.reuseFreedSegments
-        pool.start()
-    }
-
-    /// Largest allocation glibc serves from its heaps rather than a fresh mapping, and the free space a heap keeps
-    /// before giving it back, for the whole process.
-    static let mallocMmapThreshold: Int32 = 32 << 20
-    static let mallocTrimThreshold: Int32 = 32 << 20
-
-    /// Segment buffers (a megabyte or more, one per segment sent) are otherwise above glibc's mapping threshold or
-    /// handed back at once when freed, so every segment was read into fresh pages: a page fault and a zeroed page
-    /// per 4 KiB, a fifth of the gateway's CPU (perf, 1 GiB GET). Kept in the heap, freed buffers are reused.
-    static let reuseFreedSegments: Bool = {
-        mallopt(M_MMAP_THRESHOLD, mallocMmapThreshold) == 1 && mallopt(M_TRIM_THRESHOLD, mallocTrimThreshold) == 1
-    }()
+    func start() { pool.start() }
     func shutdown() async { try? await pool.shutdownGracefully() }
 
     /// Chunks `chunks` of `run`, verified, as one buffer holding `range` of the file (the part of those chunks that
