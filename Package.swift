@@ -228,6 +228,7 @@ let package = Package(
                 "AlexandriaCore", "AlexandriaGateway", "AlexandriaMetrics", "AlexandriaCatalog", "AlexandriaStore",
                 "AlexandriaManifest",
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),

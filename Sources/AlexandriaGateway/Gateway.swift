@@ -37,6 +37,9 @@ public struct GatewaySettings: Sendable {
     /// The connection's write buffer: writes wait while more than `high` bytes are queued, until below `low`.
     public var writeBufferLowBytes = 1 << 20
     public var writeBufferHighBytes = 2 << 20
+    /// Segments of a file being pulled through read and verified at once (the oldest is sent while the others are
+    /// read), each of chunks that have reached the store.
+    public var pullSegmentsInFlight = 4
     /// Threads that read and verify segments for all connections (0: one per core).
     public var readerThreads = 0
     /// Operator aliases for publishers in Hugging Face repository names (`[gateway.aliases]`).
@@ -265,34 +268,39 @@ public final class Gateway: Service, @unchecked Sendable {
     ) async throws {
         let indices = recipe.chunkIndices(covering: range)
         guard !indices.isEmpty else { return }
-        var segments: [Range<Int>] = []
-        var i = indices.lowerBound
-        while i < indices.upperBound {
-            var j = i
-            var bytes: UInt64 = 0
-            while j < indices.upperBound && (j == i || bytes < UInt64(settings.segmentBytes)) {
-                bytes += UInt64(recipe.chunks[j].length)
-                j += 1
-            }
-            segments.append(i..<j)
-            i = j
-        }
+        let segments = Self.segments(of: recipe, chunks: indices, bytes: settings.segmentBytes)
         let readers = self.readers
-        var ahead: [Task<ByteBuffer, Error>] = []
-        defer { for task in ahead { task.cancel() } }
+        var ahead: [(segment: Int, read: Task<ByteBuffer, Error>)] = []
+        defer { for task in ahead { task.read.cancel() } }
         do {
-            let run = try store.locate(recipe, chunks: indices)
+            var run = try store.locate(recipe, chunks: indices)
             var next = 0
+            var relocations = 0
             func fill(upTo count: Int) {
+                let current = run
                 while next < segments.count && ahead.count < count {
                     let chunks = segments[next]
-                    ahead.append(Task { try await readers.read(run, chunks: chunks, range: range) })
+                    ahead.append((next, Task { try await readers.read(current, chunks: chunks, range: range) }))
                     next += 1
                 }
             }
             fill(upTo: 1)
             while !ahead.isEmpty {
-                let buffer = try await ahead.removeFirst().value
+                let (segment, read) = ahead.removeFirst()
+                let buffer: ByteBuffer
+                do { buffer = try await read.value } catch let error as StoreError
+                    where Self.packMoved(error) && relocations < Self.maxRelocations
+                {
+                    // The pack was rewritten (idle compression, GC) between the lookup and the read: nothing of it
+                    // was sent. Look the chunks up again and read again from this segment on.
+                    relocations += 1
+                    for task in ahead { task.read.cancel() }
+                    ahead.removeAll()
+                    run = try store.locate(recipe, chunks: indices)
+                    next = segment
+                    fill(upTo: 1)
+                    continue
+                }
                 // The next segments are read while this one is written and drains.
                 fill(upTo: max(1, settings.readAheadSegments))
                 try await outbound.write(.body(.byteBuffer(buffer)))
@@ -304,6 +312,32 @@ public final class Gateway: Service, @unchecked Sendable {
             await repair(recipe.address)
             throw error
         }
+    }
+
+    /// Times a response looks its chunks up again after a pack moved under it, before it is cut off.
+    static let maxRelocations = 4
+
+    /// A read that failed because its pack is no longer where the lookup said (rewritten and deleted), not because
+    /// a chunk is damaged: looking the chunks up again finds where they are now.
+    static func packMoved(_ error: StoreError) -> Bool {
+        error.code == .unreadablePath || error.code == .io
+    }
+
+    /// Chunk ranges of at least `bytes` (at least one chunk each).
+    static func segments(of recipe: FileRecipe, chunks indices: Range<Int>, bytes: Int) -> [Range<Int>] {
+        var segments: [Range<Int>] = []
+        var i = indices.lowerBound
+        while i < indices.upperBound {
+            var j = i
+            var total: UInt64 = 0
+            while j < indices.upperBound && (j == i || total < UInt64(bytes)) {
+                total += UInt64(recipe.chunks[j].length)
+                j += 1
+            }
+            segments.append(i..<j)
+            i = j
+        }
+        return segments
     }
 
     /// Fetches the damaged or missing chunks of a stored file again from the peers that hold its release (the
@@ -323,9 +357,13 @@ extension Gateway {
     /// Most seconds to wait for a pull-through's chunk list (the peers' first answer) before giving up.
     static let pullStartSeconds = 60.0
 
-    /// Streams a range of a file being pulled through: each chunk, in file order, as soon as the fetch has put it
-    /// into the store; every chunk is read back verified (`ContentStore.chunk`) before it is written. If the fetch
-    /// fails with a chunk still missing, the connection is cut.
+    /// Streams a range of a file being pulled through, in file order, as the fetch puts its chunks into the store.
+    /// The fetch itself keeps many chunks in flight from every holder it knows (`Fetcher`: `window` requests of
+    /// `batch` chunks per peer); here, each run of chunks that has reached the store is read back in segments of
+    /// whole chunks on the reader threads, verified against their ids, with up to `pullSegmentsInFlight` segments
+    /// being read while the oldest is sent. Memory stays bounded by those segments and the write buffer whatever the
+    /// client's speed (the store, not this response, holds what the fetch ran ahead with). If the fetch fails with a
+    /// chunk still missing, or a chunk fails its hash, the connection is cut.
     func stream(
         _ job: PullJob, range: Range<UInt64>, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
     ) async throws {
@@ -343,20 +381,51 @@ extension Gateway {
         guard let recipe = settled, recipe.address == job.file.sha256, recipe.size == job.file.size else {
             throw GatewayError(.badGateway, "PullFailed", "the chunk list does not describe \(job.file.sha256)")
         }
-        for i in recipe.chunkIndices(covering: range) {
-            let chunk = recipe.chunks[i]
-            while try store.holds([chunk.id]).isEmpty {
-                if job.state().finished, try store.holds([chunk.id]).isEmpty {
-                    throw GatewayError(.badGateway, "PullFailed", "the fetch of \(job.file.sha256) stopped")
+        let indices = recipe.chunkIndices(covering: range)
+        let readers = self.readers
+        let segmentBytes = UInt64(settings.segmentBytes)
+        let inFlight = max(1, settings.pullSegmentsInFlight)
+        var next = indices.lowerBound  // the first chunk not yet handed to a reader
+        var ahead: [Task<ByteBuffer, Error>] = []
+        defer { for task in ahead { task.cancel() } }
+        /// Hands the chunks from `next` on that the store now holds to the readers, a segment at a time.
+        func fill() throws {
+            while ahead.count < inFlight && next < indices.upperBound {
+                let window = next..<min(indices.upperBound, next + Self.pullLookahead)
+                let held = try store.holds(recipe.chunks[window].map(\.id))
+                var end = next
+                var bytes: UInt64 = 0
+                while end < window.upperBound && held.contains(recipe.chunks[end].id)
+                    && (end == next || bytes < segmentBytes)
+                {
+                    bytes += UInt64(recipe.chunks[end].length)
+                    end += 1
                 }
-                try await Task.sleep(nanoseconds: 2_000_000)
+                guard end > next else { return }
+                let run = try store.locate(recipe, chunks: next..<end)
+                ahead.append(Task { try await readers.read(run, chunks: run.indices, range: range) })
+                next = end
             }
-            let bytes = try store.chunk(chunk.id)
-            let from = Int(max(range.lowerBound, chunk.offset) - chunk.offset)
-            let to = Int(min(range.upperBound, chunk.end) - chunk.offset)
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: bytes[from..<to]))))
+        }
+        while true {
+            try fill()
+            if !ahead.isEmpty {
+                let buffer = try await ahead.removeFirst().value
+                try fill()
+                try await outbound.write(.body(.byteBuffer(buffer)))
+                continue
+            }
+            if next >= indices.upperBound { return }
+            // The next chunk has not reached the store yet.
+            if job.state().finished, try store.holds([recipe.chunks[next].id]).isEmpty {
+                throw GatewayError(.badGateway, "PullFailed", "the fetch of \(job.file.sha256) stopped")
+            }
+            try await Task.sleep(nanoseconds: 2_000_000)
         }
     }
+
+    /// Chunks looked up at once when a pull-through looks for what has reached the store.
+    static let pullLookahead = 64
 }
 
 /// Connections being served, against the cap.

@@ -400,18 +400,31 @@ public final class ContentStore: Sendable {
         if let linked = location.linkedPath { return try loadLinked(location, path: linked, into: destination) }
         let recordSize = PackRecordHeader.size + location.storedLength
         let path = packs.path(location.pack)
+        func corrupt(_ why: String) -> StoreError { Self.corrupt(location, path: path, why) }
+        func check(_ record: UnsafeMutableRawBufferPointer) throws(StoreError) {
+            guard let header = PackRecordHeader(parsing: UnsafeRawBufferPointer(record)) else {
+                throw corrupt("the record header is not valid")
+            }
+            guard header.kind == .chunk, header.id == location.id, Int(header.rawLength) == location.rawLength,
+                Int(header.storedLength) == location.storedLength, header.codec == location.codec,
+                destination.count == location.rawLength
+            else { throw corrupt("the record header does not match the index") }
+        }
+        if location.codec == .raw, location.storedLength == location.rawLength,
+            destination.count == location.rawLength, let fd = try? packs.readDescriptor(location.pack)
+        {
+            // A raw chunk's payload is its bytes: only the header goes to the scratch, the payload straight into the
+            // destination (one copy fewer; the caller hashes the destination before anything uses it).
+            let header = UnsafeMutableRawBufferPointer(rebasing: context.record[0..<PackRecordHeader.size])
+            let n = try POSIX.pread(fd, header, destination, at: location.offset, path: path)
+            guard n == recordSize else { throw corrupt("the pack ends \(recordSize - n) bytes early") }
+            return try check(header)
+        }
         context.ensureCapacity(recordSize)
         let record = UnsafeMutableRawBufferPointer(rebasing: context.record[0..<recordSize])
         let n = try readPackBytes(pack: location.pack, at: location.offset, into: record)
-        func corrupt(_ why: String) -> StoreError { Self.corrupt(location, path: path, why) }
         guard n == recordSize else { throw corrupt("the pack ends \(recordSize - n) bytes early") }
-        guard let header = PackRecordHeader(parsing: UnsafeRawBufferPointer(record)) else {
-            throw corrupt("the record header is not valid")
-        }
-        guard header.kind == .chunk, header.id == location.id, Int(header.rawLength) == location.rawLength,
-            Int(header.storedLength) == location.storedLength, header.codec == location.codec,
-            destination.count == location.rawLength
-        else { throw corrupt("the record header does not match the index") }
+        try check(record)
         let payload = UnsafeRawBufferPointer(rebasing: record[PackRecordHeader.size..<recordSize])
         guard context.coder.decode(location.codec, payload, into: destination) else {
             throw corrupt("the stored bytes do not decode")

@@ -25,6 +25,33 @@ enum POSIX {
         return done
     }
 
+    /// Reads `first` and then `second` from `offset` on, in one system call when the kernel fills both (a short read
+    /// is finished piece by piece); returns how many bytes were read in all (less only at end of file).
+    static func pread(
+        _ fd: Int32, _ first: UnsafeMutableRawBufferPointer, _ second: UnsafeMutableRawBufferPointer, at offset: Int,
+        path: String
+    )
+        throws(StoreError) -> Int
+    {
+        var iov = [
+            iovec(iov_base: first.baseAddress, iov_len: first.count),
+            iovec(iov_base: second.baseAddress, iov_len: second.count),
+        ]
+        var n: Int
+        repeat { n = Glibc.preadv(fd, &iov, 2, off_t(offset)) } while n < 0 && errno == EINTR
+        if n < 0 { throw StoreError.posix("cannot read", path: path) }
+        if n == 0 || n == first.count + second.count { return n }
+        var done = n
+        if done < first.count {
+            done += try pread(
+                fd, UnsafeMutableRawBufferPointer(rebasing: first[done...]), at: offset + done, path: path)
+            if done < first.count { return done }
+        }
+        let rest = UnsafeMutableRawBufferPointer(rebasing: second[(done - first.count)...])
+        let more = try pread(fd, rest, at: offset + done, path: path)
+        return done + more
+    }
+
     static func pwrite(
         _ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: Int, path: String
     )

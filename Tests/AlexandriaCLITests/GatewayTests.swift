@@ -354,15 +354,36 @@ struct GatewayTests {
         #expect(reply.body.count == big.count && ContentHash.of(reply.body) == ContentHash.of(big))
     }
 
-    @Test func pullThroughFromANodeThatHeldNothing() throws {
-        let big = randomBytes(24 << 20, seed: 9)
+    /// A node that holds nothing pulls a file through from the two holders it knows: chunks come from both (each
+    /// holder's `/metrics` counts what it sent), are verified, and reach the client in order, whole.
+    @Test func pullThroughFromTwoHoldersToANodeThatHeldNothing() throws {
+        let big = randomBytes(32 << 20, seed: 9)
+        let hex = ContentHash.of(big).hex
         let g = try GatewayFixture(files: ["big.bin": big])
         defer { g.stop() }
+        // A second holder: a home that fetched the file by hash from the first.
+        let second = CLI()
+        _ = try second.run("init")
+        let copy = second.home + "-big.bin"
+        let fetched = try second.run("fetch", "sha256:\(hex)", "-o", copy, "--peer", g.node.address)
+        #expect(fetched.status == 0, "\(fetched.stderr)")
+        let secondHTTP = freeLoopbackPort()
+        let holder = try NodeProcess(cli: second, extra: ["--no-mirror", "--http", "127.0.0.1:\(secondHTTP)"])
+        try GatewayFixture.waitForHTTP(port: secondHTTP)
+        defer {
+            holder.stop()
+            second.cleanUp()
+            unlink(copy)
+        }
+        let sentBefore = try Self.sentToPeers(port: g.httpPort)
         let empty = CLI()
         _ = try empty.run("init")
         let httpPort = freeLoopbackPort()
         let mirror = try NodeProcess(
-            cli: empty, extra: ["--peer", g.node.address, "--no-mirror", "--http", "127.0.0.1:\(httpPort)"])
+            cli: empty,
+            extra: [
+                "--peer", g.node.address, "--peer", holder.address, "--no-mirror", "--http", "127.0.0.1:\(httpPort)",
+            ])
         try GatewayFixture.waitForHTTP(port: httpPort)
         defer {
             mirror.stop()
@@ -379,11 +400,25 @@ struct GatewayTests {
         }
         #expect(reply?.status == 200)
         #expect(reply.map { ContentHash.of($0.body) } == ContentHash.of(big))
+        // Both holders sent part of it.
+        let fromFirst = try Self.sentToPeers(port: g.httpPort) - sentBefore
+        let fromSecond = try Self.sentToPeers(port: secondHTTP)
+        #expect(fromFirst > 0 && fromSecond > 0, "first holder sent \(fromFirst) bytes, second \(fromSecond)")
+        #expect(fromFirst + fromSecond >= big.count)
         // The node kept it: it now serves the recipe from its own store.
         Thread.sleep(forTimeInterval: 0.5)
-        let recipe = try RawHTTP.get(port: httpPort, "/sha256/\(ContentHash.of(big).hex)/recipe")
+        let recipe = try RawHTTP.get(port: httpPort, "/sha256/\(hex)/recipe")
         #expect(recipe.status == 200)
     }
+
+    /// Chunk payload bytes a node has sent to peers, from its `/metrics`.
+    static func sentToPeers(port: Int) throws -> Int {
+        let text = String(decoding: try RawHTTP.get(port: port, "/metrics").body, as: UTF8.self)
+        let prefix = "alexandria_served_bytes_total{via=\"peer\"} "
+        let line = text.split(separator: "\n").first { $0.hasPrefix(prefix) }
+        return line.flatMap { Double($0.dropFirst(prefix.count)) }.map { Int($0) } ?? 0
+    }
+
     @Test func fiveHundredConnectionsMeetTheCapAndTheNodeServesAfter() throws {
         let small = Array("{\"a\":1}".utf8)
         let g = try GatewayFixture(
