@@ -15,6 +15,9 @@ public struct S3StoreSettings: Sendable, Equatable {
     public var region: String = "us-east-1"
     /// An AWS shared credentials file, used when `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` are not set.
     public var credentialsFile: String?
+    /// `gc` aborts multipart uploads under the prefix that began at least this long ago (a crashed writer's). An
+    /// upload still in progress must not be aborted, so this stays above the longest upload of one pack.
+    public var abortUploadsAfterSeconds: Int64 = 3600
 
     public init(endpoint: String, bucket: String, prefix: String = "", region: String = "us-east-1") {
         self.endpoint = endpoint
