@@ -20,9 +20,8 @@ if [ -z "${S3_ENDPOINT:-}" ]; then
         port=$(( 20000 + (RANDOM % 2000) * 5 ))
         if env_lines=$(SWIFT_S3_REPLICAS=${SWIFT_S3_REPLICAS:-3} "$swift_s3" start "$dir/swift" "$port"); then
             eval "$env_lines"
-            # Lets the restart tests stop and start this engine (the in-process one restarts all of it and waits out
-            # TIME_WAIT on the ports, ~1 min; S3FaultTests restarts only the proxy, in seconds).
-            export S3_ENGINE_CONTROL="$swift_s3 $dir/swift $port"
+            # Lets the restart tests kill this engine's S3 proxy and start it again (in seconds: Tests/s3-proxy.sh).
+            export S3_PROXY_CONTROL="$(pwd)/Tests/s3-proxy.sh $dir/swift"
             break
         fi
     done

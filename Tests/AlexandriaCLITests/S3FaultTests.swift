@@ -71,109 +71,41 @@ enum S3Fault {
     }
 }
 
-/// Stops and starts the S3 proxy of the engine Tests/s3.sh started, from `S3_ENGINE_CONTROL`
-/// ("<swift_s3.sh> <dir> <port>"): the engine is unreachable while it is stopped. Only the proxy is restarted
-/// (by hand, recorded in `<dir>/run/proxy.pid` the way swift_s3.sh records it, so its `stop` still stops it):
-/// Swift's servers bind with SO_REUSEADDR, so the proxy is back within seconds, where a restart of the whole engine
-/// waits out TIME_WAIT on its ports (swift_s3.sh checks them without SO_REUSEADDR).
+/// Kills the S3 proxy of the engine Tests/s3.sh started and starts it again, through `S3_PROXY_CONTROL`
+/// ("<Tests/s3-proxy.sh> <dir>"): the engine is unreachable while it is stopped, and back within seconds.
 struct EngineProxy {
+    let script: String
     let dir: String
-    let port: Int
 
     init?() {
-        guard let control = ProcessInfo.processInfo.environment["S3_ENGINE_CONTROL"] else { return nil }
+        guard let control = ProcessInfo.processInfo.environment["S3_PROXY_CONTROL"] else { return nil }
         let parts = control.split(separator: " ").map(String.init)
-        guard parts.count == 3, let port = Int(parts[2]) else { return nil }
-        (dir, self.port) = (parts[1], port)
+        guard parts.count == 2 else { return nil }
+        (script, dir) = (parts[0], parts[1])
     }
 
-    var pidFile: String { dir + "/run/proxy.pid" }
-
-    /// Field 22 of /proc/PID/stat (the start time), as swift_s3.sh records it; nil when the process is gone.
-    static func startTime(_ pid: Int32) -> String? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.range(of: ") ", options: .backwards)
-        else { return nil }
-        let fields = stat[close.upperBound...].split(separator: " ")
-        guard fields.count > 19, fields[0] != "Z" else { return nil }
-        return String(fields[19])
-    }
-
-    /// The proxy's process and its workers.
-    func processes() -> [Int32] {
-        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8) else { return [] }
-        let parts = text.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-        guard parts.count == 2, let pid = Int32(parts[0]), Self.startTime(pid) == parts[1] else { return [] }
-        var out = [pid]
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let child = Int32(entry),
-                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                let close = stat.range(of: ") ", options: .backwards)
-            else { continue }
-            let fields = stat[close.upperBound...].split(separator: " ")
-            if fields.count > 1, Int32(fields[1]) == pid { out.append(child) }
-        }
-        return out
-    }
-
-    /// Kills the proxy and its workers (SIGKILL: the engine goes away mid-request) and waits until they are gone.
-    func stop() throws {
-        let all = processes()
-        guard !all.isEmpty else { throw CLIFailure("no running proxy recorded in \(pidFile)") }
-        for pid in all.reversed() { Glibc.kill(pid, SIGKILL) }
-        let deadline = Date().addingTimeInterval(10)
-        while all.contains(where: { Self.startTime($0) != nil }) && Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-    }
-
-    /// Starts the proxy again with the same configuration, records it, and waits until S3 answers.
-    func start() async throws {
-        let args = ["/usr/bin/swift-proxy-server", dir + "/etc/proxy-server.conf", "-v"]
+    /// Runs the script with posix_spawn and waitpid (Foundation's Process was seen to miss the exit of a script
+    /// whose daemons detach).
+    func run(_ verb: String) throws {
+        let args = ["/bin/bash", script, verb, dir]
         let cArgs = args.map { strdup($0) } + [nil]
         let env = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (cArgs + env).forEach { free($0) } }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, dir + "/log/proxy.log", O_WRONLY | O_APPEND | O_CREAT, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // A session of its own (POSIX_SPAWN_SETSID), as swift_s3.sh's daemons have.
-        posix_spawnattr_setflags(&attributes, Int16(0x80))
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         var pid: pid_t = 0
-        guard posix_spawn(&pid, args[0], &actions, &attributes, cArgs, env) == 0 else {
-            throw CLIFailure("could not start \(args[0])")
+        guard posix_spawn(&pid, args[0], &actions, nil, cArgs, env) == 0 else {
+            throw CLIFailure("could not run \(script)")
         }
-        // Reaped when it exits (swift_s3.sh's `stop`, or our own), so no zombie looks alive to either.
-        let child = pid
-        Thread.detachNewThread {
-            var status: Int32 = 0
-            while waitpid(child, &status, 0) < 0 && errno == EINTR {}
-        }
-        var started: String?
-        for _ in 0..<100 where started == nil {
-            started = Self.startTime(pid)
-            if started == nil { try await Task.sleep(nanoseconds: 10_000_000) }
-        }
-        try "\(pid) \(started ?? "0")\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
-        let client = try S3Engine.client()
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            do {
-                try await client.checkBucket("alx-probe-none")
-                return
-            } catch let error as ObjectStoreError where error.code == .noSuchBucket {
-                return  // S3 answers (and signs us in)
-            } catch {
-                try await Task.sleep(nanoseconds: 250_000_000)
-            }
-        }
-        throw CLIFailure("the restarted proxy did not answer within 60 s (log: \(dir)/log/proxy.log)")
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else { throw CLIFailure("\(script) \(verb) \(dir) failed (status \(status))") }
     }
+
+    func stop() throws { try run("stop") }
+    func start() throws { try run("start") }
 }
 
 @Suite(
@@ -305,10 +237,10 @@ struct S3FaultTests {
             #expect(unreachable.status == 3)
             #expect(unreachable.stderr.contains("object store"), "\(unreachable.stderr)")
         } catch {
-            try? await proxy.start()
+            try? proxy.start()
             throw error
         }
-        try await proxy.start()
+        try proxy.start()
         // No manual step: the running node uploads the waiting pack in its next round (every 10 s).
         let uploaded = Date().addingTimeInterval(60)
         while !S3Engine.localPacks(cli).isEmpty && Date() < uploaded {

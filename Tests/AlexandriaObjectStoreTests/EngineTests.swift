@@ -218,10 +218,10 @@ struct EngineTests {
         let bucket = try await Engine.bucket(s3)
         do {
             let policy = LeasePolicy(ttlMilliseconds: 2_000, skewMilliseconds: 500)
-            let a = LeaseKeeper(
-                client: s3, bucket: bucket, prefix: "m/", holder: "node-a", policy: policy, settleMilliseconds: 200)
-            let b = LeaseKeeper(
-                client: s3, bucket: bucket, prefix: "m/", holder: "node-b", policy: policy, settleMilliseconds: 200)
+            // The default settle (1 s): a write must land within half of it to be trusted, and with 200 ms a PUT on a
+            // loaded 2-core machine took longer three times in a row ("could not write the lease quickly enough").
+            let a = LeaseKeeper(client: s3, bucket: bucket, prefix: "m/", holder: "node-a", policy: policy)
+            let b = LeaseKeeper(client: s3, bucket: bucket, prefix: "m/", holder: "node-b", policy: policy)
             try await a.acquire()
             #expect(await a.isHeld())
             let held = await #expect(throws: ObjectStoreError(.leaseHeld, "")) { try await b.acquire() }
