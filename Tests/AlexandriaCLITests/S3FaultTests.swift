@@ -165,7 +165,8 @@ struct S3FaultTests {
         {
             let fresh = randomBytes(1 << 20, seed: 610 + UInt64(i))
             kept.append(fresh)
-            #expect(try cli.run("add", try cli.write(fresh, to: "fresh\(i).bin")).status == 0)
+            let added = try cli.run("add", try cli.write(fresh, to: "fresh\(i).bin"))
+            #expect(added.status == 0, "add after the kills so far (\(reached)): \(added.stderr)")
             let before = try await objects()
             let hit = try await S3Fault.kill(cli, ["gc"], after: delay) {
                 switch point {
@@ -344,5 +345,32 @@ struct S3FaultTests {
         #expect(after.count == 1 && after.first?.key.contains(uploaded.hex) == false)
         #expect((after.first?.size ?? .max) < UInt64(text.count))
         #expect(try cli.run("cat", address.description).stdout == Data(text))
+    }
+
+    /// `gc` never aborts the upload of a pack that still waits for it (the home's node may be sending it right now,
+    /// and an abort racing its completion could leave a broken object), even with `abort_uploads_after = 0`; it
+    /// aborts every other upload under the prefix, and that one once the pack is in the bucket.
+    @Test func gcNeverAbortsTheUploadOfAPackStillWaitingForIt() async throws {
+        let bucket = try await S3Engine.bucket()
+        let cli = try S3Fault.home(bucket: bucket, extra: ["abort_uploads_after = 0"])
+        defer { cli.cleanUp() }
+        let home = Home(path: cli.home)
+        let s3 = try #require(try home.objectStore())
+        let store = try home.openStore()
+        _ = try store.add(path: try cli.write(randomBytes(1 << 20, seed: 640), to: "a.bin"))
+        try store.sealOpenPacks()
+        let pending = try #require(try store.pendingUploads().first)
+        let hash = ContentHash.of(Array(try Data(contentsOf: URL(fileURLWithPath: pending.path))))
+        let key = s3.objects.layout.key(for: hash)
+        // The node's upload of it, in progress; and one a crash left for a pack that is long gone.
+        _ = try await s3.client.createMultipartUpload(bucket: bucket, key: key)
+        _ = try await s3.client.createMultipartUpload(bucket: bucket, key: "node/packs/cd/left-by-a-crash.pack")
+        // Swift reports `Initiated` rounded up to the second: let both be in the past.
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        #expect(try await s3.collect(store, lease: nil, staleSeconds: 0).abortedUploads == 1)
+        #expect(try await S3Fault.uploads(bucket) == [key])
+        #expect(try await s3.offload(store, sealOpen: false, lease: nil) == 1)
+        #expect(try await s3.collect(store, lease: nil, staleSeconds: 0).abortedUploads == 1)
+        #expect(try await S3Fault.uploads(bucket).isEmpty)
     }
 }
