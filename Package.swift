@@ -241,7 +241,7 @@ let package = Package(
             name: "AlexandriaCLITests",
             dependencies: [
                 "AlexandriaCore", "alexandria", "AlexandriaCatalog", "AlexandriaGossip", "AlexandriaWire",
-                "AlexandriaObjectStore",
+                "AlexandriaObjectStore", "AlexandriaStore", "AlexandriaStoreS3", "AlexandriaHome",
                 .product(name: "NIOCore", package: "swift-nio"),
                 "AlexandriaManifest",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -4,11 +4,11 @@
 # Expects a build with tests already made (`swift build --build-tests`); runs `swift test --skip-build`.
 # With S3_ENDPOINT already set in the environment it uses that engine and starts nothing.
 #   Tests/s3.sh [extra swift test arguments]
-# Env: S3_TESTS_FILTER (default: the object-store tests and the s3 store's process tests), SWIFT_S3_REPLICAS (default 3), SWIFT_S3_SH (the script).
+# Env: S3_TESTS_FILTER (default: the object-store tests and the s3 store's process and fault tests), SWIFT_S3_REPLICAS (default 3), SWIFT_S3_SH (the script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-filter=${S3_TESTS_FILTER:-AlexandriaObjectStoreTests|S3StoreTests}
+filter=${S3_TESTS_FILTER:-AlexandriaObjectStoreTests|S3StoreTests|S3FaultTests}
 if [ -z "${S3_ENDPOINT:-}" ]; then
     swift_s3=${SWIFT_S3_SH:-$(cd .. && pwd)/shared/peers/swift_s3.sh}
     [ -x "$swift_s3" ] || { echo "s3.sh: $swift_s3 not found (set SWIFT_S3_SH)" >&2; exit 1; }
@@ -20,16 +20,16 @@ if [ -z "${S3_ENDPOINT:-}" ]; then
         port=$(( 20000 + (RANDOM % 2000) * 5 ))
         if env_lines=$(SWIFT_S3_REPLICAS=${SWIFT_S3_REPLICAS:-3} "$swift_s3" start "$dir/swift" "$port"); then
             eval "$env_lines"
-            # Lets the restart test stop and start this engine (it waits out TIME_WAIT on the ports: ~1 min).
-            export S3_ENGINE_CONTROL="$swift_s3 $dir/swift $port"
+            # Lets the restart tests kill this engine's S3 proxy and start it again (in seconds: Tests/s3-proxy.sh).
+            export S3_PROXY_CONTROL="$(pwd)/Tests/s3-proxy.sh $dir/swift"
             break
         fi
     done
     [ -n "${S3_ENDPOINT:-}" ] || { echo "s3.sh: could not start Swift" >&2; exit 1; }
-    # A second engine on a 40 MiB tmpfs for the full-device test (needs root to mount; skipped otherwise).
+    # A second engine on a 40 MiB tmpfs for the full-device test (S3FaultTests; needs root to mount, skipped
+    # otherwise). The test fills the tmpfs with a file of its own and frees the space by removing it.
     if [ "$(id -u)" = 0 ] && [ "${S3_FULL_TEST:-1}" = 1 ] && mkdir -p "$dir/full" &&
         mount -t tmpfs -o size=40m tmpfs "$dir/full" 2>/dev/null; then
-        # The test frees space as an operator would, by growing this filesystem (a full Swift refuses deletes too).
         export S3_FULL_MOUNT="$dir/full"
         trap '"$swift_s3" stop "$dir/full/swift" >&2 || true; umount "$dir/full" || true
               "$swift_s3" stop "$dir/swift" >&2 || true; rm -rf "$dir"' EXIT

@@ -14,7 +14,8 @@ public struct HomeConfig: Sendable {
     /// `[store] chunk_average`: the chunker's average size, a power of two from 4 KiB to 4 MiB. Files are cut with
     /// the chunker in force when they are added; chunks only deduplicate against files cut the same way.
     public var chunker: ChunkerParameters = .v1
-    /// `[store] backend = "s3"` with `endpoint`, `bucket`, `prefix`, `region` and `credentials_file`: sealed packs
+    /// `[store] backend = "s3"` with `endpoint`, `bucket`, `prefix`, `region`, `credentials_file` and
+    /// `abort_uploads_after` (seconds; `gc` aborts older multipart uploads under the prefix): sealed packs
     /// live in that bucket (Protocol/store-s3.md). Nil (`backend = "local"`, the default) keeps them on local disk.
     public var s3: S3StoreSettings?
     /// `[store] pack_target`: the size at which a pack is sealed and a new one started (1 MiB to 16 GiB; compression on
@@ -151,7 +152,7 @@ public struct HomeConfig: Sendable {
             "": [],
             "store": [
                 "budget", "durability", "lock_timeout", "chunk_average", "backend", "endpoint", "bucket", "prefix",
-                "region", "credentials_file", "pack_target",
+                "region", "credentials_file", "pack_target", "abort_uploads_after",
             ],
             "node": ["listen", "peers", "outbound", "inbound", "clients", "clients_per_address"],
             "gossip": ["fanout", "anti_entropy", "peer_exchange"],
@@ -247,7 +248,7 @@ public struct HomeConfig: Sendable {
             }
         }
         let backend = try text("backend") ?? "local"
-        let keys = ["endpoint", "bucket", "prefix", "region", "credentials_file"]
+        let keys = ["endpoint", "bucket", "prefix", "region", "credentials_file", "abort_uploads_after"]
         switch backend {
         case "local":
             for key in keys where toml["store", key] != nil {
@@ -269,6 +270,11 @@ public struct HomeConfig: Sendable {
             var settings = S3StoreSettings(
                 endpoint: endpoint, bucket: bucket, prefix: prefix, region: try text("region") ?? "us-east-1")
             settings.credentialsFile = try text("credentials_file")
+            switch toml["store", "abort_uploads_after"] {
+            case nil: break
+            case .integer(let n)? where n >= 0 && n <= 30 * 86400: settings.abortUploadsAfterSeconds = Int64(n)
+            default: throw HomeError("[store] abort_uploads_after must be a number of seconds (0...2592000)")
+            }
             s3 = settings
         default:
             throw HomeError("[store] backend must be \"local\" or \"s3\", not \"\(backend)\"")

@@ -247,11 +247,20 @@ public final class PackObjects: Sendable {
 
     /// Aborts multipart uploads under the prefix that started more than `olderThanSeconds` ago (by the engine's
     /// clock as it reports `Initiated`, against `nowSeconds`). Returns how many were aborted. An upload in
-    /// progress is younger than any sane threshold (an hour); one older was left by a crash.
+    /// progress is younger than any sane threshold (an hour); one older was left by a crash. `listed`, when given,
+    /// is the listing to act on (taken earlier by the caller); an upload whose key is in `keeping` is never aborted.
     @discardableResult
-    public func abortStaleUploads(olderThanSeconds: Int64, nowSeconds: Int64) async throws -> Int {
+    public func abortStaleUploads(
+        olderThanSeconds: Int64, nowSeconds: Int64, listed: [MultipartUploadInfo]? = nil, keeping: Set<String> = []
+    ) async throws -> Int {
         var aborted = 0
-        for upload in try await client.listMultipartUploads(bucket: bucket, prefix: layout.prefix) {
+        let uploads: [MultipartUploadInfo]
+        if let listed {
+            uploads = listed
+        } else {
+            uploads = try await client.listMultipartUploads(bucket: bucket, prefix: layout.prefix)
+        }
+        for upload in uploads where !keeping.contains(upload.key) {
             guard let started = Self.parseISO8601(upload.initiated), nowSeconds - started >= olderThanSeconds
             else { continue }
             try await client.abortMultipartUpload(bucket: bucket, key: upload.key, uploadId: upload.uploadId)

@@ -12,7 +12,8 @@ import AlexandriaCore
 /// - bytes past `committed_size`, or a pack the index does not list, that hold whole records with the right hashes:
 ///   records the index does not know (an unfinished write, or an index that is empty, lost its `-wal` or is an older
 ///   copy). They are indexed again, never cut;
-/// - a torn record at the very end of an unsealed pack (a write killed halfway): the only bytes a writer may cut;
+/// - a torn record at the very end of an unsealed pack or of a pack the index does not list (a write killed
+///   halfway): the only bytes a writer may cut;
 /// - a pack the index lists that is missing or shorter than `committed_size`: records the index points at are gone,
 ///   and only `verify --repair` (a rebuild from what the packs hold) makes the index true again.
 public struct PackDrift: Sendable {
@@ -242,7 +243,9 @@ extension ContentStore {
         var state = CatchUpPlan.PackState(
             pack: pack, known: known, sealed: sealed, committedSize: lastGoodEnd, cutAt: nil, seal: sealed || damaged)
         if tail > 0 {
-            if damaged || sealed {
+            // A pack the index never listed was being written by a killed writer (GC's rewriter, whose packs are
+            // listed only at its commit): a torn tail there is that writer's last record, cut like an unsealed one.
+            if damaged || (sealed && known) {
                 // Never cut a pack with damage in it or a sealed one: keep every byte, append nowhere after them.
                 state.committedSize = size
                 state.seal = true

@@ -11,8 +11,14 @@ extension ContentStore {
     /// to the new pack in one transaction, and the old pack's row and file go only after that commit. One pack per
     /// call, under the store's writer lock, so the caller paces the work and CLI writers wait at most one pack; on one
     /// thread, so that pacing by its wall time bounds its CPU time too.
+    ///
+    /// A store whose sealed packs go to an object store is never compressed on idle: there every sealed local pack
+    /// is waiting for its upload, which runs outside the writer lock (in the node, or in any command on the home), so
+    /// rewriting one could race the upload and leave an object no index row names; and a pack already in the bucket
+    /// would have to be read back and uploaded again. `gc` compresses those packs (then uploads and cleans up).
     public func compressOneIdlePack() throws(StoreError) -> GCReport? {
-        try asWriter { (db) throws(StoreError) -> GCReport? in
+        guard packs.remote == nil else { return nil }
+        return try asWriter { (db) throws(StoreError) -> GCReport? in
             let remote = Self.remotePacks(db)
             let candidates = try db.statement(
                 """

@@ -16,6 +16,9 @@ public struct S3StoreSettings: Sendable, Equatable {
     public var region: String = "us-east-1"
     /// An AWS shared credentials file, used when `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` are not set.
     public var credentialsFile: String?
+    /// `gc` aborts multipart uploads under the prefix that began at least this long ago (a crashed writer's). An
+    /// upload still in progress must not be aborted, so this stays above the longest upload of one pack.
+    public var abortUploadsAfterSeconds: Int64 = 3600
 
     /// The pack target of an s3 home when `[store] pack_target` is not set: the size at which a pack is sealed and
     /// its upload starts while the rest of a write is ingested (why: Protocol/store-s3.md, "Pack size").
@@ -119,9 +122,12 @@ public final class S3PackStore: Sendable {
     /// Aborts multipart uploads older than `staleSeconds` and deletes pack objects no index row names (left by
     /// compaction, or by a crash between an upload and its commit). Run after the store's own GC, under the lease.
     ///
-    /// Order matters: the bucket is listed first, then the local packs awaiting upload are hashed, then the index
-    /// is read. An object uploaded but not yet committed still has its local pack (removed only after the commit),
-    /// and one committed since the listing is in the index: neither is deleted.
+    /// Order matters: the bucket (uploads, then objects) is listed first, then the local packs awaiting upload are
+    /// hashed, then the index is read. An object uploaded but not yet committed still has its local pack (removed
+    /// only after the commit), and one committed since the listing is in the index: neither is deleted. An upload of
+    /// a pack still awaiting upload may be in progress in another process of this home (its node), so it is never
+    /// aborted, whatever its age; any other listed upload is a crash's leftover, or one that completed before its
+    /// pack stopped awaiting upload (before the hashing), so aborting it cannot cut into a completion.
     public func collect(
         _ store: ContentStore, lease: LeaseKeeper?, staleSeconds: Int64 = 3600
     ) async throws
@@ -129,13 +135,16 @@ public final class S3PackStore: Sendable {
     {
         var result = Collected()
         try await lease?.requireHeld()
-        result.abortedUploads = try await objects.abortStaleUploads(
-            olderThanSeconds: staleSeconds, nowSeconds: LeaseKeeper.wallClockMilliseconds() / 1000)
+        let uploads = try await client.listMultipartUploads(bucket: settings.bucket, prefix: objects.layout.prefix)
         let listed = try await objects.list()
-        var keep = Set<ContentHash>()
-        for pending in try store.pendingUploads() {
-            keep.insert(try Self.hashFile(pending.path))
+        var pending = Set<ContentHash>()
+        for waiting in try store.pendingUploads() {
+            pending.insert(try Self.hashFile(waiting.path))
         }
+        result.abortedUploads = try await objects.abortStaleUploads(
+            olderThanSeconds: staleSeconds, nowSeconds: LeaseKeeper.wallClockMilliseconds() / 1000,
+            listed: uploads, keeping: Set(pending.map { objects.layout.key(for: $0) }))
+        var keep = pending
         keep.formUnion(try store.remoteObjects())
         let orphans = listed.map(\.hash).filter { !keep.contains($0) }
         if !orphans.isEmpty {

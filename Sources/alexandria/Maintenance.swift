@@ -1,6 +1,7 @@
 import AlexandriaCatalog
 import AlexandriaCore
 import AlexandriaHome
+import AlexandriaObjectStore
 import AlexandriaPeer
 import AlexandriaStore
 import AlexandriaStoreS3
@@ -254,9 +255,14 @@ struct GC: ParsableCommand {
         var bucket: S3PackStore.Collected?
         if let s3 = try home.objectStore() {
             // The packs GC wrote go up, then uploads a crash left half done and objects no row names go away.
-            bucket = try ObjectStorage.asWriter(home, s3) { lease in
-                try await s3.offload(store, sealOpen: true, lease: lease)
-                return try await s3.collect(store, lease: lease)
+            do {
+                bucket = try ObjectStorage.asWriter(home, s3) { lease in
+                    try await s3.offload(store, sealOpen: true, lease: lease)
+                    return try await s3.collect(
+                        store, lease: lease, staleSeconds: s3.settings.abortUploadsAfterSeconds)
+                }
+            } catch let error as ObjectStoreError where error.code != .leaseHeld {
+                throw ObjectStorage.uploadFailed(error, s3)
             }
         }
         if json {

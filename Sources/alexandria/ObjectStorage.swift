@@ -75,9 +75,33 @@ enum ObjectStorage {
     }
 
     /// After `add`, `rm` or a fetch: seals the open pack and uploads every sealed one. Nothing on a local home.
+    /// When the engine fails, the error says what failed, that the write is kept in the home, and what to do.
     static func afterWrite(_ home: Home, _ store: ContentStore) throws {
         guard let s3 = try home.objectStore() else { return }
-        _ = try asWriter(home, s3) { lease in try await s3.offload(store, sealOpen: true, lease: lease) }
+        do {
+            _ = try asWriter(home, s3) { lease in try await s3.offload(store, sealOpen: true, lease: lease) }
+        } catch let error as ObjectStoreError where error.code != .leaseHeld {
+            throw uploadFailed(error, s3)
+        }
+    }
+
+    /// An upload that failed after the write was committed locally: nothing is lost, and nothing needs doing by
+    /// hand once the engine is fixed (the next write on the home, or its running node, uploads what is left).
+    static func uploadFailed(_ error: ObjectStoreError, _ s3: S3PackStore) -> ObjectStoreError {
+        let fix: String
+        switch error.code {
+        case .unreachable: fix = "start the engine (or fix [store] endpoint)"
+        case .storageFull: fix = "free space on the engine"
+        case .unavailable: fix = "check the engine's devices and free space"
+        case .authentication, .noSuchBucket, .configuration: fix = "fix the credentials or [store] settings"
+        default: fix = "fix the engine"
+        }
+        return ObjectStoreError(
+            error.code,
+            "the write is kept in this home, but moving its pack(s) to bucket \(s3.settings.bucket) at "
+                + "\(s3.settings.endpoint) failed: \(error.message). Nothing is lost: \(fix); the next write on this "
+                + "home (or its running node, within 10 s) uploads them, and reads work meanwhile",
+            status: error.status)
     }
 }
 

@@ -218,10 +218,10 @@ struct EngineTests {
         let bucket = try await Engine.bucket(s3)
         do {
             let policy = LeasePolicy(ttlMilliseconds: 2_000, skewMilliseconds: 500)
-            let a = LeaseKeeper(
-                client: s3, bucket: bucket, prefix: "m/", holder: "node-a", policy: policy, settleMilliseconds: 200)
-            let b = LeaseKeeper(
-                client: s3, bucket: bucket, prefix: "m/", holder: "node-b", policy: policy, settleMilliseconds: 200)
+            // The default settle (1 s): a write must land within half of it to be trusted, and with 200 ms a PUT on a
+            // loaded 2-core machine took longer three times in a row ("could not write the lease quickly enough").
+            let a = LeaseKeeper(client: s3, bucket: bucket, prefix: "m/", holder: "node-a", policy: policy)
+            let b = LeaseKeeper(client: s3, bucket: bucket, prefix: "m/", holder: "node-b", policy: policy)
             try await a.acquire()
             #expect(await a.isHeld())
             let held = await #expect(throws: ObjectStoreError(.leaseHeld, "")) { try await b.acquire() }
@@ -364,60 +364,4 @@ struct LeaseKillTests {
 extension FileHandle {
     /// The first bytes written to a pipe (blocks until some arrive or the writer closes it).
     func availableDataOrWait() -> Data { availableData }
-}
-
-/// A second engine whose devices sit on a 40 MiB tmpfs (Tests/s3.sh starts it when it may mount one and sets
-/// S3_FULL_ENDPOINT). Swift answers a write to a full device with 503 "Please reduce your request rate", so the
-/// client reports `unavailable` and its message names a full device as a cause; freeing space recovers.
-@Suite("A full device (S3_FULL_ENDPOINT)", .enabled(if: ProcessInfo.processInfo.environment["S3_FULL_ENDPOINT"] != nil))
-struct FullDeviceTests {
-    @Test("writes fail with a clear error when the device is full, and work again once space is freed")
-    func full() async throws {
-        let s3 = try S3Client(
-            endpoint: ProcessInfo.processInfo.environment["S3_FULL_ENDPOINT"]!, region: Engine.region,
-            credentials: try S3Credentials.resolve(environment: Engine.environment, file: nil),
-            retry: RetryPolicy(maxAttempts: 2, baseDelayMilliseconds: 50, maxDelayMilliseconds: 100))
-        let bucket = try await Engine.bucket(s3)
-        var written: [String] = []
-        var failure: ObjectStoreError?
-        for i in 0..<30 where failure == nil {
-            do {
-                try await s3.putObject(bucket: bucket, key: "o\(i)", body: Engine.bytes(4 << 20, seed: UInt8(i)))
-                written.append("o\(i)")
-            } catch let error as ObjectStoreError {
-                failure = error
-            }
-        }
-        let error = try #require(failure, "40 MiB took 30 × 4 MiB")
-        #expect(error.code == .unavailable || error.code == .storageFull)
-        #expect(error.message.contains("space"), "\(error.message)")
-        #expect(written.count >= 3)
-        // After a device reported full, Swift's proxy error-limits that device (503 for up to its
-        // error_suppression_interval, 60 s by default), deletes included: free space, then retry for at most 90 s.
-        func retrying(_ what: String, _ body: () async throws -> Void) async throws {
-            var last: Error?
-            for _ in 0..<180 {
-                do { return try await body() } catch let error as ObjectStoreError {
-                    last = error
-                    try await Task.sleep(nanoseconds: 500_000_000)
-                }
-            }
-            throw last ?? ObjectStoreError(.unavailable, "\(what) never succeeded")
-        }
-        // Space is freed as an operator would: a completely full Swift device refuses deletes as well (each needs a
-        // tombstone), so Tests/s3.sh lets the test grow the engine's filesystem.
-        if let mount = ProcessInfo.processInfo.environment["S3_FULL_MOUNT"] {
-            let grow = Process()
-            grow.executableURL = URL(fileURLWithPath: "/bin/mount")
-            grow.arguments = ["-o", "remount,size=80m", mount]
-            try grow.run()
-            grow.waitUntilExit()
-            #expect(grow.terminationStatus == 0, "could not grow \(mount)")
-        }
-        try await retrying("delete") { try await s3.deleteObjects(bucket: bucket, keys: Array(written.prefix(4))) }
-        try await retrying("put after freeing space") {
-            try await s3.putObject(bucket: bucket, key: "after", body: Engine.bytes(4 << 20, seed: 99))
-        }
-        await Engine.cleanup(s3, bucket)
-    }
 }

@@ -135,29 +135,26 @@ struct PackObjectsEngineTests {
         await Engine.cleanup(s3, bucket)
     }
 
-    /// S3_ENGINE_CONTROL="<swift_s3.sh> <dir> <port>" (Tests/s3.sh sets it) lets this test stop and restart the
-    /// engine. Without it the test is skipped.
+    /// S3_PROXY_CONTROL="<Tests/s3-proxy.sh> <dir>" (Tests/s3.sh sets it) lets this test kill the engine's S3 proxy
+    /// and start it again. Without it the test is skipped.
     @Test(
         "the engine stopped mid-write: a clear error; restarted: the same upload succeeds with no manual step",
-        .enabled(if: ProcessInfo.processInfo.environment["S3_ENGINE_CONTROL"] != nil))
+        .enabled(if: ProcessInfo.processInfo.environment["S3_PROXY_CONTROL"] != nil))
     func engineRestart() async throws {
-        let control = ProcessInfo.processInfo.environment["S3_ENGINE_CONTROL"]!.split(separator: " ").map(String.init)
+        let control = ProcessInfo.processInfo.environment["S3_PROXY_CONTROL"]!.split(separator: " ").map(String.init)
         // posix_spawn + waitpid rather than Foundation's Process: its waitUntilExit was seen to miss the exit of
-        // swift_s3.sh (whose daemons detach) and hang with the child a zombie.
+        // a script whose daemons detach, and hang with the child a zombie.
         func engine(_ verb: String) throws -> Bool {
-            let args = [control[0]] + (verb == "stop" ? ["stop", control[1]] : ["start", control[1], control[2]])
-            var env = ProcessInfo.processInfo.environment
-            env["SWIFT_S3_REPLICAS"] = "3"
+            let args = ["/bin/bash", control[0], verb, control[1]]
             let cArgs = args.map { strdup($0) } + [nil]
-            let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            let cEnv = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
             defer { (cArgs + cEnv).forEach { free($0) } }
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
             var pid: pid_t = 0
-            guard posix_spawn(&pid, control[0], &actions, nil, cArgs, cEnv) == 0 else { return false }
+            guard posix_spawn(&pid, args[0], &actions, nil, cArgs, cEnv) == 0 else { return false }
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             return status == 0
@@ -179,14 +176,7 @@ struct PackObjectsEngineTests {
             let error = await #expect(throws: ObjectStoreError.self) { try await upload.value }
             #expect(error?.code == .unreachable || error?.code == .unavailable)
             #expect(error?.message.contains(Engine.endpoint) == true, "\(String(describing: error))")
-            // swift_s3.sh binds its ports without SO_REUSEADDR, so it can start again only once the TIME_WAIT
-            // connections the daemons left on them are gone (up to a minute on Linux).
-            var started = false
-            for _ in 0..<24 where !started {
-                started = try engine("start")
-                if !started { try await Task.sleep(nanoseconds: 5_000_000_000) }
-            }
-            try #require(started, "swift_s3.sh start did not succeed within two minutes")
+            try #require(try engine("start"), "Tests/s3-proxy.sh start failed")
             let done = try await packs.upload(file: path)
             #expect(done.hash == ContentHash.of(Array(data.readableBytesView)))
             let r = try await packs.read(done.hash, range: 17..<(20 << 20))
