@@ -208,7 +208,8 @@ public struct HomeConfig: Sendable {
         switch toml["store", "pack_target"] {
         case nil: break
         case .string(let text)?:
-            guard let bytes = ByteSize.parse(text), let n = Int(exactly: bytes), StoreLimits.packTargetRange.contains(n) else {
+            guard let bytes = ByteSize.parse(text), let n = Int(exactly: bytes), StoreLimits.packTargetRange.contains(n)
+            else {
                 throw HomeError("[store] pack_target must be a size from 1 MiB to 16 GiB, not \"\(text)\"")
             }
             packTargetBytes = n
