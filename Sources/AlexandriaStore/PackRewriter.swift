@@ -165,8 +165,14 @@ final class PackRewriter {
                         if compress && loc.codec == .raw { bytesOffered += UInt64(loc.rawLength) }
                         let payload: UnsafeRawBufferPointer
                         let storedCodec: ChunkCodec
-                        if length == -1 {
-                            // Kept as it was stored: re-read the stored payload through the record buffer.
+                        if length == -1 && loc.codec == .raw {
+                            // Kept as it was stored, raw: its stored bytes are the verified bytes in the slot (a raw
+                            // chunk's payload is read straight into the destination, not into the record buffer).
+                            payload = UnsafeRawBufferPointer(rebasing: slot.buffer[0..<loc.rawLength])
+                            storedCodec = .raw
+                        } else if length == -1 {
+                            // Kept as it was stored, compressed: the stored payload is in the record buffer, read
+                            // whole by the verified read that decoded it.
                             payload = UnsafeRawBufferPointer(
                                 rebasing: slot.context.record[
                                     PackRecordHeader.size..<PackRecordHeader.size + loc.storedLength])
