@@ -4,7 +4,7 @@ import Foundation
 // alexandria-sim: runs a whole network of gossip cores in one process on simulated time (AlexandriaSim).
 //   alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity|scale|catchup|mirror] [--duration S]
 //                  [--settle S] [--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S]
-//                  [--fanout F] [--anti-entropy S]
+//                  [--fanout F] [--anti-entropy S] [--lazy K]
 // Prints the report; exits 1 if an invariant failed, printing the seed that replays it.
 var config = SimConfig()
 var scenario = "faults"
@@ -17,7 +17,7 @@ if args.contains("--help") {
     print(
         "usage: alexandria-sim --seed N [--nodes N] [--scenario faults|clean|fidelity|scale|catchup|mirror] "
             + "[--duration S] [--settle S] [--base-releases R] [--publish-interval S] [--churn PER_HOUR] [--latency S] "
-            + "[--warmup S] [--fanout F] [--anti-entropy S]")
+            + "[--warmup S] [--fanout F] [--anti-entropy S] [--lazy K]")
     exit(0)
 }
 if let s = value("--scenario") { scenario = s }
