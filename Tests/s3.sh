@@ -14,7 +14,7 @@ if [ -z "${S3_ENDPOINT:-}" ]; then
     [ -x "$swift_s3" ] || { echo "s3.sh: $swift_s3 not found (set SWIFT_S3_SH)" >&2; exit 1; }
     "$swift_s3" install >&2
     dir=$(mktemp -d /tmp/alexandria-s3.XXXXXX)
-    trap '"$swift_s3" stop "$dir" >&2 || true; rm -rf "$dir"' EXIT
+    trap '"$swift_s3" stop "$dir/swift" >&2 || true; rm -rf "$dir"' EXIT
     # A free block of five ports (PORT..PORT+4) in the high range; retry a few times if one is taken.
     for _ in 1 2 3 4 5; do
         port=$(( 20000 + (RANDOM % 2000) * 5 ))
