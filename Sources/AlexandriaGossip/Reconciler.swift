@@ -13,8 +13,9 @@ import Crypto
 /// A node answers a fingerprint that matches its own with `skip`, one that does not with its own ids if it has few,
 /// else with `branching` sub-ranges split at its own ids. It answers an id list by computing both differences at once:
 /// it sends the items the other lacks and asks (WANT) for the ids it lacks, and answers `skip`; except that when only
-/// the other side lacks something, it answers with its own ids so the other side pulls them. The exchange ends when a message is all `skip`. Rounds are logarithmic in the set size; bytes are
-/// proportional to the difference. Fingerprints come from an `ItemIndex`: O(log n) per range, no id hashed.
+/// the other side lacks something, it answers with its own ids so the other side pulls them. The exchange ends when a
+/// message is all `skip`. Rounds are logarithmic in the set size; bytes are proportional to the difference.
+/// Fingerprints come from an `ItemIndex`: O(log n) per range, no id hashed.
 public enum Reconciler {
     /// Sub-ranges a mismatched range is split into.
     public static let branching = 16
